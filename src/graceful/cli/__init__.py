@@ -1,0 +1,1 @@
+"""The ``graceful`` command line (typer)."""

@@ -1,0 +1,289 @@
+"""The ``graceful`` command line: a thin layer over :mod:`graceful.release`.
+
+Exit status: 0 when the update passes (or no gate is set), 1 when it breaks a gate bar,
+2 on bad input (one line on stderr, no traceback, no output file written).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from graceful.errors import InputError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Replace a deployed model gracefully: measure and gate regressions between versions.",
+)
+
+
+class ScoreKind(str, Enum):
+    """How to read score columns."""
+
+    auto = "auto"
+    logits = "logits"
+    probs = "probs"
+
+
+class IntervalKind(str, Enum):
+    """Interval method for rates."""
+
+    wilson = "wilson"
+    exact = "exact"
+
+
+def _fail(command: str, message: str) -> NoReturn:
+    typer.echo(f"graceful {command}: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _read_class_map(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"--class-map {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"--class-map {path}: cannot read as JSON: {reason}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(v, (str, int)) and not isinstance(v, bool) for v in data.values()
+    ):
+        raise InputError(
+            f"--class-map {path}: expected a JSON object mapping old class names to new ones"
+        )
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def _print_table(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=False, highlight=False)
+    table = Table(title=summary["title"], title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column(f"{summary['confidence_level']:.0%} interval", justify="right")
+    for name, m in summary["metrics"].items():
+        ratio = name == "relative_negative_flip_rate"
+
+        def fmt(v: float | None, ratio: bool = ratio) -> str:
+            if v is None:
+                return "undefined"
+            return f"{v:.3f}" if ratio else f"{100 * v:.2f}%"
+
+        interval = "" if m["low"] is None else f"[{fmt(m['low'])}, {fmt(m['high'])}]"
+        table.add_row(name, fmt(m["value"]), interval)
+    console.print(table)
+    mc = summary["mcnemar"]
+    console.print(
+        f"McNemar exact test: {mc['negative_flips']} negative vs {mc['positive_flips']} positive"
+        f" flips, p = {mc['p_value']:.3g} -> {mc['verdict']}"
+    )
+    gate = summary.get("gate")
+    if gate:
+        for check in gate["checks"]:
+            status = "[green]pass[/green]" if check["passed"] else "[red]FAIL[/red]"
+            value = "undefined" if check["value"] is None else f"{check['value']:.4g}"
+            console.print(f"gate {status}: {check['description']} (value {value})")
+
+
+@app.command()
+def compare(
+    old: Annotated[
+        Path, typer.Argument(help="Old model's predictions (.csv/.parquet/.jsonl/.npy/.npz).")
+    ],
+    new: Annotated[Path, typer.Argument(help="New model's predictions, same formats.")],
+    labels: Annotated[
+        Path | None, typer.Option(help="Third file holding the labels (and ids).")
+    ] = None,
+    id_col: Annotated[
+        str | None,
+        typer.Option(help="Id column to join on [default: 'id' if present, else row position]."),
+    ] = None,
+    label_col: Annotated[str, typer.Option(help="Label column.")] = "label",
+    pred_col: Annotated[
+        str | None, typer.Option(help="Hard-label prediction column [default: 'pred' if present].")
+    ] = None,
+    score_prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="Prefix of score columns, e.g. 'logit_' [default: auto: logit_/prob_/score_]."
+        ),
+    ] = None,
+    scores: Annotated[
+        ScoreKind, typer.Option(help="Score columns hold logits or probabilities.")
+    ] = ScoreKind.auto,
+    class_map: Annotated[
+        Path | None, typer.Option(help="JSON object mapping old class names to new class names.")
+    ] = None,
+    group_col: Annotated[
+        list[str] | None, typer.Option(help="Column to break results down by (repeatable).")
+    ] = None,
+    top_k: Annotated[
+        int, typer.Option(help="A model is right when the label is in its top k.")
+    ] = 1,
+    out: Annotated[Path, typer.Option(help="Folder for summary.json and report.html.")] = Path(
+        "graceful-report"
+    ),
+    confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
+    interval: Annotated[
+        IntervalKind, typer.Option(help="Interval method for rates.")
+    ] = IntervalKind.wilson,
+    alpha: Annotated[float, typer.Option(help="Significance level of McNemar's test.")] = 0.05,
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples for the relative NFR.")
+    ] = 2000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    max_examples: Annotated[int, typer.Option(help="Flipped examples listed in the report.")] = 500,
+    max_nfr: Annotated[
+        float | None, typer.Option(help="Gate: fail (exit 1) when the NFR is above this fraction.")
+    ] = None,
+    max_rel_nfr: Annotated[
+        float | None, typer.Option(help="Gate: fail when the relative NFR is above this.")
+    ] = None,
+    min_btc: Annotated[
+        float | None,
+        typer.Option(help="Gate: fail when backward trust compatibility is below this."),
+    ] = None,
+    fail_on_significant_regression: Annotated[
+        bool,
+        typer.Option(
+            help="Gate: fail when McNemar's test finds the new model significantly worse."
+        ),
+    ] = False,
+    html: Annotated[bool, typer.Option(help="Write the HTML report.")] = True,
+    quiet: Annotated[
+        bool, typer.Option(help="Print only the report path and the verdict.")
+    ] = False,
+) -> None:
+    """Compare two models' predictions: metrics, significance, breakdowns, report and gate."""
+    from graceful.io.atomic import atomic_write_text
+    from graceful.release import Gate, compare_files
+
+    try:
+        if max_examples < 0:
+            raise InputError(f"--max-examples must be >= 0, got {max_examples}")
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {out}: exists and is not a folder")
+        gate = Gate(
+            max_nfr=max_nfr,
+            max_rel_nfr=max_rel_nfr,
+            min_btc=min_btc,
+            fail_on_significant_regression=fail_on_significant_regression,
+        )
+        mapping = _read_class_map(class_map) if class_map is not None else None
+        result = compare_files(
+            old,
+            new,
+            labels=labels,
+            id_col=id_col,
+            label_col=label_col,
+            pred_col=pred_col,
+            score_prefix=score_prefix,
+            scores=scores.value,
+            class_map=mapping,
+            group_cols=tuple(group_col or ()),
+            top_k=top_k,
+            confidence=confidence,
+            interval_method=interval.value,
+            alpha=alpha,
+            n_resamples=bootstrap,
+            random_state=seed,
+            gate=gate,
+        )
+        summary = result.summary(
+            max_examples=max_examples,
+            paths={
+                "old": str(old),
+                "new": str(new),
+                "labels": None if labels is None else str(labels),
+            },
+        )
+        page = None
+        if html:
+            from graceful.report import render_html
+
+            page = render_html(summary)
+        text = json.dumps(summary, indent=2, allow_nan=False)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out / "summary.json", text + "\n")
+            if page is not None:
+                atomic_write_text(out / "report.html", page)
+        except OSError as exc:
+            raise InputError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
+    except InputError as exc:
+        _fail("compare", str(exc))
+    except (ValueError, TypeError) as exc:  # validation errors of the metrics layer
+        _fail("compare", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+    if quiet:
+        typer.echo(str(out / ("report.html" if html else "summary.json")))
+    else:
+        _print_table(summary)
+        typer.echo(f"summary: {out / 'summary.json'}")
+        if html:
+            typer.echo(f"report:  {out / 'report.html'}")
+    if result.gate is not None:
+        typer.echo(
+            "gate: PASSED" if result.gate.passed else "gate: FAILED", err=not result.gate.passed
+        )
+        if not result.gate.passed:
+            raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the predictions and the report.")] = Path(
+        "demo-output"
+    ),
+) -> None:
+    """Train two real models on scikit-learn's digits and compare them (the README's demo)."""
+    from graceful.demo import make_digits_predictions
+
+    typer.echo("training an old (logistic regression) and a new (MLP) digits classifier ...")
+    old, new = make_digits_predictions(out)
+    typer.echo(f"predictions: {old}  {new}")
+    compare(
+        old,
+        new,
+        labels=None,
+        id_col="id",
+        label_col="label",
+        pred_col=None,
+        score_prefix="prob_",
+        scores=ScoreKind.probs,
+        class_map=None,
+        group_col=["ink"],
+        top_k=1,
+        out=out / "report",
+        confidence=0.95,
+        interval=IntervalKind.wilson,
+        alpha=0.05,
+        bootstrap=2000,
+        seed=0,
+        max_examples=500,
+        max_nfr=None,
+        max_rel_nfr=None,
+        min_btc=None,
+        fail_on_significant_regression=False,
+        html=True,
+        quiet=False,
+    )
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        sys.exit(130)

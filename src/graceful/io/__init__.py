@@ -1,0 +1,1 @@
+"""Reading prediction files and writing outputs safely."""

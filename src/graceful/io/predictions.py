@@ -1,0 +1,981 @@
+"""Read the predictions of an old and a new model and align them row by row.
+
+:func:`load_comparison` reads two prediction files (and optionally a third file of labels)
+and reduces them, batch by batch, to the compact arrays the regression metrics need: the
+target class, the ranked top-k predictions of each model and the confidence of each model's
+top-1 prediction, aligned on an id column (or by position).
+
+Supported formats, chosen by file extension:
+
+* ``.csv``, ``.jsonl`` / ``.ndjson``, ``.parquet`` / ``.pq``: one row per example, with an
+  optional id column, an optional label column, and either a hard prediction column
+  (``pred``) or one score column per class named ``<prefix><class name>`` with the prefix
+  ``logit_``, ``prob_`` or ``score_``. Parquet and CSV are streamed, so files larger than
+  memory work: only a few numbers per row are kept.
+* ``.npy``: a 1-D integer array of hard predictions, or a 2-D ``(N, C)`` score matrix whose
+  classes are named ``"0"`` .. ``"C-1"``; rows are joined by position.
+* ``.npz``: arrays ``pred`` (1-D) or one of ``logits`` / ``probs`` / ``scores`` (2-D), and
+  optionally ``id``, ``label``, ``classes`` (class names of the score columns) and any other
+  1-D array, usable as a group column.
+
+Class names are strings: integer labels and predictions become ``"3"``. Score columns define
+a closed class set (the score columns in column order); a file of hard predictions defines an
+open one (everything seen). The new model's class set is the reference: ``target`` and
+``new_topk`` index ``class_names``, and ``class_map`` sends old class indices into it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from graceful.errors import InputError
+from graceful.io._readers import Source, open_source
+
+__all__ = ["SCORE_PREFIXES", "ComparisonInputs", "load_comparison"]
+
+#: Prefixes of score columns, in the order they are looked for.
+SCORE_PREFIXES: tuple[str, ...] = ("logit_", "prob_", "score_")
+
+#: Value given to a missing group value.
+_MISSING_GROUP = "<NA>"
+
+#: Tolerance of the row sums when deciding whether scores are probabilities.
+_PROB_SUM_TOL = 1e-3
+
+_IntArray = np.ndarray[Any, np.dtype[np.int64]]
+_FloatArray = np.ndarray[Any, np.dtype[np.float32]]
+
+
+@dataclass(frozen=True)
+class ComparisonInputs:
+    """Aligned, compact inputs of a two-model comparison (rows in the new file's order).
+
+    Attributes:
+        ids: ``(N,)`` join key values (int64 or object array of str), or ``np.arange(N)``
+            when the files are joined by position.
+        id_source: the id column name, or ``"position"``.
+        target: ``(N,)`` int64 index of the true class into ``class_names``.
+        old_topk: ``(N, k)`` int64 ranked predictions of the old model, indices into
+            ``old_class_names``.
+        new_topk: ``(N, k)`` int64 ranked predictions of the new model, indices into
+            ``class_names``.
+        old_confidence: ``(N,)`` float32 probability of the old model's top-1 class (softmax
+            of logits, or the probability itself); ``None`` for hard predictions.
+        new_confidence: the same for the new model.
+        class_names: the new model's class names (the reference class space).
+        old_class_names: the old model's class names.
+        class_map: ``(len(old_class_names),)`` int64, old class index -> new class index, -1
+            where the old class has no counterpart; ``None`` when both class lists are equal.
+        groups: group column -> ``(N,)`` object array of str values.
+        n_rows_old: rows in the old file.
+        n_rows_new: rows in the new file.
+
+    Example:
+        >>> import numpy as np
+        >>> inputs = ComparisonInputs(
+        ...     ids=np.arange(2), id_source="position", target=np.array([0, 1]),
+        ...     old_topk=np.array([[0], [0]]), new_topk=np.array([[0], [1]]),
+        ...     old_confidence=None, new_confidence=None, class_names=["a", "b"],
+        ...     old_class_names=["a", "b"], class_map=None, groups={},
+        ...     n_rows_old=2, n_rows_new=2)
+        >>> inputs.n_rows, inputs.top_k
+        (2, 1)
+        >>> inputs.old_top1_in_new_space().tolist()
+        [0, 0]
+    """
+
+    ids: np.ndarray[Any, Any]
+    id_source: str
+    target: _IntArray
+    old_topk: _IntArray
+    new_topk: _IntArray
+    old_confidence: _FloatArray | None
+    new_confidence: _FloatArray | None
+    class_names: list[str]
+    old_class_names: list[str]
+    class_map: _IntArray | None
+    groups: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
+    n_rows_old: int = 0
+    n_rows_new: int = 0
+
+    @property
+    def n_rows(self) -> int:
+        """Number of aligned rows ``N``."""
+        return int(self.target.shape[0])
+
+    @property
+    def top_k(self) -> int:
+        """Number of ranked predictions kept per row ``k``."""
+        return int(self.new_topk.shape[1])
+
+    def old_top1_in_new_space(self) -> _IntArray:
+        """The old model's top-1 predictions as indices into ``class_names`` (-1: no match).
+
+        Example:
+            >>> import numpy as np
+            >>> inputs = ComparisonInputs(
+            ...     ids=np.arange(2), id_source="position", target=np.array([0, 1]),
+            ...     old_topk=np.array([[0], [2]]), new_topk=np.array([[0], [1]]),
+            ...     old_confidence=None, new_confidence=None, class_names=["a", "b"],
+            ...     old_class_names=["b", "a", "z"], class_map=np.array([1, 0, -1]),
+            ...     groups={}, n_rows_old=2, n_rows_new=2)
+            >>> inputs.old_top1_in_new_space().tolist()
+            [1, -1]
+        """
+        top1 = self.old_topk[:, 0]
+        if self.class_map is None:
+            return top1
+        return self.class_map[top1]
+
+
+# -- class vocabularies -----------------------------------------------------------------------
+
+
+def _norm_value(value: object) -> str:
+    """Class name of a label or prediction value: ints and integral floats -> ``"3"``."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _natural_key(name: str) -> tuple[int, int, str]:
+    """Sort integers numerically before other names."""
+    body = name[1:] if name.startswith("-") else name
+    if body.isdigit() and body == str(int(body)):
+        return (0, int(name), "")
+    return (1, 0, name)
+
+
+class _Vocab:
+    """A growing list of class names with a dict from name to code."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}
+        self.add(list(names))
+
+    def add(self, names: Sequence[str]) -> _IntArray:
+        out = np.empty(len(names), dtype=np.int64)
+        for i, name in enumerate(names):
+            code = self.index.get(name)
+            if code is None:
+                code = len(self.names)
+                self.index[name] = code
+                self.names.append(name)
+            out[i] = code
+        return out
+
+    def encode(self, arr: pa.Array) -> _IntArray:
+        """Codes of a column chunk (no nulls), adding unseen names; vectorised via Arrow."""
+        if pa.types.is_dictionary(arr.type):
+            table = self.encode(arr.dictionary)
+            indices = arr.indices.to_numpy(zero_copy_only=False)
+        else:
+            encoded = pc.dictionary_encode(arr)
+            table = self.add([_norm_value(v) for v in encoded.dictionary.to_pylist()])
+            indices = encoded.indices.to_numpy(zero_copy_only=False)
+        codes: _IntArray = table[indices]
+        return codes
+
+
+def _lookup(names: Sequence[str], space: Mapping[str, int]) -> _IntArray:
+    """Index of each name in ``space``, -1 where absent."""
+    return np.array([space.get(n, -1) for n in names], dtype=np.int64)
+
+
+# -- per-file plan and scan ---------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """Which columns of a file are read, and what for."""
+
+    id_col: str | None = None
+    label_col: str | None = None
+    pred_col: str | None = None
+    score_cols: list[str] = field(default_factory=list)
+    score_names: list[str] = field(default_factory=list)
+    group_cols: list[str] = field(default_factory=list)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.score_cols)
+
+    def columns(self) -> list[str]:
+        cols = [self.id_col, self.label_col, self.pred_col, *self.score_cols, *self.group_cols]
+        out: list[str] = []
+        for c in cols:
+            if c is not None and c not in out:
+                out.append(c)
+        return out
+
+
+@dataclass
+class _Scan:
+    """What is kept of one file after reading it."""
+
+    source: Source
+    plan: _Plan
+    n_rows: int
+    vocab: _Vocab
+    ids: np.ndarray[Any, Any] | None = None
+    labels: _IntArray | None = None
+    topk: _IntArray | None = None
+    confidence: _FloatArray | None = None
+    groups: dict[str, tuple[_IntArray, list[str]]] = field(default_factory=dict)
+
+
+def _missing_column(src: Source, column: str, what: str) -> InputError:
+    shown = ", ".join(repr(c) for c in src.columns[:20])
+    more = f", ... ({len(src.columns)} in all)" if len(src.columns) > 20 else ""
+    return InputError(f"{src.path}: no {what} column {column!r} (columns: {shown}{more})")
+
+
+def _plan_predictions(
+    src: Source,
+    plan: _Plan,
+    *,
+    pred_col: str | None,
+    score_prefix: str | None,
+) -> None:
+    """Choose the hard prediction column or the score columns of a model's file."""
+    if pred_col is not None:
+        if pred_col not in src.columns:
+            raise _missing_column(src, pred_col, "prediction")
+        plan.pred_col = pred_col
+        return
+    if src.array_scores is not None:
+        prefix, names = src.array_scores
+        plan.score_cols = [prefix + n for n in names]
+        plan.score_names = list(names)
+        return
+    prefixes = SCORE_PREFIXES if score_prefix is None else (score_prefix,)
+    for prefix in prefixes:
+        cols = [c for c in src.columns if c.startswith(prefix)]
+        if cols:
+            names = [c[len(prefix) :] for c in cols]
+            if "" in names:
+                raise InputError(f"{src.path}: score column {prefix!r} has an empty class name")
+            plan.score_cols = cols
+            plan.score_names = names
+            return
+    if "pred" in src.columns:
+        plan.pred_col = "pred"
+        return
+    looked = ", ".join(f"'{p}*'" for p in prefixes)
+    raise InputError(
+        f"{src.path}: no prediction columns: looked for 'pred' and score columns {looked} "
+        f"(columns: {', '.join(repr(c) for c in src.columns[:20])})"
+    )
+
+
+def _py(value: object) -> object:
+    """A NumPy scalar as the Python value (for readable error messages)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _first_true(mask: np.ndarray[Any, Any]) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _check_no_missing(
+    src: Source,
+    col: str,
+    arr: pa.Array,
+    offset: int,
+    ids: np.ndarray[Any, Any] | None,
+    id_col: str | None,
+) -> None:
+    """Reject nulls (and NaN in float columns) in an id, label or prediction column."""
+    bad = None
+    if arr.null_count:
+        bad = pc.is_null(arr)
+    elif pa.types.is_floating(arr.type):
+        nan = pc.is_nan(arr)
+        if pc.any(nan).as_py():
+            bad = nan
+    if bad is not None:
+        row = _first_true(bad.to_numpy(zero_copy_only=False))
+        where = f"row {offset + row}"
+        if ids is not None and id_col is not None:
+            where += f" ({id_col} {_py(ids[row])!r})"
+        raise InputError(f"{src.path}: missing value (null/NaN) in column {col!r} at {where}")
+
+
+def _id_values(src: Source, col: str, arr: pa.Array, offset: int) -> np.ndarray[Any, Any]:
+    """Id column chunk as int64, or as an object array of str."""
+    _check_no_missing(src, col, arr, offset, None, None)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if pa.types.is_integer(arr.type):
+        return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if pa.types.is_floating(arr.type):
+        values = arr.to_numpy(zero_copy_only=False)
+        if not np.all(np.isfinite(values)) or not np.all(values == np.floor(values)):
+            row = _first_true(~(np.isfinite(values) & (values == np.floor(values))))
+            raise InputError(
+                f"{src.path}: id column {col!r} holds a non-integer number {values[row]!r} at "
+                f"row {offset + row}; ids must be integers or strings"
+            )
+        as_int: np.ndarray[Any, Any] = values.astype(np.int64)
+        return as_int
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pc.cast(arr, pa.string())
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _score_matrix(
+    src: Source,
+    plan: _Plan,
+    batch: pa.RecordBatch,
+    offset: int,
+    ids: np.ndarray[Any, Any] | None,
+) -> np.ndarray[Any, Any]:
+    """Stack the score columns of a batch into a ``(C, B)`` float matrix (finite values)."""
+    arrays = [batch.column(c) for c in plan.score_cols]
+    dtype: type[np.floating[Any]] = np.float32
+    for col, arr in zip(plan.score_cols, arrays, strict=True):
+        t = arr.type
+        if not (pa.types.is_integer(t) or pa.types.is_floating(t)):
+            raise InputError(f"{src.path}: score column {col!r} has dtype {t}, expected numbers")
+        if not (pa.types.is_float32(t) or pa.types.is_float16(t)):
+            dtype = np.float64
+    mat = np.empty((len(arrays), batch.num_rows), dtype=dtype)
+    for j, arr in enumerate(arrays):
+        mat[j] = arr.to_numpy(zero_copy_only=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = mat.sum(axis=0)
+    if not np.isfinite(sums).all():
+        bad = ~np.isfinite(mat)
+        if bad.any():
+            row = _first_true(np.asarray(bad.any(axis=0)))
+            col = plan.score_cols[_first_true(bad[:, row])]
+            where = f"row {offset + row}"
+            if ids is not None:
+                where += f" ({plan.id_col} {_py(ids[row])!r})"
+            raise InputError(
+                f"{src.path}: non-finite score {mat[:, row][bad[:, row]][0]} in column "
+                f"{col!r} at {where}"
+            )
+    return mat
+
+
+def _looks_like_probs(mat: np.ndarray[Any, Any]) -> bool:
+    if mat.size == 0 or mat.min() < 0 or mat.max() > 1:
+        return False
+    return bool(np.all(np.abs(mat.sum(axis=0, dtype=np.float64) - 1.0) <= _PROB_SUM_TOL))
+
+
+_LOWEST_BIT: dict[int, _IntArray] = {}
+
+
+def _lowest_bit_table(n_classes: int) -> _IntArray:
+    """Index of the lowest set bit of every ``n_classes``-bit integer."""
+    table = _LOWEST_BIT.get(n_classes)
+    if table is None:
+        values = np.arange(1 << n_classes, dtype=np.int64)
+        table = np.zeros(1 << n_classes, dtype=np.int64)
+        for j in range(n_classes - 1, -1, -1):
+            table[(values >> j) & 1 == 1] = j
+        _LOWEST_BIT[n_classes] = table
+    return table
+
+
+def _top1(mat: np.ndarray[Any, Any]) -> tuple[_IntArray, np.ndarray[Any, Any]]:
+    """Index (lowest on ties, as ``argmax``) and value of the largest score per column.
+
+    ``argmax`` along the first axis of a ``(C, B)`` matrix is slow in NumPy; for up to 16
+    classes, the classes equal to the column maximum are packed into a bit mask and the
+    lowest set bit is looked up, which is about four times faster.
+    """
+    best = mat.max(axis=0)
+    n_classes = mat.shape[0]
+    if n_classes > 16:
+        return np.asarray(mat.argmax(axis=0), dtype=np.int64), best
+    weights = (np.uint16(1) << np.arange(n_classes, dtype=np.uint16))[:, None]
+    mask = np.bitwise_or.reduce((mat == best) * weights, axis=0)
+    index: _IntArray = _lowest_bit_table(n_classes)[mask]
+    return index, best
+
+
+def _rank(mat: np.ndarray[Any, Any], k: int) -> _IntArray:
+    """``(B, k)`` indices of the k largest scores per column of a ``(C, B)`` matrix.
+
+    Ties are broken by the lower class index, as ``argmax`` does.
+    """
+    n_classes = mat.shape[0]
+    if n_classes <= 64 or 4 * k >= n_classes:
+        order = np.argsort(-mat, axis=0, kind="stable")[:k]
+    else:
+        part = np.argpartition(-mat, k - 1, axis=0)[:k]
+        vals = np.take_along_axis(-mat, part, axis=0)
+        order = np.take_along_axis(part, np.lexsort((part, vals), axis=0), axis=0)
+    ranked: _IntArray = np.ascontiguousarray(order.T, dtype=np.int64)
+    return ranked
+
+
+class _Accumulator:
+    """Collect per-batch arrays, written into one preallocated array when the size is known."""
+
+    def __init__(self, n_rows: int | None) -> None:
+        self.n_rows = n_rows
+        self.buffer: np.ndarray[Any, Any] | None = None
+        self.filled = 0
+        self.chunks: list[np.ndarray[Any, Any]] = []
+
+    def append(self, chunk: np.ndarray[Any, Any]) -> None:
+        if self.n_rows is not None and not self.chunks:
+            if self.buffer is None:
+                self.buffer = np.empty((self.n_rows, *chunk.shape[1:]), dtype=chunk.dtype)
+            stop = self.filled + chunk.shape[0]
+            if chunk.dtype == self.buffer.dtype and stop <= self.n_rows:
+                self.buffer[self.filled : stop] = chunk
+                self.filled = stop
+                return
+            self.chunks.append(self.buffer[: self.filled])
+            self.buffer = None
+        self.chunks.append(chunk)
+
+    def result(self) -> np.ndarray[Any, Any] | None:
+        if self.buffer is not None:
+            return self.buffer[: self.filled]
+        if not self.chunks:
+            return None
+        chunks = self.chunks
+        if len({c.dtype for c in chunks}) > 1:
+            # e.g. ids read as numbers in one batch and as text in another: compare as text
+            chunks = [c.astype(str).astype(object) if c.dtype != object else c for c in chunks]
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+
+def _scan(
+    src: Source,
+    plan: _Plan,
+    *,
+    top_k: int,
+    scores: str,
+    batch_rows: int,
+) -> _Scan:
+    """Read a file batch by batch, keeping ids, label codes, top-k, confidence and groups."""
+    vocab = _Vocab(plan.score_names)
+    group_vocabs = {g: _Vocab() for g in plan.group_cols}
+    ids = _Accumulator(src.num_rows)
+    labels = _Accumulator(src.num_rows)
+    topk = _Accumulator(src.num_rows)
+    confidence = _Accumulator(src.num_rows)
+    groups = {g: _Accumulator(src.num_rows) for g in plan.group_cols}
+    mode = None if scores == "auto" else scores
+    text_cols = [c for c in (plan.label_col, plan.pred_col, *plan.group_cols) if c is not None]
+    offset = 0
+    for batch in src.batches(plan.columns(), batch_rows, text_columns=text_cols):
+        n = batch.num_rows
+        if n == 0:
+            continue
+        batch_ids = None
+        if plan.id_col is not None:
+            batch_ids = _id_values(src, plan.id_col, batch.column(plan.id_col), offset)
+            ids.append(batch_ids)
+        if plan.label_col is not None:
+            arr = batch.column(plan.label_col)
+            _check_no_missing(src, plan.label_col, arr, offset, batch_ids, plan.id_col)
+            labels.append(vocab.encode(arr))
+        if plan.pred_col is not None:
+            arr = batch.column(plan.pred_col)
+            _check_no_missing(src, plan.pred_col, arr, offset, batch_ids, plan.id_col)
+            topk.append(vocab.encode(arr)[:, None])
+        elif plan.score_cols:
+            mat = _score_matrix(src, plan, batch, offset, batch_ids)
+            if mode is None:
+                mode = "probs" if _looks_like_probs(mat) else "logits"
+            elif mode == "probs" and (mat.min() < 0 or mat.max() > 1):
+                raise InputError(
+                    f"{src.path}: scores='probs' but the score columns hold values outside "
+                    f"[0, 1] (min {mat.min()}, max {mat.max()})"
+                )
+            if top_k == 1:
+                top1, best = _top1(mat)
+                ranked = top1[:, None]
+            else:
+                ranked = _rank(mat, top_k)
+                best = mat[ranked[:, 0], np.arange(n)]
+            if mode == "probs":
+                conf = best.astype(np.float32)
+            else:
+                mat -= best
+                np.exp(mat, out=mat)
+                conf = (1.0 / mat.sum(axis=0)).astype(np.float32)
+            topk.append(ranked)
+            confidence.append(conf)
+        for g in plan.group_cols:
+            arr = batch.column(g)
+            if arr.null_count:
+                arr = pc.fill_null(pc.cast(arr, pa.string()), _MISSING_GROUP)
+            groups[g].append(group_vocabs[g].encode(arr))
+        offset += n
+    if offset == 0:
+        raise InputError(f"{src.path}: empty file (no rows)")
+
+    scan = _Scan(src, plan, offset, vocab)
+    scan.ids = ids.result()
+    scan.labels = labels.result()
+    scan.topk = topk.result()
+    scan.confidence = confidence.result()
+    for g, acc in groups.items():
+        codes = acc.result()
+        if codes is not None:
+            scan.groups[g] = (codes, group_vocabs[g].names)
+    return scan
+
+
+# -- alignment ----------------------------------------------------------------------------------
+
+
+def _format_values(values: Sequence[object], total: int) -> str:
+    shown = ", ".join(repr(v) for v in list(values)[:5])
+    more = f", ... ({total} in all)" if total > 5 else ""
+    return f"[{shown}{more}]"
+
+
+def _dense(ids: np.ndarray[Any, Any]) -> tuple[int, int] | None:
+    """``(lowest id, span)`` when ``ids`` are int64 over a range small enough for a table."""
+    if ids.dtype != np.int64 or ids.size == 0:
+        return None
+    low, high = int(ids.min()), int(ids.max())
+    span = high - low + 1
+    return (low, span) if span <= 4 * ids.size + 1024 else None
+
+
+def _check_unique(path: str, col: str, ids: np.ndarray[Any, Any]) -> None:
+    if ids.dtype != object and ids.size > 1 and bool(np.all(ids[1:] > ids[:-1])):
+        return
+    dense = _dense(ids)
+    if dense is not None:
+        low, span = dense
+        counts = np.bincount(ids - low, minlength=span)
+        if counts.max() > 1:
+            raise InputError(
+                f"{path}: duplicate id {low + _first_true(counts > 1)!r} in column {col!r}"
+            )
+        return
+    index = pd.Index(ids)
+    if not index.is_unique:
+        dup = _py(ids[_first_true(index.duplicated())])
+        raise InputError(f"{path}: duplicate id {dup!r} in column {col!r}")
+
+
+def _common_id_dtype(
+    a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Compare int ids with str ids as strings."""
+    if (a.dtype == object) != (b.dtype == object):
+        a = a.astype(str).astype(object) if a.dtype != object else a
+        b = b.astype(str).astype(object) if b.dtype != object else b
+    return a, b
+
+
+def _get_indexer(other_ids: np.ndarray[Any, Any], ref_ids: np.ndarray[Any, Any]) -> _IntArray:
+    """Position in ``other_ids`` (unique) of each of ``ref_ids``, -1 when absent."""
+    dense = _dense(other_ids)
+    if dense is not None and ref_ids.dtype == np.int64:
+        low, span = dense
+        table = np.full(span, -1, dtype=np.int64)
+        table[other_ids - low] = np.arange(other_ids.size, dtype=np.int64)
+        shifted = ref_ids - low
+        inside = (shifted >= 0) & (shifted < span)
+        found: _IntArray = table[np.where(inside, shifted, 0)]
+        found[~inside] = -1
+        return found
+    return np.asarray(pd.Index(other_ids).get_indexer(ref_ids), dtype=np.int64)
+
+
+def _align(
+    ref_path: str,
+    ref_ids: np.ndarray[Any, Any],
+    other_path: str,
+    other_ids: np.ndarray[Any, Any],
+) -> _IntArray | None:
+    """Row of ``other`` for each row of ``ref`` (``None``: same order); sets must be equal."""
+    ref_ids, other_ids = _common_id_dtype(ref_ids, other_ids)
+    if ref_ids.shape == other_ids.shape and np.array_equal(ref_ids, other_ids):
+        return None
+    indexer = _get_indexer(other_ids, ref_ids)
+    missing = indexer < 0
+    if missing.any():
+        lost = ref_ids[missing]
+        raise InputError(
+            f"{other_path}: lacks {lost.size} id(s) present in {ref_path}: "
+            f"{_format_values(lost.tolist(), lost.size)}"
+        )
+    if other_ids.size != ref_ids.size:
+        extra_mask = np.ones(other_ids.size, dtype=bool)
+        extra_mask[indexer] = False
+        extra = other_ids[extra_mask]
+        raise InputError(
+            f"{ref_path}: lacks {extra.size} id(s) present in {other_path}: "
+            f"{_format_values(extra.tolist(), extra.size)}"
+        )
+    return indexer
+
+
+def _take(values: np.ndarray[Any, Any], index: _IntArray | None) -> np.ndarray[Any, Any]:
+    return values if index is None else values[index]
+
+
+# -- public entry point -------------------------------------------------------------------------
+
+
+def _check_args(top_k: object, batch_rows: object, scores: object, group_cols: object) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
+        raise InputError(f"Expected argument `top_k` to be a positive int, but got {top_k!r}")
+    if (
+        isinstance(batch_rows, bool)
+        or not isinstance(batch_rows, int | np.integer)
+        or batch_rows < 1
+    ):
+        raise InputError(
+            f"Expected argument `batch_rows` to be a positive int, but got {batch_rows!r}"
+        )
+    if scores not in ("auto", "logits", "probs"):
+        raise InputError(
+            f"Expected argument `scores` to be 'auto', 'logits' or 'probs', but got {scores!r}"
+        )
+    if isinstance(group_cols, str):
+        raise InputError(
+            f"Expected argument `group_cols` to be a sequence of column names, but got the "
+            f"string {group_cols!r}"
+        )
+
+
+def load_comparison(
+    old: str | os.PathLike[str],
+    new: str | os.PathLike[str],
+    *,
+    labels: str | os.PathLike[str] | None = None,
+    id_col: str | None = None,
+    label_col: str = "label",
+    pred_col: str | None = None,
+    score_prefix: str | None = None,
+    scores: Literal["auto", "logits", "probs"] = "auto",
+    class_map: Mapping[str, str] | None = None,
+    group_cols: Sequence[str] = (),
+    top_k: int = 1,
+    batch_rows: int = 1 << 18,
+) -> ComparisonInputs:
+    r"""Read the old and the new model's predictions and align them with the labels.
+
+    Each file is streamed in batches of ``batch_rows`` rows and reduced on the fly to ids,
+    label codes, the top-k class indices and the top-1 confidence
+    :math:`\max_c p_c`, where :math:`p = \mathrm{softmax}(s)` for logits
+    (computed as :math:`1 / \sum_c e^{s_c - \max s}`) and :math:`p = s` for probabilities.
+
+    Args:
+        old: the old (deployed) model's prediction file.
+        new: the new model's prediction file; its row order and class set are the reference.
+        labels: optional third file holding ``label_col`` (and the id column, unless it
+            holds the label column only, in which case its rows follow the new file's).
+        id_col: join key. ``None``: ``"id"`` if both files have it, else join by position.
+        label_col: label column, read from ``labels``, else the new file, else the old one.
+        pred_col: hard prediction column. ``None``: score columns if any, else ``"pred"``.
+        score_prefix: prefix of the score columns ``<prefix><class>``. ``None``: the first
+            of ``"logit_"``, ``"prob_"``, ``"score_"`` present.
+        scores: ``"logits"``, ``"probs"``, or ``"auto"``: probabilities if, in the file's
+            first batch, every value lies in [0, 1] and every row sums to 1 within 1e-3.
+        class_map: old class name -> new class name, for models with different class sets;
+            old classes missing from it have no counterpart.
+        group_cols: columns to disaggregate by, taken from the old file, else the new, else
+            the labels file; missing values become ``"<NA>"``.
+        top_k: number of ranked predictions kept per row (needs score columns when > 1).
+        batch_rows: rows per batch while streaming.
+
+    Returns:
+        The aligned :class:`ComparisonInputs`, rows in the new file's order.
+
+    Raises:
+        InputError: for every problem with the files or arguments; the one-line message names
+            the file, column or argument and the offending value.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> import pandas as pd
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> pd.DataFrame({"id": [1, 2, 3], "label": [0, 1, 1], "pred": [0, 1, 0]}).to_csv(
+        ...     d / "old.csv", index=False)
+        >>> pd.DataFrame({"id": [3, 2, 1], "logit_0": [0.0, 2.0, 1.0],
+        ...               "logit_1": [1.0, 0.0, 1.0]}).to_parquet(d / "new.parquet")
+        >>> inputs = load_comparison(d / "old.csv", d / "new.parquet")
+        >>> inputs.ids.tolist(), inputs.target.tolist()
+        ([3, 2, 1], [1, 1, 0])
+        >>> inputs.old_topk[:, 0].tolist(), inputs.new_topk[:, 0].tolist()
+        ([0, 1, 0], [1, 0, 0])
+        >>> [round(float(c), 3) for c in inputs.new_confidence]
+        [0.731, 0.881, 0.5]
+    """
+    _check_args(top_k, batch_rows, scores, group_cols)
+    top_k = int(top_k)
+    batch_rows = int(batch_rows)
+    src_old = open_source(old, one_d_name=pred_col or "pred")
+    src_new = open_source(new, one_d_name=pred_col or "pred")
+    src_lab = None if labels is None else open_source(labels, one_d_name=label_col)
+
+    # Join key.
+    if id_col is not None:
+        for src in (src_old, src_new):
+            if id_col not in src.columns:
+                raise _missing_column(src, id_col, "id")
+        join = id_col
+    elif "id" in src_old.columns and "id" in src_new.columns:
+        join = "id"
+    else:
+        join = None
+
+    plans = {"old": _Plan(), "new": _Plan()}
+    sources = {"old": src_old, "new": src_new}
+    for role in ("old", "new"):
+        src, plan = sources[role], plans[role]
+        plan.id_col = join
+        _plan_predictions(src, plan, pred_col=pred_col, score_prefix=score_prefix)
+        if label_col in src.columns and label_col not in (plan.pred_col, join):
+            plan.label_col = label_col
+        n_classes = len(plan.score_names) if plan.closed else None
+        if top_k > 1 and n_classes is None:
+            raise InputError(
+                f"{src.path}: top_k={top_k} needs score columns, but the file holds hard "
+                f"predictions in column {plan.pred_col!r}"
+            )
+        if n_classes is not None and top_k > n_classes:
+            raise InputError(
+                f"Expected argument `top_k` to be at most the number of classes, but got "
+                f"{top_k} > {n_classes} classes in {src.path}"
+            )
+    lab_plan = _Plan()
+    if src_lab is not None:
+        if label_col not in src_lab.columns:
+            raise _missing_column(src_lab, label_col, "label")
+        lab_plan.label_col = label_col
+        if join is not None:
+            if join in src_lab.columns:
+                lab_plan.id_col = join
+            elif len(src_lab.columns) > 1:
+                raise _missing_column(src_lab, join, "id")
+
+    # Group columns: old first, then new, then labels.
+    for g in group_cols:
+        for src, plan in ((src_old, plans["old"]), (src_new, plans["new"])):
+            if g in src.columns:
+                plan.group_cols.append(g)
+                break
+        else:
+            if src_lab is not None and g in src_lab.columns:
+                lab_plan.group_cols.append(g)
+            else:
+                names = ", ".join(s.path for s in (src_old, src_new, src_lab) if s is not None)
+                raise InputError(f"group column {g!r} not found in {names}")
+
+    # Closed class sets must agree, or be mapped, before reading anything big.
+    old_plan, new_plan = plans["old"], plans["new"]
+    if class_map is not None:
+        for key, value in class_map.items():
+            if old_plan.closed and key not in old_plan.score_names:
+                raise InputError(
+                    f"class_map: key {key!r} is not a class of {src_old.path} "
+                    f"(classes: {_format_values(old_plan.score_names, len(old_plan.score_names))})"
+                )
+            if new_plan.closed and value not in new_plan.score_names:
+                raise InputError(
+                    f"class_map: value {value!r} (for {key!r}) is not a class of {src_new.path} "
+                    f"(classes: {_format_values(new_plan.score_names, len(new_plan.score_names))})"
+                )
+    elif (
+        old_plan.closed
+        and new_plan.closed
+        and set(old_plan.score_names) != set(new_plan.score_names)
+    ):
+        o, n = old_plan.score_names, new_plan.score_names
+        what = "numbers of classes" if len(o) != len(n) else "class names"
+        raise InputError(
+            f"different {what}: {src_old.path} has {len(o)} ({old_plan.score_cols[0]}.."
+            f"{old_plan.score_cols[-1]}), {src_new.path} has {len(n)} ({new_plan.score_cols[0]}.."
+            f"{new_plan.score_cols[-1]}); pass a class map (--class-map)"
+        )
+
+    old_scan = _scan(src_old, old_plan, top_k=top_k, scores=scores, batch_rows=batch_rows)
+    new_scan = _scan(src_new, new_plan, top_k=top_k, scores=scores, batch_rows=batch_rows)
+    lab_scan = (
+        None
+        if src_lab is None
+        else _scan(src_lab, lab_plan, top_k=top_k, scores=scores, batch_rows=batch_rows)
+    )
+    return _assemble(old_scan, new_scan, lab_scan, join, label_col, class_map)
+
+
+def _assemble(
+    old: _Scan,
+    new: _Scan,
+    lab: _Scan | None,
+    join: str | None,
+    label_col: str,
+    class_map: Mapping[str, str] | None,
+) -> ComparisonInputs:
+    """Align the scanned files on the new file's rows and map everything to class indices."""
+    n = new.n_rows
+    # Row alignment: index into old (and labels) rows for each new row.
+    if join is not None:
+        if old.ids is None or new.ids is None:  # pragma: no cover - the plan reads ids
+            raise InputError(f"id column {join!r} was not read")
+        _check_unique(old.source.path, join, old.ids)
+        _check_unique(new.source.path, join, new.ids)
+        old_index = _align(new.source.path, new.ids, old.source.path, old.ids)
+        ids: np.ndarray[Any, Any] = new.ids
+    else:
+        if old.n_rows != n:
+            raise InputError(
+                f"different lengths without an id column: {old.source.path} has {old.n_rows} "
+                f"rows, {new.source.path} has {n}"
+            )
+        old_index = None
+        ids = np.arange(n, dtype=np.int64)
+    lab_index = None
+    if lab is not None:
+        if lab.ids is not None and new.ids is not None and join is not None:
+            _check_unique(lab.source.path, join, lab.ids)
+            lab_index = _align(new.source.path, new.ids, lab.source.path, lab.ids)
+        elif lab.n_rows != n:
+            raise InputError(
+                f"different lengths without an id column: {lab.source.path} has {lab.n_rows} "
+                f"rows, {new.source.path} has {n}"
+            )
+
+    # The label source.
+    if lab is not None and lab.labels is not None:
+        label_scan, label_index = lab, lab_index
+    elif new.labels is not None:
+        label_scan, label_index = new, None
+    elif old.labels is not None:
+        label_scan, label_index = old, old_index
+    else:
+        raise InputError(
+            f"no labels: neither {old.source.path} nor {new.source.path} has a column "
+            f"{label_col!r}; pass a labels file (--labels) or the label column (--label-col)"
+        )
+    if old.labels is not None and new.labels is not None:
+        _check_labels_agree(old, new, old_index, ids, join)
+    label_codes = _take(label_scan.labels, label_index)  # type: ignore[arg-type]
+    used = np.zeros(len(label_scan.vocab.names), dtype=bool)
+    used[label_codes] = True
+    label_names = [name for name, u in zip(label_scan.vocab.names, used, strict=True) if u]
+
+    # Class spaces.
+    old_closed, new_closed = old.plan.closed, new.plan.closed
+    old_preds = old.vocab.names[: len(old.plan.score_names)] if old_closed else _pred_names(old)
+    if new_closed:
+        class_names = list(new.plan.score_names)
+    else:
+        extra = list(class_map.values()) if class_map is not None else old_preds
+        class_names = sorted(
+            set(_pred_names(new)) | set(label_names) | set(extra), key=_natural_key
+        )
+    new_index = {name: i for i, name in enumerate(class_names)}
+    if old_closed:
+        old_class_names = list(old.plan.score_names)
+    elif class_map is not None:
+        old_class_names = sorted(set(old_preds) | set(class_map), key=_natural_key)
+    else:
+        old_class_names = class_names + sorted(set(old_preds) - set(class_names), key=_natural_key)
+    if class_map is not None:
+        cmap: _IntArray | None = np.array(
+            [new_index[class_map[c]] if c in class_map else -1 for c in old_class_names],
+            dtype=np.int64,
+        )
+    else:
+        cmap = _lookup(old_class_names, new_index)
+    if old_class_names == class_names:
+        cmap = None
+
+    # Target.
+    target = _lookup(label_scan.vocab.names, new_index)[label_codes]
+    if (target < 0).any():
+        bad = sorted(
+            {label_scan.vocab.names[c] for c in np.unique(label_codes[target < 0])},
+            key=_natural_key,
+        )
+        raise InputError(
+            f"{label_scan.source.path}: column {label_col!r} has {len(bad)} label value(s) "
+            f"outside the {len(class_names)} classes of {new.source.path}: "
+            f"{_format_values(bad, len(bad))}"
+        )
+
+    # Predictions in the class spaces.
+    old_space = {name: i for i, name in enumerate(old_class_names)}
+    if old.topk is None or new.topk is None:  # pragma: no cover - every model file has preds
+        raise InputError("no predictions were read")
+    old_topk = _take(old.topk, old_index)
+    if not old_closed:
+        old_topk = _lookup(old.vocab.names, old_space)[old_topk]
+    new_topk = new.topk if new_closed else _lookup(new.vocab.names, new_index)[new.topk]
+    old_conf = None if old.confidence is None else _take(old.confidence, old_index)
+
+    groups: dict[str, np.ndarray[Any, Any]] = {}
+    for scan, index in ((old, old_index), (new, None), (lab, lab_index)):
+        if scan is None:
+            continue
+        for g, (codes, names) in scan.groups.items():
+            groups[g] = np.array(names, dtype=object)[_take(codes, index)]
+
+    return ComparisonInputs(
+        ids=ids,
+        id_source=join if join is not None else "position",
+        target=target,
+        old_topk=old_topk,
+        new_topk=new_topk,
+        old_confidence=old_conf,
+        new_confidence=new.confidence,
+        class_names=class_names,
+        old_class_names=old_class_names,
+        class_map=cmap,
+        groups=groups,
+        n_rows_old=old.n_rows,
+        n_rows_new=new.n_rows,
+    )
+
+
+def _pred_names(scan: _Scan) -> list[str]:
+    """Names of the classes a hard-prediction file predicted at least once."""
+    if scan.topk is None:  # pragma: no cover
+        return []
+    used = np.zeros(len(scan.vocab.names), dtype=bool)
+    used[scan.topk.ravel()] = True
+    return [name for name, u in zip(scan.vocab.names, used, strict=True) if u]
+
+
+def _check_labels_agree(
+    old: _Scan,
+    new: _Scan,
+    old_index: _IntArray | None,
+    ids: np.ndarray[Any, Any],
+    join: str | None,
+) -> None:
+    """Labels present in both files must be equal on every aligned row."""
+    if old.labels is None or new.labels is None:  # pragma: no cover
+        return
+    to_new = _lookup(old.vocab.names, new.vocab.index)
+    old_in_new = to_new[_take(old.labels, old_index)]
+    differ = old_in_new != new.labels
+    if differ.any():
+        row = _first_true(differ)
+        old_row = row if old_index is None else int(old_index[row])
+        key = f"{join} {_py(ids[row])!r}" if join is not None else f"row {row}"
+        raise InputError(
+            f"labels disagree: {old.source.path} and {new.source.path} have different "
+            f"{old.plan.label_col!r} at {key} "
+            f"({old.vocab.names[old.labels[old_row]]!r} vs {new.vocab.names[new.labels[row]]!r})"
+        )

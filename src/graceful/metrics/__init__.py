@@ -1,0 +1,81 @@
+"""Regression metrics between two model versions.
+
+Argument order everywhere: ``(target, preds_old, preds_new, *, ...)``. Each metric is a
+function (:mod:`graceful.metrics.functional`) and a :mod:`torchmetrics` class sharing one
+implementation, plus intervals, McNemar's test and a disaggregated :class:`FlipFrame`.
+
+Example:
+    >>> from graceful.metrics import negative_flip_rate, NegativeFlipRate
+    >>> negative_flip_rate([0, 1, 2, 2], [0, 1, 1, 2], [0, 2, 2, 1])
+    0.5
+"""
+
+from ._counts import METRICS, FlipCounts, MetricSpec
+from .classes import (
+    BackwardErrorCompatibility,
+    BackwardTrustCompatibility,
+    ErrorRate,
+    ModelUpdateMetrics,
+    NegativeFlipImpact,
+    NegativeFlipRate,
+    PositiveFlipImpact,
+    PositiveFlipRate,
+    RelativeNegativeFlipRate,
+)
+from .frame import FlipFrame
+from .functional import (
+    backward_error_compatibility,
+    backward_trust_compatibility,
+    error_rate,
+    flip_counts,
+    model_update_metrics,
+    negative_flip_impact,
+    negative_flip_rate,
+    positive_flip_impact,
+    positive_flip_rate,
+    relative_negative_flip_rate,
+)
+from .stats import (
+    Interval,
+    McNemarResult,
+    bootstrap_cells,
+    bootstrap_relative_nfr,
+    exact_interval,
+    mcnemar_test,
+    metric_intervals,
+    wilson_interval,
+)
+
+__all__ = [
+    "METRICS",
+    "BackwardErrorCompatibility",
+    "BackwardTrustCompatibility",
+    "ErrorRate",
+    "FlipCounts",
+    "FlipFrame",
+    "Interval",
+    "McNemarResult",
+    "MetricSpec",
+    "ModelUpdateMetrics",
+    "NegativeFlipImpact",
+    "NegativeFlipRate",
+    "PositiveFlipImpact",
+    "PositiveFlipRate",
+    "RelativeNegativeFlipRate",
+    "backward_error_compatibility",
+    "backward_trust_compatibility",
+    "bootstrap_cells",
+    "bootstrap_relative_nfr",
+    "error_rate",
+    "exact_interval",
+    "flip_counts",
+    "mcnemar_test",
+    "metric_intervals",
+    "model_update_metrics",
+    "negative_flip_impact",
+    "negative_flip_rate",
+    "positive_flip_impact",
+    "positive_flip_rate",
+    "relative_negative_flip_rate",
+    "wilson_interval",
+]

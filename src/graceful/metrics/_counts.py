@@ -1,0 +1,357 @@
+"""The one implementation of the two-model metrics: count state, update and compute.
+
+Every sample falls in one cell of the 2x2 table of (old right?, new right?):
+
+=================  ===============  ================
+cell               old model        new model
+=================  ===============  ================
+both wrong         wrong            wrong
+positive flip      wrong            right
+negative flip      right            wrong
+both correct       right            right
+=================  ===============  ================
+
+The state is a float64 vector of sums over those cells (weighted, unweighted and of
+squared weights) plus the excluded samples, so states from batches, processes or files
+add up exactly (``dist_reduce_fx="sum"``). Every metric is a function of the state.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from graceful.errors import UndefinedMetricWarning
+
+from ._inputs import Prepared
+
+__all__ = [
+    "CELL_BOTH_CORRECT",
+    "CELL_BOTH_WRONG",
+    "CELL_EXCLUDED",
+    "CELL_NEGATIVE_FLIP",
+    "CELL_POSITIVE_FLIP",
+    "METRICS",
+    "STATE_SIZE",
+    "FlipCounts",
+    "MetricSpec",
+    "cells_from_prepared",
+    "compute_all",
+    "compute_metric",
+    "state_from_cells",
+]
+
+CELL_BOTH_WRONG = 0
+CELL_POSITIVE_FLIP = 1
+CELL_NEGATIVE_FLIP = 2
+CELL_BOTH_CORRECT = 3
+CELL_EXCLUDED = 4
+STATE_SIZE = 14
+
+
+def cells_from_prepared(prepared: Prepared) -> torch.Tensor:
+    """Cell index per sample: ``2 * old_right + new_right``, or 4 when excluded.
+
+    Example:
+        >>> from graceful.metrics._inputs import prepare
+        >>> cells_from_prepared(prepare([0, 1, 1, 0], [0, 1, 0, 1], [0, 0, 1, 1])).tolist()
+        [3, 2, 1, 0]
+    """
+    # bool -> uint8 views are free; uint8 arithmetic touches 1 byte per sample.
+    cells = prepared.correct_old.view(torch.uint8) * 2 + prepared.correct_new.view(torch.uint8)
+    if prepared.included is not None:
+        cells = torch.where(prepared.included, cells, CELL_EXCLUDED)
+    return cells
+
+
+def state_from_cells(cells: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Sum per-sample cells into the float64 count state of length :data:`STATE_SIZE`.
+
+    Layout: ``[0:4]`` weighted sums per cell, ``[4:8]`` sample counts per cell,
+    ``[8:12]`` sums of squared weights per cell, ``[12]`` excluded weight, ``[13]``
+    excluded samples.
+
+    Example:
+        >>> state_from_cells(torch.tensor([3, 3, 2, 4]), None)[[3, 2, 12, 13]].tolist()
+        [2.0, 1.0, 1.0, 1.0]
+    """
+    raw = torch.bincount(cells, minlength=5).to(torch.float64)
+    if weight is None:
+        weighted, squared = raw, raw
+    else:
+        weighted = torch.bincount(cells, weights=weight, minlength=5).to(torch.float64)
+        squared = torch.bincount(cells, weights=weight * weight, minlength=5).to(torch.float64)
+    return torch.cat([weighted[:4], raw[:4], squared[:4], weighted[4:5], raw[4:5]])
+
+
+@dataclass(frozen=True)
+class FlipCounts:
+    """The 2x2 table of old/new correctness, weighted, plus excluded samples.
+
+    Attributes hold weighted sums (plain counts when there are no weights); ``n_*`` hold
+    sample counts, and ``sq_*`` sums of squared weights (for effective sample sizes).
+
+    Example:
+        >>> c = FlipCounts.from_state(torch.tensor([1., 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 0, 0]))
+        >>> c.negative_flips, c.total, c.old_correct, c.new_wrong
+        (3.0, 10.0, 7.0, 4.0)
+    """
+
+    both_wrong: float
+    positive_flips: float
+    negative_flips: float
+    both_correct: float
+    n_both_wrong: int
+    n_positive_flips: int
+    n_negative_flips: int
+    n_both_correct: int
+    sq_both_wrong: float
+    sq_positive_flips: float
+    sq_negative_flips: float
+    sq_both_correct: float
+    excluded: float = 0.0
+    n_excluded: int = 0
+
+    @classmethod
+    def from_state(cls, state: torch.Tensor | np.ndarray) -> FlipCounts:
+        """Build from a count-state vector (see :func:`state_from_cells`)."""
+        values = [float(v) for v in (state.tolist() if hasattr(state, "tolist") else state)]
+        if len(values) != STATE_SIZE:
+            raise ValueError(
+                f"Expected a count state of length {STATE_SIZE}, but got {len(values)}"
+            )
+        w, n, sq = values[0:4], [round(v) for v in values[4:8]], values[8:12]
+        return cls(
+            both_wrong=w[0],
+            positive_flips=w[1],
+            negative_flips=w[2],
+            both_correct=w[3],
+            n_both_wrong=n[0],
+            n_positive_flips=n[1],
+            n_negative_flips=n[2],
+            n_both_correct=n[3],
+            sq_both_wrong=sq[0],
+            sq_positive_flips=sq[1],
+            sq_negative_flips=sq[2],
+            sq_both_correct=sq[3],
+            excluded=values[12],
+            n_excluded=round(values[13]),
+        )
+
+    def to_state(self) -> torch.Tensor:
+        """The float64 count-state vector (inverse of :meth:`from_state`)."""
+        return torch.tensor(
+            [
+                self.both_wrong,
+                self.positive_flips,
+                self.negative_flips,
+                self.both_correct,
+                self.n_both_wrong,
+                self.n_positive_flips,
+                self.n_negative_flips,
+                self.n_both_correct,
+                self.sq_both_wrong,
+                self.sq_positive_flips,
+                self.sq_negative_flips,
+                self.sq_both_correct,
+                self.excluded,
+                self.n_excluded,
+            ],
+            dtype=torch.float64,
+        )
+
+    def __add__(self, other: FlipCounts) -> FlipCounts:
+        """Merge two tables (e.g. two batches or two shards)."""
+        return FlipCounts.from_state(self.to_state() + other.to_state())
+
+    @property
+    def total(self) -> float:
+        """Weight of the compared (not excluded) samples."""
+        return self.both_wrong + self.positive_flips + self.negative_flips + self.both_correct
+
+    @property
+    def n_total(self) -> int:
+        """Number of compared samples."""
+        return (
+            self.n_both_wrong + self.n_positive_flips + self.n_negative_flips + self.n_both_correct
+        )
+
+    @property
+    def old_correct(self) -> float:
+        """Weight of samples the old model gets right."""
+        return self.negative_flips + self.both_correct
+
+    @property
+    def old_wrong(self) -> float:
+        """Weight of samples the old model gets wrong."""
+        return self.positive_flips + self.both_wrong
+
+    @property
+    def new_correct(self) -> float:
+        """Weight of samples the new model gets right."""
+        return self.positive_flips + self.both_correct
+
+    @property
+    def new_wrong(self) -> float:
+        """Weight of samples the new model gets wrong."""
+        return self.negative_flips + self.both_wrong
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How a metric is computed from :class:`FlipCounts`, and how to read it.
+
+    ``cells`` lists the cells of the numerator and of the denominator, which is what the
+    confidence intervals need; ``relative_negative_flip_rate`` is not a simple ratio and
+    has ``cells=None``.
+    """
+
+    name: str
+    formula: str
+    description: str
+    higher_is_better: bool
+    value: Callable[[FlipCounts], tuple[float, float]]
+    cells: tuple[tuple[int, ...], tuple[int, ...]] | None
+
+
+def _cells(counts: FlipCounts, cells: tuple[int, ...]) -> float:
+    by_cell = (counts.both_wrong, counts.positive_flips, counts.negative_flips, counts.both_correct)
+    return float(sum(by_cell[c] for c in cells))
+
+
+def _ratio_spec(
+    name: str,
+    formula: str,
+    description: str,
+    higher_is_better: bool,
+    num: tuple[int, ...],
+    den: tuple[int, ...],
+) -> MetricSpec:
+    return MetricSpec(
+        name=name,
+        formula=formula,
+        description=description,
+        higher_is_better=higher_is_better,
+        value=lambda c: (_cells(c, num), _cells(c, den)),
+        cells=(num, den),
+    )
+
+
+_ALL = (CELL_BOTH_WRONG, CELL_POSITIVE_FLIP, CELL_NEGATIVE_FLIP, CELL_BOTH_CORRECT)
+_BW, _PF, _NF, _BC = _ALL
+
+
+def _relative_nfr(c: FlipCounts) -> tuple[float, float]:
+    # NFR / ((1 - ER_old) * ER_new) = (nf / N) / ((old_correct / N) * (new_wrong / N))
+    return c.negative_flips * c.total, c.old_correct * c.new_wrong
+
+
+METRICS: dict[str, MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        _ratio_spec(
+            "error_rate_old", "old wrong / N", "errors of the old model", False, (_BW, _PF), _ALL
+        ),
+        _ratio_spec(
+            "error_rate_new", "new wrong / N", "errors of the new model", False, (_BW, _NF), _ALL
+        ),
+        _ratio_spec(
+            "negative_flip_rate",
+            "old right and new wrong / N",
+            "regressions: samples the update breaks",
+            False,
+            (_NF,),
+            _ALL,
+        ),
+        _ratio_spec(
+            "positive_flip_rate",
+            "old wrong and new right / N",
+            "samples the update fixes",
+            True,
+            (_PF,),
+            _ALL,
+        ),
+        _ratio_spec(
+            "negative_flip_impact",
+            "negative flips / new wrong",
+            "share of the new model's errors that are new",
+            False,
+            (_NF,),
+            (_NF, _BW),
+        ),
+        _ratio_spec(
+            "positive_flip_impact",
+            "positive flips / old wrong",
+            "share of the old model's errors that the update fixes",
+            True,
+            (_PF,),
+            (_PF, _BW),
+        ),
+        MetricSpec(
+            name="relative_negative_flip_rate",
+            formula="NFR / ((1 - ER_old) * ER_new)",
+            description="NFR relative to independent errors (1 = no better than chance)",
+            higher_is_better=False,
+            value=_relative_nfr,
+            cells=None,
+        ),
+        _ratio_spec(
+            "backward_trust_compatibility",
+            "both right / old right",
+            "share of the old model's right answers the new one keeps",
+            True,
+            (_BC,),
+            (_BC, _NF),
+        ),
+        _ratio_spec(
+            "backward_error_compatibility",
+            "both wrong / new wrong",
+            "share of the new model's errors the old one made too",
+            True,
+            (_BW,),
+            (_BW, _NF),
+        ),
+    )
+}
+
+
+def compute_metric(counts: FlipCounts, name: str, *, warn: bool = True) -> float:
+    """Value of metric ``name``; NaN with an :class:`UndefinedMetricWarning` if undefined.
+
+    Example:
+        >>> c = FlipCounts.from_state(torch.tensor([1., 2, 3, 4] * 3 + [0, 0]))
+        >>> compute_metric(c, "negative_flip_rate")
+        0.3
+    """
+    try:
+        spec = METRICS[name]
+    except KeyError:
+        raise ValueError(
+            f"Expected argument `name` to be one of {sorted(METRICS)}, but got {name!r}"
+        ) from None
+    num, den = spec.value(counts)
+    if den == 0:
+        if warn:
+            warnings.warn(
+                f"{name} is undefined ({spec.formula} has a zero denominator); returning NaN",
+                UndefinedMetricWarning,
+                stacklevel=3,
+            )
+        return math.nan
+    return num / den
+
+
+def compute_all(counts: FlipCounts, *, warn: bool = True) -> dict[str, float]:
+    """Every metric of :data:`METRICS`, in a fixed order.
+
+    Example:
+        >>> c = FlipCounts.from_state(torch.tensor([1., 2, 3, 4] * 3 + [0, 0]))
+        >>> round(compute_all(c)["backward_trust_compatibility"], 4)
+        0.5714
+    """
+    return {name: compute_metric(counts, name, warn=warn) for name in METRICS}

@@ -1,0 +1,12 @@
+"""Release decisions: compare two model versions and gate the update.
+
+Example:
+    >>> from graceful.release import Gate
+    >>> Gate(max_nfr=0.01).evaluate({"negative_flip_rate": 0.005}).passed
+    True
+"""
+
+from .compare import Comparison, compare, compare_files
+from .gate import Gate, GateCheck, GateResult
+
+__all__ = ["Comparison", "Gate", "GateCheck", "GateResult", "compare", "compare_files"]

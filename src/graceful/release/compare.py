@@ -1,0 +1,362 @@
+"""Compare two model versions on the same labelled samples, as a release decision needs.
+
+:func:`compare` turns aligned predictions into a :class:`Comparison`: the metrics with
+intervals, McNemar's test, the relative-NFR bootstrap, the per-class and per-group
+:class:`~graceful.metrics.FlipFrame`, and the gate's verdict. :meth:`Comparison.summary`
+is the JSON-able dict that ``graceful compare`` writes and the HTML report renders.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+import graceful
+from graceful.errors import InputError
+from graceful.io.predictions import ComparisonInputs, load_comparison
+from graceful.metrics import (
+    METRICS,
+    FlipFrame,
+    Interval,
+    McNemarResult,
+    bootstrap_cells,
+    mcnemar_test,
+    metric_intervals,
+)
+from graceful.metrics._counts import CELL_NEGATIVE_FLIP, CELL_POSITIVE_FLIP
+
+from .gate import Gate, GateResult
+
+__all__ = ["Comparison", "compare", "compare_files"]
+
+
+def _clean(value: Any) -> Any:
+    """JSON-able copy: NaN/inf -> None, numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _table_rows(table: pd.DataFrame, **extra: str) -> list[dict[str, Any]]:
+    rows = []
+    for key, row in table.iterrows():
+        group = key[-1] if isinstance(key, tuple) else key
+        record: dict[str, Any] = {**extra, "group": str(group)}
+        if isinstance(key, tuple) and len(key) > 1:
+            record["column"] = str(key[0])
+        record.update({col: row[col] for col in table.columns})
+        record["n"] = int(record["n"])
+        rows.append(record)
+    return rows
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything known about an update on one evaluation set.
+
+    Attributes:
+        inputs: the aligned predictions (:class:`~graceful.io.predictions.ComparisonInputs`).
+        frame: per-class and per-group breakdown.
+        intervals: metric name -> :class:`~graceful.metrics.Interval` (the relative NFR's
+            from the paired bootstrap).
+        mcnemar: McNemar's exact test on the flips.
+        gate: the gate's verdict, or ``None`` when no bar was set.
+        confidence: level of the intervals.
+        interval_method: ``"wilson"`` or ``"exact"``.
+        top_k: a model is right when the target is among its ``top_k`` classes.
+    """
+
+    inputs: ComparisonInputs
+    frame: FlipFrame
+    intervals: dict[str, Interval]
+    mcnemar: McNemarResult
+    gate: GateResult | None
+    confidence: float
+    interval_method: str
+    top_k: int
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Metric name -> value."""
+        return {name: iv.value for name, iv in self.intervals.items()}
+
+    @property
+    def passed(self) -> bool:
+        """The gate's verdict; True when no gate was set."""
+        return self.gate is None or self.gate.passed
+
+    def flipped_examples(self, max_rows: int | None = None) -> pd.DataFrame:
+        """Negative flips (most confident new prediction first), then positive flips.
+
+        Args:
+            max_rows: cap on the rows; when capped, the budget is split between negative
+                and positive flips, and a kind with fewer flips leaves its share to the other.
+
+        Returns:
+            A ``pd.DataFrame`` with columns ``id, label, old_pred, new_pred,
+            old_confidence, new_confidence, kind``.
+        """
+        cells = self.frame.cells()
+        neg = np.flatnonzero(cells == CELL_NEGATIVE_FLIP)
+        pos = np.flatnonzero(cells == CELL_POSITIVE_FLIP)
+        conf_new = self.inputs.new_confidence
+        if conf_new is not None:
+            neg = neg[np.argsort(-conf_new[neg], kind="stable")]
+            pos = pos[np.argsort(-conf_new[pos], kind="stable")]
+        if max_rows is not None:
+            half = max_rows // 2
+            n_neg = min(len(neg), max(half, max_rows - len(pos)))
+            n_pos = min(len(pos), max_rows - n_neg)
+            neg, pos = neg[:n_neg], pos[:n_pos]
+        rows = np.concatenate([neg, pos])
+        inputs = self.inputs
+        names = np.asarray([*inputs.class_names, "(none)"], dtype=object)
+        old_names = np.asarray(inputs.old_class_names, dtype=object)
+
+        def confidence(values: np.ndarray | None) -> np.ndarray:
+            if values is None:
+                return np.full(len(rows), np.nan)
+            return np.asarray(values[rows], dtype=np.float64)
+
+        return pd.DataFrame(
+            {
+                "id": inputs.ids[rows],
+                "label": names[inputs.target[rows]],
+                "old_pred": old_names[inputs.old_topk[rows, 0]],
+                "new_pred": names[inputs.new_topk[rows, 0]],
+                "old_confidence": confidence(inputs.old_confidence),
+                "new_confidence": confidence(inputs.new_confidence),
+                "kind": ["negative"] * len(neg) + ["positive"] * len(pos),
+            }
+        )
+
+    def summary(
+        self,
+        *,
+        max_examples: int = 500,
+        paths: Mapping[str, str | None] | None = None,
+        title: str | None = None,
+    ) -> dict[str, Any]:
+        """The JSON-able summary that ``graceful compare`` writes and the report renders.
+
+        Args:
+            max_examples: cap on the flipped-example rows.
+            paths: ``{"old": ..., "new": ..., "labels": ...}`` for the record.
+            title: page title; defaults to ``"<old> -> <new>"``.
+
+        Returns:
+            A dict of plain Python values (NaN written as ``None``).
+        """
+        counts = self.frame.counts
+        paths = dict(paths or {})
+        metrics: dict[str, Any] = {}
+        for name, spec in METRICS.items():
+            iv = self.intervals[name]
+            num, den = spec.value(counts)
+            metrics[name] = {
+                "value": iv.value,
+                "low": iv.low,
+                "high": iv.high,
+                "numerator": num,
+                "denominator": den,
+                "formula": spec.formula,
+                "description": spec.description,
+                "direction": "higher" if spec.higher_is_better else "lower",
+            }
+        flips = self.flipped_examples(max_examples)
+        matrix = self.frame.flip_matrix
+        old_name = os.path.basename(str(paths.get("old") or "old"))
+        new_name = os.path.basename(str(paths.get("new") or "new"))
+        summary = {
+            "graceful_version": graceful.__version__,
+            "title": title or f"{old_name} -> {new_name}",
+            "inputs": {
+                "old": paths.get("old"),
+                "new": paths.get("new"),
+                "labels": paths.get("labels"),
+                "id_source": self.inputs.id_source,
+                "n_rows": len(self.inputs.target),
+                "n_compared": counts.n_total,
+                "n_excluded": counts.n_excluded,
+                "top_k": self.top_k,
+                "weighted": False,
+            },
+            "confidence_level": self.confidence,
+            "interval_method": self.interval_method,
+            "metrics": metrics,
+            "counts": {
+                "both_correct": counts.n_both_correct,
+                "negative_flips": counts.n_negative_flips,
+                "positive_flips": counts.n_positive_flips,
+                "both_wrong": counts.n_both_wrong,
+                "excluded": counts.n_excluded,
+            },
+            "mcnemar": {
+                "negative_flips": self.mcnemar.negative_flips,
+                "positive_flips": self.mcnemar.positive_flips,
+                "p_value": self.mcnemar.p_value,
+                "alpha": self.mcnemar.alpha,
+                "verdict": self.mcnemar.verdict,
+            },
+            "class_names": list(self.inputs.class_names),
+            "by_class": _table_rows(self.frame.by_class),
+            "by_group": {g: _table_rows(self.frame.by(g)) for g in self.frame.group_names},
+            "most_affected": _table_rows(self.frame.most_affected(10)),
+            "flip_matrix": {
+                "rows": [str(r) for r in matrix.index],
+                "columns": [str(c) for c in matrix.columns],
+                "counts": matrix.to_numpy().tolist(),
+            },
+            "flipped_examples": {
+                "total_negative": counts.n_negative_flips,
+                "total_positive": counts.n_positive_flips,
+                "shown": len(flips),
+                "rows": [
+                    {
+                        k: (str(v) if k in ("id", "label", "old_pred", "new_pred") else v)
+                        for k, v in row.items()
+                    }
+                    for row in flips.to_dict(orient="records")
+                ],
+            },
+            "gate": None if self.gate is None else self.gate.as_dict(),
+        }
+        return dict(_clean(summary))
+
+
+def compare(
+    inputs: ComparisonInputs,
+    *,
+    top_k: int = 1,
+    confidence: float = 0.95,
+    interval_method: Literal["wilson", "exact"] = "wilson",
+    alpha: float = 0.05,
+    n_resamples: int = 2000,
+    random_state: int = 0,
+    gate: Gate | None = None,
+) -> Comparison:
+    """Compare aligned predictions of an old and a new model.
+
+    Args:
+        inputs: aligned predictions, e.g. from
+            :func:`graceful.io.predictions.load_comparison`.
+        top_k: a model is right when the target is among its ``top_k`` classes (at most
+            the number of ranked predictions held in ``inputs``).
+        confidence: level of every interval.
+        interval_method: ``"wilson"`` or ``"exact"`` for the rates.
+        alpha: significance level of McNemar's test.
+        n_resamples: bootstrap resamples for the relative NFR interval.
+        random_state: bootstrap seed (same seed, same interval).
+        gate: release bars, or ``None``.
+
+    Returns:
+        A :class:`Comparison`.
+    """
+    frame = FlipFrame(
+        inputs.target,
+        inputs.old_topk,
+        inputs.new_topk,
+        groups=inputs.groups or None,
+        class_names=inputs.class_names,
+        top_k=top_k,
+        class_map=inputs.class_map,
+        num_classes=len(inputs.class_names),
+        confidence=confidence,
+    )
+    intervals = metric_intervals(frame.counts, method=interval_method, confidence=confidence)
+    intervals["relative_negative_flip_rate"] = bootstrap_cells(
+        frame.cells(), n_resamples=n_resamples, confidence=confidence, random_state=random_state
+    )
+    intervals = {name: intervals[name] for name in METRICS}
+    result = mcnemar_test(frame.counts, alpha=alpha)
+    verdict = None
+    if gate is not None and gate.configured:
+        verdict = gate.evaluate(
+            {name: iv.value for name, iv in intervals.items()},
+            significant_regression=result.significant_regression,
+        )
+    return Comparison(
+        inputs=inputs,
+        frame=frame,
+        intervals=intervals,
+        mcnemar=result,
+        gate=verdict,
+        confidence=confidence,
+        interval_method=interval_method,
+        top_k=top_k,
+    )
+
+
+def compare_files(
+    old: str | os.PathLike[str],
+    new: str | os.PathLike[str],
+    *,
+    labels: str | os.PathLike[str] | None = None,
+    id_col: str | None = None,
+    label_col: str = "label",
+    pred_col: str | None = None,
+    score_prefix: str | None = None,
+    scores: Literal["auto", "logits", "probs"] = "auto",
+    class_map: Mapping[str, str] | None = None,
+    group_cols: Sequence[str] = (),
+    top_k: int = 1,
+    confidence: float = 0.95,
+    interval_method: Literal["wilson", "exact"] = "wilson",
+    alpha: float = 0.05,
+    n_resamples: int = 2000,
+    random_state: int = 0,
+    gate: Gate | None = None,
+) -> Comparison:
+    """Read two prediction files (and optionally a labels file) and compare them.
+
+    File options are those of :func:`graceful.io.predictions.load_comparison`, the rest
+    those of :func:`compare`. This is what ``graceful compare`` runs.
+
+    Example:
+        >>> import tempfile, pathlib, pandas as pd
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> pd.DataFrame({"id": [1, 2, 3, 4], "label": [0, 1, 1, 0],
+        ...               "pred": [0, 1, 0, 0]}).to_csv(d / "old.csv", index=False)
+        >>> pd.DataFrame({"id": [4, 3, 2, 1], "pred": [0, 1, 0, 1]}).to_csv(
+        ...     d / "new.csv", index=False)
+        >>> result = compare_files(d / "old.csv", d / "new.csv")
+        >>> result.metrics["negative_flip_rate"], result.metrics["positive_flip_rate"]
+        (0.5, 0.25)
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise InputError(f"Expected argument `top_k` to be a positive int, but got {top_k!r}")
+    inputs = load_comparison(
+        old,
+        new,
+        labels=labels,
+        id_col=id_col,
+        label_col=label_col,
+        pred_col=pred_col,
+        score_prefix=score_prefix,
+        scores=scores,
+        class_map=class_map,
+        group_cols=group_cols,
+        top_k=top_k,
+    )
+    return compare(
+        inputs,
+        top_k=top_k,
+        confidence=confidence,
+        interval_method=interval_method,
+        alpha=alpha,
+        n_resamples=n_resamples,
+        random_state=random_state,
+        gate=gate,
+    )

@@ -1,0 +1,22 @@
+"""The HTML report: one self-contained page that shows a comparison summary.
+
+:func:`render_html` turns the summary dict (JSON-able, undefined values as ``None``) into a
+page with no external references; :func:`write_html` writes it atomically. The summary has
+these keys, all optional except that a useful page needs ``metrics``:
+
+``graceful_version``, ``title``, ``inputs``, ``confidence_level``, ``interval_method``,
+``metrics`` (name → ``value``/``low``/``high``/``numerator``/``denominator``/``direction``),
+``counts``, ``mcnemar``, ``class_names``, ``by_class``, ``by_group``, ``most_affected``,
+``flip_matrix`` (``rows``/``columns``/``counts``), ``flipped_examples`` and ``gate``.
+
+Example:
+    >>> from graceful.report import render_html
+    >>> render_html({"title": "old -> new"}).startswith("<!DOCTYPE html>")
+    True
+"""
+
+from __future__ import annotations
+
+from graceful.report.html import render_html, write_html
+
+__all__ = ["render_html", "write_html"]

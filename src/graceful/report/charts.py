@@ -1,0 +1,266 @@
+"""Charts for the HTML report, drawn with matplotlib and returned as inline SVG strings.
+
+The figures are plain :class:`matplotlib.figure.Figure` objects, never pyplot figures: they
+are drawn by matplotlib's non-interactive SVG canvas, touch no global figure registry and
+need no backend switch or ``plt.close`` (nothing is left open in the caller's process, and
+a notebook's backend is left alone). Text stays text (``svg.fonttype = 'none'``) and is never
+parsed as mathtext, so a class called ``$x$`` is drawn as written. The XML prolog, DOCTYPE and
+metadata are removed and every ``id`` is prefixed, so several charts can sit in one page.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+__all__ = ["flip_matrix_heatmap", "nfr_bar_chart"]
+
+_REGRESS = "#c0392b"
+_REGRESS_LIGHT = "#e6a199"
+_INK = "#333333"
+_MUTED = "#777777"
+_GRID = "#e5e5e5"
+
+_RC: dict[str, Any] = {
+    "svg.fonttype": "none",
+    "text.parse_math": False,
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica", "Liberation Sans"],
+    "font.size": 9.0,
+    "axes.edgecolor": "#bbbbbb",
+    "axes.labelcolor": _INK,
+    "xtick.color": _MUTED,
+    "ytick.color": _MUTED,
+    "text.color": _INK,
+}
+
+
+def _style(salt: str) -> AbstractContextManager[None]:
+    """Return the rc context for one chart; ``salt`` makes its SVG ids reproducible."""
+    rc: Any = {**_RC, "svg.hashsalt": salt}
+    return matplotlib.rc_context(rc)
+
+
+def _finite(value: Any) -> float | None:
+    """Return ``value`` as a float, or None when it is missing or not finite."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _short(text: str, limit: int = 28) -> str:
+    """Shorten a label for an axis, keeping its start and end."""
+    return text if len(text) <= limit else text[: limit - 10] + "…" + text[-9:]
+
+
+def _to_svg(fig: Figure, prefix: str) -> str:
+    """Render ``fig`` to an SVG element string that can be inlined in HTML."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, count=1, flags=re.DOTALL)
+    # Inline SVG in HTML needs no namespace declarations; dropping them leaves no URL at all.
+    svg = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", svg)
+    svg = re.sub(r'\bid="([^"]+)"', rf'id="{prefix}-\1"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}-\1)", svg)
+    svg = re.sub(r'href="#([^"]+)"', rf'href="#{prefix}-\1"', svg)
+    svg = svg.replace("<svg ", f'<svg role="img" class="chart" data-chart="{prefix}" ', 1)
+    return svg.strip()
+
+
+def nfr_bar_chart(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    chart_id: str = "nfr",
+    xlabel: str = "negative flip rate",
+    max_bars: int = 30,
+) -> str | None:
+    r"""Draw each group's negative flip rate as a horizontal bar with its interval.
+
+    Bars keep the order of ``rows`` unless there are more than ``max_bars``, in which case
+    the ``max_bars`` groups with the highest negative flip rate are drawn, highest first.
+    A group whose rate is undefined (``None``) is drawn as an empty row labelled
+    "undefined".
+
+    Args:
+        rows: per-group rows with keys ``group``, ``negative_flip_rate`` and optionally
+            ``negative_flip_rate_low`` / ``negative_flip_rate_high`` (fractions).
+        chart_id: a short identifier, unique within the page, used to prefix SVG ids.
+        xlabel: the label of the value axis.
+        max_bars: the most bars to draw.
+
+    Returns:
+        An ``<svg>`` element as a string, or None when ``rows`` is empty.
+
+    Raises:
+        ValueError: if ``max_bars`` is not a positive int.
+
+    Example:
+        >>> svg = nfr_bar_chart([
+        ...     {"group": "cat", "negative_flip_rate": 0.02,
+        ...      "negative_flip_rate_low": 0.01, "negative_flip_rate_high": 0.04},
+        ...     {"group": "dog", "negative_flip_rate": None},
+        ... ])
+        >>> svg.startswith("<svg") and "cat" in svg and "undefined" in svg
+        True
+        >>> nfr_bar_chart([]) is None
+        True
+    """
+    if isinstance(max_bars, bool) or not isinstance(max_bars, int) or max_bars < 1:
+        raise ValueError(f"Expected argument `max_bars` to be a positive int, but got {max_bars!r}")
+    if not rows:
+        return None
+    items = list(rows)
+    if len(items) > max_bars:
+        items.sort(key=lambda r: -(_finite(r.get("negative_flip_rate")) or -1.0))
+        items = items[:max_bars]
+    labels = [_short(str(r.get("group", ""))) for r in items]
+    values = [_finite(r.get("negative_flip_rate")) for r in items]
+    lows = [_finite(r.get("negative_flip_rate_low")) for r in items]
+    highs = [_finite(r.get("negative_flip_rate_high")) for r in items]
+    top = max([v for v in values + highs if v is not None] + [0.0])
+    top = top if top > 0 else 0.01
+
+    with _style(chart_id):
+        height = 0.9 + 0.26 * len(items)
+        fig = Figure(figsize=(7.2, height), layout="constrained")
+        ax = fig.add_subplot()
+        positions = list(range(len(items)))
+        ax.barh(
+            positions,
+            [v if v is not None else 0.0 for v in values],
+            height=0.62,
+            color=_REGRESS_LIGHT,
+            edgecolor=_REGRESS,
+            linewidth=0.6,
+            zorder=2,
+        )
+        for pos, value, low, high in zip(positions, values, lows, highs, strict=True):
+            if value is None:
+                ax.text(top * 0.01, pos, "undefined", va="center", fontsize=8, color=_MUTED)
+                continue
+            if low is not None and high is not None:
+                ax.errorbar(
+                    value,
+                    pos,
+                    xerr=[[max(value - low, 0.0)], [max(high - value, 0.0)]],
+                    fmt="none",
+                    ecolor=_INK,
+                    elinewidth=0.9,
+                    capsize=2.5,
+                    zorder=3,
+                )
+        ax.set_yticks(positions, labels)
+        ax.invert_yaxis()
+        ax.set_xlim(0, top * 1.08)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x * 100:.3g}%"))
+        ax.set_xlabel(xlabel)
+        ax.grid(axis="x", color=_GRID, zorder=0)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.tick_params(axis="y", length=0, labelcolor=_INK)
+        return _to_svg(fig, chart_id)
+
+
+def flip_matrix_heatmap(
+    rows: Sequence[Any],
+    columns: Sequence[Any],
+    counts: Sequence[Sequence[Any]],
+    *,
+    chart_id: str = "flips",
+    max_labels: int = 20,
+) -> str | None:
+    """Draw the old-prediction → new-prediction counts of negative flips as a heatmap.
+
+    When there are more than ``max_labels`` rows or columns, only those with the largest
+    totals are drawn (the page says so next to the chart).
+
+    Args:
+        rows: old predictions (one per matrix row).
+        columns: new predictions (one per matrix column).
+        counts: ``len(rows)`` lists of ``len(columns)`` counts.
+        chart_id: a short identifier, unique within the page, used to prefix SVG ids.
+        max_labels: the most rows and the most columns to draw.
+
+    Returns:
+        An ``<svg>`` element as a string, or None when there are no negative flips.
+
+    Raises:
+        ValueError: if ``counts`` does not have the shape of ``rows`` by ``columns``, or
+            ``max_labels`` is not a positive int.
+
+    Example:
+        >>> svg = flip_matrix_heatmap(["1", "8"], ["8", "9"], [[0, 3], [2, 0]])
+        >>> svg.startswith("<svg") and "old prediction" in svg
+        True
+        >>> flip_matrix_heatmap([], [], []) is None
+        True
+    """
+    if isinstance(max_labels, bool) or not isinstance(max_labels, int) or max_labels < 1:
+        raise ValueError(
+            f"Expected argument `max_labels` to be a positive int, but got {max_labels!r}"
+        )
+    if len(counts) != len(rows) or any(len(line) != len(columns) for line in counts):
+        shape = [len(line) for line in counts]
+        raise ValueError(
+            f"Expected argument `counts` to have {len(rows)} rows of {len(columns)} counts, "
+            f"but got rows of lengths {shape!r}"
+        )
+    matrix = [[_finite(c) or 0.0 for c in line] for line in counts]
+    if not matrix or not any(c > 0 for line in matrix for c in line):
+        return None
+    row_order = sorted(range(len(rows)), key=lambda i: -sum(matrix[i]))[:max_labels]
+    col_order = sorted(range(len(columns)), key=lambda j: -sum(m[j] for m in matrix))
+    col_order = col_order[:max_labels]
+    row_order.sort()
+    col_order.sort()
+    grid = [[matrix[i][j] for j in col_order] for i in row_order]
+    peak = max(max(line) for line in grid) or 1.0
+
+    with _style(chart_id):
+        width = 1.6 + 0.42 * len(col_order)
+        height = 1.3 + 0.36 * len(row_order)
+        fig = Figure(figsize=(max(width, 3.4), max(height, 2.2)), layout="constrained")
+        ax = fig.add_subplot()
+        image = ax.imshow(grid, cmap="Reds", vmin=0, vmax=peak, aspect="auto")
+        for r, line in enumerate(grid):
+            for c, value in enumerate(line):
+                if value <= 0:
+                    continue
+                text = f"{value:g}" if value == int(value) else f"{value:.3g}"
+                colour = "white" if value > peak * 0.55 else _INK
+                ax.text(c, r, text, ha="center", va="center", fontsize=8, color=colour)
+        ax.set_xticks(range(len(col_order)), [_short(str(columns[j]), 16) for j in col_order])
+        ax.set_yticks(range(len(row_order)), [_short(str(rows[i]), 20) for i in row_order])
+        longest = max(len(str(columns[j])) for j in col_order)
+        rotate = len(col_order) * min(longest, 16) > 40
+        ax.tick_params(axis="x", length=0)
+        if rotate:
+            for label in ax.get_xticklabels():
+                label.set(rotation=45, ha="right", rotation_mode="anchor")
+        ax.tick_params(axis="y", length=0)
+        ax.set_xlabel("new prediction")
+        ax.set_ylabel("old prediction")
+        ax.spines[:].set_visible(False)
+        ax.set_xticks([x - 0.5 for x in range(len(col_order) + 1)], minor=True)
+        ax.set_yticks([y - 0.5 for y in range(len(row_order) + 1)], minor=True)
+        ax.grid(which="minor", color="white", linewidth=1.2)
+        ax.tick_params(which="minor", length=0)
+        colorbar = fig.colorbar(image, ax=ax, shrink=0.8, pad=0.02)
+        colorbar.outline.set_visible(False)
+        colorbar.ax.tick_params(labelsize=7)
+        colorbar.ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+        return _to_svg(fig, chart_id)

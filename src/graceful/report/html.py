@@ -1,0 +1,516 @@
+"""Render a comparison summary as one self-contained HTML page.
+
+The page has no external references at all: CSS, the SVG charts and the small script that
+sorts and filters tables are inline, and a Content-Security-Policy forbids any load from
+elsewhere. Every value that came from the user (paths, ids, class and group names) goes
+through Jinja2's autoescaping; the summary is also embedded as JSON in a
+``<script type="application/json">`` with ``<``, ``>`` and ``&`` escaped, so no value can
+close the script element.
+
+The page reports script errors on its root element for automated checks: the first thing in
+``<head>`` sets ``data-script-errors="0"`` and counts ``error``, ``unhandledrejection`` and
+``securitypolicyviolation`` events; the page's own script sets ``data-ready="1"`` when it
+has run to the end.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from graceful.errors import InputError
+from graceful.io.atomic import atomic_write_text
+from graceful.report.charts import flip_matrix_heatmap, nfr_bar_chart
+
+__all__ = ["render_html", "write_html"]
+
+ERROR_HOOK_SCRIPT = (
+    "(function(){var d=document.documentElement;d.dataset.scriptErrors='0';"
+    "function bump(){d.dataset.scriptErrors=String((parseInt(d.dataset.scriptErrors,10)||0)+1);}"
+    "window.addEventListener('error',bump,true);"
+    "window.addEventListener('unhandledrejection',bump);"
+    "document.addEventListener('securitypolicyviolation',bump);})();"
+)
+"""The inline script that counts script errors on ``<html data-script-errors>``."""
+
+_METRICS: dict[str, tuple[str, str]] = {
+    "error_rate_old": ("Error rate, old model", "old wrong / all samples"),
+    "error_rate_new": ("Error rate, new model", "new wrong / all samples"),
+    "negative_flip_rate": (
+        "Negative flip rate (NFR)",
+        "old right, new wrong / all samples: the regressions users will notice",
+    ),
+    "positive_flip_rate": ("Positive flip rate (PFR)", "old wrong, new right / all samples"),
+    "negative_flip_impact": (
+        "Negative flip impact (NFI)",
+        "negative flips / new-model errors: the share of new errors that are regressions",
+    ),
+    "positive_flip_impact": (
+        "Positive flip impact (PFI)",
+        "positive flips / old-model errors: the share of old errors that got fixed",
+    ),
+    "relative_negative_flip_rate": (
+        "Relative NFR",
+        "NFR / ((1 − old error rate) × new error rate): below 1, fewer regressions "
+        "than two independent models with these error rates would give",
+    ),
+    "backward_trust_compatibility": (
+        "Backward trust compatibility (BTC)",
+        "both right / old right: how much of what the old model got right still holds",
+    ),
+    "backward_error_compatibility": (
+        "Backward error compatibility (BEC)",
+        "both wrong / new wrong: the share of new errors the old model also made",
+    ),
+}
+_RATIO_METRICS = frozenset({"relative_negative_flip_rate"})
+_VERDICTS = {
+    "better": ("significantly better", "good"),
+    "worse": ("significantly worse", "bad"),
+    "no significant difference": ("no significant difference", "neutral"),
+}
+
+
+def _number(value: Any) -> float | None:
+    """Return ``value`` as a finite float, or None when it is missing or undefined."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _pct(value: Any) -> str:
+    """Format a fraction as a percentage; None becomes "undefined"."""
+    number = _number(value)
+    if number is None:
+        return "undefined"
+    percent = number * 100
+    if percent != 0 and abs(percent) < 0.01:
+        return f"{percent:.2g}%"
+    return f"{percent:.2f}%"
+
+
+def _ratio(value: Any) -> str:
+    """Format a plain ratio; None becomes "undefined"."""
+    number = _number(value)
+    return "undefined" if number is None else f"{number:.3f}"
+
+
+def _count(value: Any) -> str:
+    """Format a (possibly weighted) count with thousands separators."""
+    number = _number(value)
+    if number is None:
+        return "undefined"
+    return f"{int(number):,}" if number == int(number) else f"{number:,.2f}"
+
+
+def _confidence(value: Any) -> str:
+    """Format a model confidence in [0, 1]; None becomes an em dash."""
+    number = _number(value)
+    return "—" if number is None else f"{number:.3f}"
+
+
+def _plain(value: Any) -> str:
+    """Format a number with up to 4 significant digits; None becomes "undefined"."""
+    number = _number(value)
+    return "undefined" if number is None else f"{number:.4g}"
+
+
+def _p_value(value: Any) -> str:
+    """Format a p-value for the verdict line."""
+    number = _number(value)
+    if number is None:
+        return "p undefined"
+    if number == 0 or number >= 1e-3:
+        return f"p = {number:.3g}"
+    return f"p = {number:.2e}"
+
+
+_GATE_FORMATS = {"max_nfr": _pct, "min_btc": _pct, "max_rel_nfr": _ratio}
+
+
+def _sort_key(value: Any) -> str:
+    """Return the ``data-sort`` attribute of a numeric cell ("" sorts undefined last)."""
+    number = _number(value)
+    return "" if number is None else repr(number)
+
+
+def _section(summary: Mapping[str, Any], key: str, kind: type) -> Any:
+    """Return ``summary[key]`` if present and of ``kind``; None when missing or null."""
+    value = summary.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kind):
+        raise InputError(
+            f"Expected `summary[{key!r}]` to be a {kind.__name__}, "
+            f"but got {type(value).__name__}: {_clip(value)}"
+        )
+    return value
+
+
+def _clip(value: Any, limit: int = 80) -> str:
+    """Return a one-line ``repr`` of ``value``, shortened for an error message."""
+    text = repr(value).replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _metric_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Turn the ``metrics`` section into display rows for the headline table."""
+    rows = []
+    for key, metric in metrics.items():
+        if not isinstance(metric, Mapping):
+            raise InputError(
+                f"Expected `summary['metrics'][{key!r}]` to be a mapping, but got "
+                f"{type(metric).__name__}: {_clip(metric)}"
+            )
+        label, description = _METRICS.get(str(key), (str(key), ""))
+        if metric.get("formula") and metric.get("description"):
+            description = f"{metric['formula']}: {metric['description']}"
+        elif metric.get("description"):
+            description = str(metric["description"])
+        fmt = _ratio if key in _RATIO_METRICS else _pct
+        low, high = _number(metric.get("low")), _number(metric.get("high"))
+        numerator, denominator = metric.get("numerator"), metric.get("denominator")
+        direction = metric.get("direction")
+        rows.append(
+            {
+                "key": str(key),
+                "label": label,
+                "description": description,
+                "value": fmt(metric.get("value")),
+                "sort": _sort_key(metric.get("value")),
+                "undefined": _number(metric.get("value")) is None,
+                "interval": "—" if low is None or high is None else f"{fmt(low)} – {fmt(high)}",
+                "counts": (
+                    ""
+                    if key in _RATIO_METRICS or (numerator is None and denominator is None)
+                    else f"{_count(numerator)} / {_count(denominator)}"
+                ),
+                "direction": (
+                    "lower is better"
+                    if direction == "lower"
+                    else "higher is better"
+                    if direction == "higher"
+                    else ""
+                ),
+            }
+        )
+    return rows
+
+
+def _group_rows(rows: Sequence[Any], where: str) -> list[dict[str, Any]]:
+    """Turn per-class or per-group rows into display rows."""
+    out = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise InputError(
+                f"Expected `{where}[{index}]` to be a mapping, but got "
+                f"{type(row).__name__}: {_clip(row)}"
+            )
+        low, high = row.get("negative_flip_rate_low"), row.get("negative_flip_rate_high")
+        out.append(
+            {
+                "column": "" if row.get("column") is None else str(row.get("column")),
+                "group": str(row.get("group", "")),
+                "n": _count(row.get("n")),
+                "n_sort": _sort_key(row.get("n")),
+                "cells": [
+                    (_pct(row.get(name)), _sort_key(row.get(name)))
+                    for name in ("error_rate_old", "error_rate_new")
+                ],
+                "nfr": _pct(row.get("negative_flip_rate")),
+                "nfr_sort": _sort_key(row.get("negative_flip_rate")),
+                "nfr_interval": (
+                    ""
+                    if _number(low) is None or _number(high) is None
+                    else f"{_pct(low)} – {_pct(high)}"
+                ),
+                "pfr": _pct(row.get("positive_flip_rate")),
+                "pfr_sort": _sort_key(row.get("positive_flip_rate")),
+                "negative_flips": _count(row.get("negative_flips")),
+                "negative_flips_sort": _sort_key(row.get("negative_flips")),
+                "positive_flips": _count(row.get("positive_flips")),
+                "positive_flips_sort": _sort_key(row.get("positive_flips")),
+            }
+        )
+    return out
+
+
+def _inputs_line(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Return (label, value) pairs describing the inputs."""
+    parts: list[tuple[str, str]] = []
+    for key, label in (("old", "old"), ("new", "new"), ("labels", "labels")):
+        if inputs.get(key) is not None:
+            parts.append((label, str(inputs[key])))
+    if inputs.get("id_source") is not None:
+        parts.append(("ids from", str(inputs["id_source"])))
+    if inputs.get("n_rows") is not None:
+        parts.append(("rows", _count(inputs["n_rows"])))
+    if inputs.get("n_compared") is not None:
+        parts.append(("compared", _count(inputs["n_compared"])))
+    if inputs.get("n_excluded") is not None:
+        parts.append(("excluded", _count(inputs["n_excluded"])))
+    if inputs.get("top_k") is not None:
+        parts.append(("correct means", f"label in top-{inputs['top_k']}"))
+    if inputs.get("weighted") is not None:
+        parts.append(("sample weights", "yes" if inputs["weighted"] else "no"))
+    return parts
+
+
+def _verdict(mcnemar: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """Return the McNemar verdict sentence and its tone."""
+    if mcnemar is None:
+        return None
+    raw = str(mcnemar.get("verdict", ""))
+    text, tone = _VERDICTS.get(raw, (raw or "no verdict", "neutral"))
+    negative = _count(mcnemar.get("negative_flips"))
+    positive = _count(mcnemar.get("positive_flips"))
+    detail = (
+        f"{_p_value(mcnemar.get('p_value'))}, exact McNemar on {negative} negative "
+        f"vs {positive} positive flips"
+    )
+    alpha = _number(mcnemar.get("alpha"))
+    return {
+        "text": f"New model is {text}" if raw in _VERDICTS else text,
+        "detail": detail,
+        "alpha": "" if alpha is None else f"{alpha:g}",
+        "tone": tone,
+    }
+
+
+def _gate(gate: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Return the gate's display rows."""
+    if gate is None:
+        return None
+    checks = []
+    for check in gate.get("checks") or []:
+        name = str(check.get("name", ""))
+        fmt = _GATE_FORMATS.get(name, _plain)
+        checks.append(
+            {
+                "name": name,
+                "description": str(check.get("description") or ""),
+                "threshold": fmt(check.get("threshold")),
+                "value": fmt(check.get("value")),
+                "passed": bool(check.get("passed")),
+            }
+        )
+    return {"passed": bool(gate.get("passed")), "checks": checks}
+
+
+def _jsonable(value: Any) -> Any:
+    """Return ``value`` with non-finite floats as None and unknown scalars as str/float."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return _jsonable(item())
+    return str(value)
+
+
+def _script_json(value: Any) -> str:
+    """Serialise ``value`` as JSON that is safe inside a ``<script>`` element."""
+    text = json.dumps(_jsonable(value), ensure_ascii=False, allow_nan=False)
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
+
+
+def _environment() -> jinja2.Environment:
+    """Return the Jinja2 environment that loads the packaged templates."""
+    templates = importlib.resources.files("graceful.report") / "templates"
+
+    def load(name: str) -> str:
+        return (templates / name).read_text(encoding="utf-8")
+
+    return jinja2.Environment(
+        loader=jinja2.FunctionLoader(load),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _context(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Build the template context from a summary."""
+    metrics = _section(summary, "metrics", Mapping) or {}
+    inputs = _section(summary, "inputs", Mapping) or {}
+    counts = _section(summary, "counts", Mapping) or {}
+    by_class = _section(summary, "by_class", list) or []
+    by_group = _section(summary, "by_group", Mapping) or {}
+    most_affected = _section(summary, "most_affected", list) or []
+    matrix = _section(summary, "flip_matrix", Mapping) or {}
+    examples = _section(summary, "flipped_examples", Mapping) or {}
+    level = _number(summary.get("confidence_level"))
+
+    groups = []
+    for index, (column, rows) in enumerate(by_group.items()):
+        if not isinstance(rows, list):
+            raise InputError(
+                f"Expected `summary['by_group'][{column!r}]` to be a list, but got "
+                f"{type(rows).__name__}: {_clip(rows)}"
+            )
+        groups.append(
+            {
+                "column": str(column),
+                "rows": _group_rows(rows, f"summary['by_group'][{column!r}]"),
+                "chart": nfr_bar_chart(rows, chart_id=f"group{index}"),
+                "truncated": len(rows) > 30,
+            }
+        )
+
+    matrix_rows = list(matrix.get("rows") or [])
+    matrix_columns = list(matrix.get("columns") or [])
+    try:
+        heatmap = flip_matrix_heatmap(
+            matrix_rows, matrix_columns, list(matrix.get("counts") or []), chart_id="flipmatrix"
+        )
+    except ValueError as error:
+        raise InputError(f"Bad `summary['flip_matrix']`: {error}") from None
+
+    example_rows = []
+    for row in examples.get("rows") or []:
+        kind = str(row.get("kind", ""))
+        example_rows.append(
+            {
+                "id": str(row.get("id", "")),
+                "label": "" if row.get("label") is None else str(row.get("label")),
+                "old_pred": str(row.get("old_pred", "")),
+                "new_pred": str(row.get("new_pred", "")),
+                "old_confidence": _confidence(row.get("old_confidence")),
+                "old_confidence_sort": _sort_key(row.get("old_confidence")),
+                "new_confidence": _confidence(row.get("new_confidence")),
+                "new_confidence_sort": _sort_key(row.get("new_confidence")),
+                "kind": kind,
+            }
+        )
+    total_negative = _number(examples.get("total_negative"))
+    total_positive = _number(examples.get("total_positive"))
+    total = (total_negative or 0) + (total_positive or 0)
+    shown = _number(examples.get("shown"))
+    shown = len(example_rows) if shown is None else shown
+
+    return {
+        "hook": ERROR_HOOK_SCRIPT,
+        "title": str(summary.get("title") or "Model comparison"),
+        "version": str(summary.get("graceful_version") or ""),
+        "inputs": _inputs_line(inputs),
+        "level": "" if level is None else f"{level * 100:g}%",
+        "interval_method": str(summary.get("interval_method") or ""),
+        "metrics": _metric_rows(metrics),
+        "counts": {k: _count(v) for k, v in counts.items()},
+        "verdict": _verdict(_section(summary, "mcnemar", Mapping)),
+        "gate": _gate(_section(summary, "gate", Mapping)),
+        "by_class": _group_rows(by_class, "summary['by_class']"),
+        "class_chart": nfr_bar_chart(by_class, chart_id="byclass"),
+        "class_truncated": len(by_class) > 30,
+        "groups": groups,
+        "most_affected": _group_rows(most_affected, "summary['most_affected']"),
+        "heatmap": heatmap,
+        "matrix_truncated": len(matrix_rows) > 20 or len(matrix_columns) > 20,
+        "examples": example_rows,
+        "examples_shown": _count(shown),
+        "examples_total": _count(total),
+        "examples_capped": total > shown,
+        "summary_json": _script_json(summary),
+    }
+
+
+def render_html(summary: Mapping[str, Any]) -> str:
+    """Render a comparison summary as one self-contained HTML page.
+
+    The page shows the inputs, a verdict banner (the gate, if any, and the exact McNemar
+    test), the headline metrics with their intervals, per-class and per-group negative flip
+    rates (charts and sortable tables), the most affected groups, the old → new prediction
+    matrix of negative flips, and a sortable, filterable table of flipped examples. Missing
+    optional sections (``by_group``, ``most_affected``, ``gate``, ...) are left out; an
+    undefined value (``None``) is shown as "undefined", never as 0.
+
+    Args:
+        summary: the JSON-able comparison summary (see the module docs of
+            :mod:`graceful.report`), with undefined values as ``None``.
+
+    Returns:
+        The HTML page as a string. It references no external resource.
+
+    Raises:
+        TypeError: if ``summary`` is not a mapping.
+        graceful.errors.InputError: if a section of ``summary`` has the wrong type.
+
+    Example:
+        >>> page = render_html({
+        ...     "title": "a <b> c",
+        ...     "metrics": {"negative_flip_rate": {"value": 0.0167, "low": 0.011,
+        ...                 "high": 0.024, "numerator": 30, "denominator": 1797,
+        ...                 "direction": "lower"}},
+        ...     "mcnemar": {"negative_flips": 30, "positive_flips": 57, "p_value": 0.005,
+        ...                 "alpha": 0.05, "verdict": "better"},
+        ... })
+        >>> "1.67%" in page and "p = 0.005" in page and "a &lt;b&gt; c" in page
+        True
+    """
+    if not isinstance(summary, Mapping):
+        raise TypeError(
+            f"Expected argument `summary` to be a mapping, but got {type(summary).__name__}: "
+            f"{_clip(summary)}"
+        )
+    template = _environment().get_template("report.html.j2")
+    return template.render(**_context(summary))
+
+
+def write_html(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Render ``summary`` with :func:`render_html` and write it to ``path`` atomically.
+
+    The page is rendered completely before anything is written, and then written to a
+    temporary file beside ``path`` that replaces ``path`` only once it is complete: an error
+    never leaves a partial or empty file behind.
+
+    Args:
+        summary: the comparison summary, as for :func:`render_html`.
+        path: where to write the page.
+
+    Returns:
+        ``path`` as a :class:`pathlib.Path`.
+
+    Raises:
+        TypeError: if ``summary`` is not a mapping.
+        graceful.errors.InputError: if ``summary`` is malformed or the folder of ``path``
+            does not exist.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "report.html"
+        >>> write_html({"title": "demo"}, target) == target
+        True
+        >>> target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+        True
+    """
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise InputError(
+            f"Expected argument `path` to be in an existing folder, but got {str(path)!r}"
+        )
+    page = render_html(summary)
+    atomic_write_text(target, page)
+    return target
