@@ -104,8 +104,8 @@ def test_reset():
     metric.update([0, 1, 2], [0, 1, 1], [1, 1, 2])
     metric.reset()
     assert torch.equal(metric.counts, torch.zeros_like(metric.counts))
-    metric.update([0, 1], [0, 1], [0, 0])
-    assert float(metric.compute()["negative_flip_rate"]) == 0.5
+    metric.update([0, 1, 2], [0, 1, 0], [0, 0, 2])
+    assert float(metric.compute()["negative_flip_rate"]) == 1 / 3
 
 
 def test_undefined_is_nan_with_warning():

@@ -396,3 +396,10 @@ def test_error_rate_bad_input_names_preds(args, kwargs, match):
     with pytest.raises((InputError, TypeError), match=match) as info:
         error_rate(*args, **kwargs)
     assert "preds_old" not in str(info.value) and "preds_new" not in str(info.value)
+
+
+@pytest.mark.parametrize("missing", [None, float("nan")])
+def test_missing_string_label_is_an_error(missing):
+    target = np.array(["cat", "dog", missing], dtype=object)
+    with pytest.raises(InputError, match=r"`target`.*row 2"):
+        negative_flip_rate(target, ["cat", "dog", "dog"], ["cat", "cat", "dog"])

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -52,17 +53,21 @@ def _clean_env(home: Path) -> dict[str, str]:
 
 
 def _run(args: list[str], workdir: Path, name: str) -> subprocess.CompletedProcess[str]:
-    profile = workdir / f"profile-{name}"
-    profile.mkdir()
-    command = [_chromium(), *_FLAGS, f"--user-data-dir={profile}", *args]
-    return subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_clean_env(workdir),
-        check=False,
-    )
+    # Chromium puts a Unix socket in its profile and TMPDIR; pytest's tmp paths under
+    # xdist are too long for a socket path (108 bytes), so both live in a short temp dir.
+    with tempfile.TemporaryDirectory(prefix="gr-") as short:
+        profile = Path(short) / name
+        profile.mkdir()
+        command = [_chromium(), *_FLAGS, f"--user-data-dir={profile}", *args]
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_clean_env(Path(short)),
+            check=False,
+            cwd=workdir,
+        )
 
 
 def _dump_dom(page: Path, workdir: Path) -> dict[str, str]:

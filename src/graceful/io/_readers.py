@@ -265,7 +265,12 @@ def _open_csv(name: str, fmt: str, one_d_name: str) -> Source:
 
 
 def _open_jsonl(name: str, fmt: str, one_d_name: str) -> Source:
-    reader = pa_json.open_json(name)
+    try:
+        reader = pa_json.open_json(name)
+    except pa.ArrowInvalid as exc:
+        if "Empty JSON" in str(exc):
+            raise InputError(f"{name}: empty file (no rows)") from exc
+        raise
     columns = list(reader.schema.names)
 
     def iterate(cols: list[str], batch_rows: int, text: list[str]) -> Iterator[pa.RecordBatch]:

@@ -140,6 +140,13 @@ def _encode_strings(
                 f"Expected argument `{name}` to be 1-D labels when labels are strings,"
                 f" but got shape {tuple(a.shape)}"
             )
+        if a.dtype == object:
+            missing = np.flatnonzero([v is None or (isinstance(v, float) and v != v) for v in a])
+            if missing.size:
+                raise InputError(
+                    f"Expected argument `{name}` to hold labels, but row {int(missing[0])} is"
+                    " missing (None or NaN)"
+                )
     as_str = [a.astype(str) for a in arrays]
     _, codes = np.unique(np.concatenate(as_str), return_inverse=True)
     sizes = np.cumsum([0] + [len(a) for a in as_str])

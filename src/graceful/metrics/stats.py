@@ -76,7 +76,10 @@ def wilson_interval(
     denom = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denom
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at p = 0 (p = 1) the bound is exactly 0 (1); rounding must not leave p outside
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= total else min(1.0, centre + half)
+    return low, high
 
 
 def exact_interval(
