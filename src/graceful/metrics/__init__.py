@@ -10,18 +10,22 @@ Example:
     0.5
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._counts import METRICS, FlipCounts, MetricSpec
-from .classes import (
-    BackwardErrorCompatibility,
-    BackwardTrustCompatibility,
-    ErrorRate,
-    ModelUpdateMetrics,
-    NegativeFlipImpact,
-    NegativeFlipRate,
-    PositiveFlipImpact,
-    PositiveFlipRate,
-    RelativeNegativeFlipRate,
-)
+
+if TYPE_CHECKING:
+    from .classes import (
+        BackwardErrorCompatibility,
+        BackwardTrustCompatibility,
+        ErrorRate,
+        ModelUpdateMetrics,
+        NegativeFlipImpact,
+        NegativeFlipRate,
+        PositiveFlipImpact,
+        PositiveFlipRate,
+        RelativeNegativeFlipRate,
+    )
 from .frame import FlipFrame
 from .functional import (
     backward_error_compatibility,
@@ -79,3 +83,25 @@ __all__ = [
     "relative_negative_flip_rate",
     "wilson_interval",
 ]
+
+# The torchmetrics classes load on first use: importing torchmetrics costs more than a
+# second, which the command line (functions only) should not pay on every run.
+_CLASSES = {
+    "BackwardErrorCompatibility",
+    "BackwardTrustCompatibility",
+    "ErrorRate",
+    "ModelUpdateMetrics",
+    "NegativeFlipImpact",
+    "NegativeFlipRate",
+    "PositiveFlipImpact",
+    "PositiveFlipRate",
+    "RelativeNegativeFlipRate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLASSES:
+        from . import classes
+
+        return getattr(classes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

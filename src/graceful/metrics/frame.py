@@ -171,6 +171,7 @@ class FlipFrame:
                     f" but got {len(self._class_names)}"
                 )
 
+        self._tables: dict[str | None, pd.DataFrame] = {}
         self._groups: dict[str, tuple[np.ndarray, list[str]]] = {}
         if groups is not None:
             items = (
@@ -217,9 +218,22 @@ class FlipFrame:
         A ``pd.DataFrame`` indexed by class name with the columns of
         :data:`GROUP_COLUMNS`; classes with no compared sample are left out.
         """
-        return _group_table(
-            self._target, self._class_names, self._cells, self._weight, self._confidence
-        )
+        return self._cached_table(None).copy()
+
+    def _cached_table(self, column: str | None) -> pd.DataFrame:
+        """Each table is computed once (the frame never changes); callers get copies.
+
+        ``None`` is the per-class table (a user grouping may well be named "class").
+        """
+        if column not in self._tables:
+            if column is None:
+                codes, names = self._target, self._class_names
+            else:
+                codes, names = self._groups[column]
+            self._tables[column] = _group_table(
+                codes, names, self._cells, self._weight, self._confidence
+            )
+        return self._tables[column]
 
     def by(self, column: str) -> pd.DataFrame:
         """The per-group table of one grouping (same columns as :attr:`by_class`)."""
@@ -227,8 +241,7 @@ class FlipFrame:
             raise InputError(
                 f"Expected a group column among {self.group_names}, but got {column!r}"
             )
-        codes, names = self._groups[column]
-        return _group_table(codes, names, self._cells, self._weight, self._confidence)
+        return self._cached_table(column).copy()
 
     @property
     def by_group(self) -> pd.DataFrame:

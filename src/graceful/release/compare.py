@@ -62,6 +62,26 @@ def _table_rows(table: pd.DataFrame, **extra: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _most_confident(index: np.ndarray, confidence: np.ndarray | None, n: int) -> np.ndarray:
+    """The ``n`` entries of ``index`` with the highest confidence, highest first (stable).
+
+    Only the kept rows are sorted, so listing 500 of millions of flips stays cheap.
+    """
+    if confidence is None:
+        return index[:n]
+    if 0 < n < len(index):
+        keys = -confidence[index]
+        cut = np.partition(keys, n - 1)[n - 1]
+        better = keys < cut
+        # ties at the cut-off: keep the earliest, as a stable full sort would
+        tied = np.flatnonzero(keys == cut)[: n - int(better.sum())]
+        keep = better
+        keep[tied] = True
+        index = index[keep]
+    order = np.argsort(-confidence[index], kind="stable")
+    return index[order][:n]
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Everything known about an update on one evaluation set.
@@ -108,19 +128,21 @@ class Comparison:
             A ``pd.DataFrame`` with columns ``id, label, old_pred, new_pred,
             old_confidence, new_confidence, kind``.
         """
+        if max_rows is not None and (isinstance(max_rows, bool) or max_rows < 0):
+            raise InputError(f"Expected argument `max_rows` to be >= 0, but got {max_rows!r}")
         cells = self.frame.cells()
         neg = np.flatnonzero(cells == CELL_NEGATIVE_FLIP)
         pos = np.flatnonzero(cells == CELL_POSITIVE_FLIP)
-        conf_new = self.inputs.new_confidence
-        if conf_new is not None:
-            neg = neg[np.argsort(-conf_new[neg], kind="stable")]
-            pos = pos[np.argsort(-conf_new[pos], kind="stable")]
+        n_neg, n_pos = len(neg), len(pos)
         if max_rows is not None:
             half = max_rows // 2
             n_neg = min(len(neg), max(half, max_rows - len(pos)))
             n_pos = min(len(pos), max_rows - n_neg)
-            neg, pos = neg[:n_neg], pos[:n_pos]
-        rows = np.concatenate([neg, pos])
+        conf_new = self.inputs.new_confidence
+        rows = np.concatenate(
+            [_most_confident(neg, conf_new, n_neg), _most_confident(pos, conf_new, n_pos)]
+        )
+        neg, pos = rows[:n_neg], rows[n_neg:]
         inputs = self.inputs
         names = np.asarray([*inputs.class_names, "(none)"], dtype=object)
         old_names = np.asarray(inputs.old_class_names, dtype=object)

@@ -21,7 +21,7 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-__all__ = ["flip_matrix_heatmap", "nfr_bar_chart"]
+__all__ = ["finite_or_none", "flip_matrix_heatmap", "nfr_bar_chart"]
 
 _REGRESS = "#c0392b"
 _REGRESS_LIGHT = "#e6a199"
@@ -49,8 +49,13 @@ def _style(salt: str) -> AbstractContextManager[None]:
     return matplotlib.rc_context(rc)
 
 
-def _finite(value: Any) -> float | None:
-    """Return ``value`` as a float, or None when it is missing or not finite."""
+def finite_or_none(value: Any) -> float | None:
+    """Return ``value`` as a float, or None when it is missing or not finite.
+
+    Example:
+        >>> finite_or_none("0.5"), finite_or_none(None), finite_or_none(float("nan"))
+        (0.5, None, None)
+    """
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -125,12 +130,12 @@ def nfr_bar_chart(
         return None
     items = list(rows)
     if len(items) > max_bars:
-        items.sort(key=lambda r: -(_finite(r.get("negative_flip_rate")) or -1.0))
+        items.sort(key=lambda r: -(finite_or_none(r.get("negative_flip_rate")) or -1.0))
         items = items[:max_bars]
     labels = [_short(str(r.get("group", ""))) for r in items]
-    values = [_finite(r.get("negative_flip_rate")) for r in items]
-    lows = [_finite(r.get("negative_flip_rate_low")) for r in items]
-    highs = [_finite(r.get("negative_flip_rate_high")) for r in items]
+    values = [finite_or_none(r.get("negative_flip_rate")) for r in items]
+    lows = [finite_or_none(r.get("negative_flip_rate_low")) for r in items]
+    highs = [finite_or_none(r.get("negative_flip_rate_high")) for r in items]
     top = max([v for v in values + highs if v is not None] + [0.0])
     top = top if top > 0 else 0.01
 
@@ -219,7 +224,7 @@ def flip_matrix_heatmap(
             f"Expected argument `counts` to have {len(rows)} rows of {len(columns)} counts, "
             f"but got rows of lengths {shape!r}"
         )
-    matrix = [[_finite(c) or 0.0 for c in line] for line in counts]
+    matrix = [[finite_or_none(c) or 0.0 for c in line] for line in counts]
     if not matrix or not any(c > 0 for line in matrix for c in line):
         return None
     row_order = sorted(range(len(rows)), key=lambda i: -sum(matrix[i]))[:max_labels]

@@ -27,6 +27,7 @@ import jinja2
 
 from graceful.errors import InputError
 from graceful.io.atomic import atomic_write_text
+from graceful.report.charts import finite_or_none as _number
 from graceful.report.charts import flip_matrix_heatmap, nfr_bar_chart
 
 __all__ = ["render_html", "write_html"]
@@ -76,17 +77,6 @@ _VERDICTS = {
     "worse": ("significantly worse", "bad"),
     "no significant difference": ("no significant difference", "neutral"),
 }
-
-
-def _number(value: Any) -> float | None:
-    """Return ``value`` as a finite float, or None when it is missing or undefined."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _pct(value: Any) -> str:
