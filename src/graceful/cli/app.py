@@ -281,6 +281,52 @@ def demo(
     )
 
 
+bench_app = typer.Typer(
+    no_args_is_help=True, help="Benchmarks on real data (results in benchmarks/results/)."
+)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("pct")
+def bench_pct(
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(help="Setting to run (repeatable): animal_mnist, rotten_tomatoes, digits."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Number of model seeds (0, 1, ...).")] = 3,
+    sweep_seeds: Annotated[
+        int, typer.Option(help="Seeds on which FD-LM's beta and lambda are swept (0: none).")
+    ] = 1,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
+    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "pct",
+) -> None:
+    """Positive-congruent training: no treatment, KD, FD-KL, FD-LM, LDI, ELODI, paragon."""
+    from graceful.bench import run_pct
+
+    names = setting or ["animal_mnist", "rotten_tomatoes"]
+    try:
+        if seeds < 1:
+            raise InputError(f"--seeds must be >= 1, got {seeds}")
+        if not 0 <= sweep_seeds <= seeds:
+            raise InputError(f"--sweep-seeds must be in [0, --seeds], got {sweep_seeds}")
+        results = run_pct(
+            names,
+            list(range(seeds)),
+            out_dir=out,
+            sweep_seeds=list(range(sweep_seeds)),
+            stem=stem,
+            command="graceful bench pct " + " ".join(sys.argv[3:]),
+            log=lambda line: typer.echo(line, err=True),
+        )
+    except InputError as exc:
+        _fail("bench pct", str(exc))
+    from graceful.bench.output import markdown_table
+
+    for summary in results["settings"]:
+        typer.echo(markdown_table(summary))
+    typer.echo(f"results: {out / (stem + '.md')}  {out / (stem + '.html')}")
+
+
 def main() -> None:
     """Console entry point."""
     try:

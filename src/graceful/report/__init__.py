@@ -9,6 +9,9 @@ these keys, all optional except that a useful page needs ``metrics``:
 ``counts``, ``mcnemar``, ``class_names``, ``by_class``, ``by_group``, ``most_affected``,
 ``flip_matrix`` (``rows``/``columns``/``counts``), ``flipped_examples`` and ``gate``.
 
+:func:`render_bench_html` and :func:`write_bench_html` do the same, in the same style, for the
+results of a benchmark such as ``graceful bench pct`` (see :mod:`graceful.report.bench`).
+
 Example:
     >>> from graceful.report import render_html
     >>> render_html({"title": "old -> new"}).startswith("<!DOCTYPE html>")
@@ -17,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+from graceful.report.bench import render_bench_html, write_bench_html
 from graceful.report.html import render_html, write_html
 
-__all__ = ["render_html", "write_html"]
+__all__ = ["render_bench_html", "render_html", "write_bench_html", "write_html"]

@@ -1,0 +1,57 @@
+"""Losses for regression-free model updates: keep the new model right where the old one was.
+
+Every loss works on tensors, never on models: ``loss(new_logits, old_logits, target)``
+with logits ``(N, C)`` and integer targets ``(N,)``. Old (teacher) logits are detached
+inside; ``reduction`` is ``"mean"`` (over N), ``"sum"`` or ``"none"``. Each loss is a
+module (a :class:`RegressionLoss`) and a function in :mod:`graceful.losses.functional`;
+:class:`PositiveCongruentLoss` adds one of them to the cross-entropy.
+
+References: Yan et al., "Positive-congruent training: towards regression-free model
+updates", CVPR 2021 (focal distillation); Zhao et al., "ELODI: ensemble logit difference
+inhibition for positive-congruent training", 2022; Srivastava, Nushi et al., "An empirical
+analysis of backward compatibility in machine learning systems", KDD 2020 (new error,
+strict imitation).
+
+Example:
+    >>> import torch
+    >>> from graceful.losses import FocalDistillationLoss, PositiveCongruentLoss
+    >>> criterion = PositiveCongruentLoss(FocalDistillationLoss(alpha=1.0, beta=5.0))
+    >>> new = torch.zeros(4, 3, requires_grad=True)
+    >>> old = torch.eye(3)[[0, 1, 2, 0]] * 4.0
+    >>> loss = criterion(new, old, torch.tensor([0, 1, 2, 1]))
+    >>> loss.backward()
+    >>> new.grad.shape
+    torch.Size([4, 3])
+"""
+
+from .base import RegressionLoss
+from .distillation import DistillationLoss
+from .focal_distillation import FocalDistillationLoss
+from .functional import (
+    distillation_loss,
+    focal_distillation_loss,
+    logit_difference_inhibition_loss,
+    new_error_loss,
+    positive_congruent_loss,
+    strict_imitation_loss,
+)
+from .logit_difference_inhibition import LogitDifferenceInhibitionLoss
+from .new_error import NewErrorLoss
+from .positive_congruent import PositiveCongruentLoss
+from .strict_imitation import StrictImitationLoss
+
+__all__ = [
+    "DistillationLoss",
+    "FocalDistillationLoss",
+    "LogitDifferenceInhibitionLoss",
+    "NewErrorLoss",
+    "PositiveCongruentLoss",
+    "RegressionLoss",
+    "StrictImitationLoss",
+    "distillation_loss",
+    "focal_distillation_loss",
+    "logit_difference_inhibition_loss",
+    "new_error_loss",
+    "positive_congruent_loss",
+    "strict_imitation_loss",
+]

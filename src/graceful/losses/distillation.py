@@ -1,0 +1,48 @@
+"""Knowledge distillation from the old model, as a module."""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import Reduction, check_real
+from .base import RegressionLoss
+from .functional import _distillation
+
+__all__ = ["DistillationLoss"]
+
+
+class DistillationLoss(RegressionLoss):
+    r"""Knowledge distillation: :math:`\ell_i = T^2\,\mathrm{KL}(p^{old}_i \| p^{new}_i)`.
+
+    With :math:`p = \mathrm{softmax}(z / T)`; see
+    :func:`~graceful.losses.functional.distillation_loss` for the details. ``target`` is
+    accepted (and validated if not ``None``) but unused.
+
+    Args:
+        temperature: softening temperature ``T > 0``.
+        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+
+    Example:
+        >>> loss = DistillationLoss(temperature=2.0)
+        >>> new = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+        >>> old = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> loss(new, old, torch.tensor([0, 1]))
+        tensor(0.0559)
+    """
+
+    def __init__(self, temperature: float = 1.0, reduction: Reduction = "mean") -> None:
+        super().__init__(reduction)
+        self.temperature = check_real("temperature", temperature, low=0.0, low_inclusive=False)
+
+    def forward(
+        self,
+        new_logits: torch.Tensor,
+        old_logits: torch.Tensor,
+        target: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Loss from new logits ``(N, C)``, old logits ``(N, C)``; ``target`` is unused."""
+        return _distillation(new_logits, old_logits, target, self.temperature, self.reduction)
+
+    def extra_repr(self) -> str:
+        """Hyper-parameters shown by ``repr``."""
+        return f"temperature={self.temperature}, {super().extra_repr()}"

@@ -1,0 +1,76 @@
+"""Focal distillation (Yan et al., CVPR 2021), as a module."""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import Reduction, check_choice, check_real
+from .base import RegressionLoss
+from .functional import DISTANCES, FILTERS, _focal_distillation
+
+__all__ = ["FocalDistillationLoss"]
+
+
+class FocalDistillationLoss(RegressionLoss):
+    r"""Focal distillation: :math:`\ell_i = (\alpha + \beta f_i)\, d_i`.
+
+    :math:`f_i` is 1 on the samples the filter selects (``"old_correct"``: the old model
+    is right; ``"negative_flip"``: old right and new wrong; ``"all"``), :math:`d_i` is the
+    tempered KL divergence (``"kl"``) or half the squared logit difference averaged over
+    classes (``"logit_matching"``). See
+    :func:`~graceful.losses.functional.focal_distillation_loss` for the formulas.
+
+    Args:
+        alpha: weight of every sample, ``>= 0``.
+        beta: extra weight of filtered samples, ``>= 0``.
+        distance: ``"kl"`` or ``"logit_matching"``.
+        temperature: ``T > 0``; cancels out for ``distance="logit_matching"``.
+        filter: ``"old_correct"``, ``"negative_flip"`` or ``"all"``.
+        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+
+    Example:
+        >>> loss = FocalDistillationLoss(alpha=1.0, beta=5.0, distance="logit_matching")
+        >>> new = torch.tensor([[0.0, 2.0], [0.0, 1.0]])
+        >>> old = torch.tensor([[2.0, 0.0], [2.0, 0.0]])
+        >>> loss(new, old, torch.tensor([0, 1]))  # (6 * 2 + 1 * 1.25) / 2
+        tensor(6.6250)
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        beta: float = 5.0,
+        distance: str = "kl",
+        temperature: float = 1.0,
+        filter: str = "old_correct",
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(reduction)
+        self.alpha = check_real("alpha", alpha, low=0.0)
+        self.beta = check_real("beta", beta, low=0.0)
+        self.distance = check_choice("distance", distance, DISTANCES)
+        self.temperature = check_real("temperature", temperature, low=0.0, low_inclusive=False)
+        self.filter = check_choice("filter", filter, FILTERS)
+
+    def forward(
+        self, new_logits: torch.Tensor, old_logits: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
+        """Loss from new logits ``(N, C)``, old logits ``(N, C)`` and target ``(N,)``."""
+        return _focal_distillation(
+            new_logits,
+            old_logits,
+            target,
+            self.alpha,
+            self.beta,
+            self.distance,
+            self.temperature,
+            self.filter,
+            self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        """Hyper-parameters shown by ``repr``."""
+        return (
+            f"alpha={self.alpha}, beta={self.beta}, distance={self.distance!r},"
+            f" temperature={self.temperature}, filter={self.filter!r}, {super().extra_repr()}"
+        )

@@ -1,0 +1,484 @@
+r"""Functional regression-free training losses.
+
+Every loss takes tensors, never models::
+
+    loss(new_logits, old_logits, target, *, ..., reduction="mean") -> Tensor
+
+``new_logits`` ``(N, C)`` come from the model being trained; ``old_logits`` ``(N, C)`` from
+the deployed (old, teacher) model or an ensemble of them, and are always detached, so no
+gradient reaches them; ``target`` ``(N,)`` holds integer class indices. ``reduction`` is
+``"mean"`` (the plain mean over the N samples, also where a sample's loss is zero by
+construction, so ``sum == mean * N``), ``"sum"`` or ``"none"`` (per-sample values, shape
+``(N,)``). "Old right" means the old model's top-1 class (:func:`torch.argmax`, first
+maximum on ties) equals the target.
+
+The :mod:`graceful.losses` classes call the same private helpers, so a class and its
+function always agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.nn import functional as F  # noqa: N812
+
+from graceful.errors import InputError
+
+from ._checks import (
+    Reduction,
+    check_choice,
+    check_inputs,
+    check_pair,
+    check_real,
+    check_reduction,
+    check_target,
+    reduce,
+)
+
+__all__ = [
+    "DISTANCES",
+    "FILTERS",
+    "RegressionFn",
+    "distillation_loss",
+    "focal_distillation_loss",
+    "logit_difference_inhibition_loss",
+    "new_error_loss",
+    "positive_congruent_loss",
+    "strict_imitation_loss",
+]
+
+DISTANCES: tuple[str, ...] = ("kl", "logit_matching")
+"""Distances accepted by :func:`focal_distillation_loss`."""
+
+FILTERS: tuple[str, ...] = ("old_correct", "negative_flip", "all")
+"""Sample filters accepted by :func:`focal_distillation_loss`."""
+
+RegressionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""A regression term ``(new_logits, old_logits, target) -> loss``."""
+
+
+# --------------------------------------------------------------------------- shared parts
+
+
+def _old_right(old: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` bool: the old model's top-1 class is the target."""
+    return old.argmax(dim=1) == target
+
+
+def _kd_per_sample(new: torch.Tensor, old: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T^2 * KL(softmax(old / T) || softmax(new / T))`` per sample."""
+    log_p_new = F.log_softmax(new / temperature, dim=1)
+    log_p_old = F.log_softmax(old / temperature, dim=1)
+    kl = F.kl_div(log_p_new, log_p_old, reduction="none", log_target=True).sum(dim=1)
+    return kl * (temperature * temperature)
+
+
+def _logit_matching_per_sample(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """``0.5 * mean_c (new - old)^2`` per sample."""
+    return 0.5 * (new - old).pow(2).mean(dim=1)
+
+
+# --------------------------------------------------------------- private implementations
+# Inputs unchecked, hyper-parameters already validated: the classes call these directly.
+
+
+def _distillation(
+    new_logits: torch.Tensor,
+    old_logits: torch.Tensor,
+    target: torch.Tensor | None,
+    temperature: float,
+    reduction: Reduction,
+) -> torch.Tensor:
+    new, old = check_pair(new_logits, old_logits, reduction=reduction)
+    if target is not None:
+        check_target(target, new.shape[0])
+    return reduce(_kd_per_sample(new, old, temperature), reduction)
+
+
+def _focal_distillation(
+    new_logits: torch.Tensor,
+    old_logits: torch.Tensor,
+    target: torch.Tensor,
+    alpha: float,
+    beta: float,
+    distance: str,
+    temperature: float,
+    filter: str,
+    reduction: Reduction,
+) -> torch.Tensor:
+    new, old, labels = check_inputs(new_logits, old_logits, target, reduction=reduction)
+    if distance == "kl":
+        dist = _kd_per_sample(new, old, temperature)
+    else:
+        dist = _logit_matching_per_sample(new, old)
+    if filter == "all":
+        selected = torch.ones_like(dist)
+    else:
+        mask = _old_right(old, labels)
+        if filter == "negative_flip":
+            mask = mask & (new.detach().argmax(dim=1) != labels)
+        selected = mask.to(dist.dtype)
+    weight = alpha + beta * selected
+    return reduce(weight * dist, reduction)
+
+
+def _logit_difference_inhibition(
+    new_logits: torch.Tensor,
+    old_logits: torch.Tensor,
+    target: torch.Tensor | None,
+    margin: float,
+    p: float,
+    reduction: Reduction,
+) -> torch.Tensor:
+    new, old = check_pair(new_logits, old_logits, reduction=reduction)
+    if target is not None:
+        check_target(target, new.shape[0])
+    excess = torch.relu((new - old).abs() - margin)
+    return reduce(excess.pow(p).mean(dim=1), reduction)
+
+
+def _new_error(
+    new_logits: torch.Tensor,
+    old_logits: torch.Tensor,
+    target: torch.Tensor,
+    reduction: Reduction,
+) -> torch.Tensor:
+    new, old, labels = check_inputs(new_logits, old_logits, target, reduction=reduction)
+    ce = F.cross_entropy(new, labels, reduction="none")
+    return reduce(torch.where(_old_right(old, labels), ce, ce.new_zeros(())), reduction)
+
+
+def _strict_imitation(
+    new_logits: torch.Tensor,
+    old_logits: torch.Tensor,
+    target: torch.Tensor,
+    reduction: Reduction,
+) -> torch.Tensor:
+    new, old, labels = check_inputs(new_logits, old_logits, target, reduction=reduction)
+    ce = F.cross_entropy(new, F.softmax(old, dim=1), reduction="none")
+    return reduce(torch.where(_old_right(old, labels), ce, ce.new_zeros(())), reduction)
+
+
+def _check_regression_reduction(regression: object, name: str, reduction: Reduction) -> None:
+    own = getattr(regression, "reduction", reduction)
+    if own != reduction:
+        raise InputError(
+            f"Expected argument `{name}` to use reduction={reduction!r} like the cross-entropy"
+            f" term, but got a loss with reduction={own!r}"
+        )
+
+
+def _positive_congruent(
+    new_logits: torch.Tensor,
+    old_logits: torch.Tensor | None,
+    target: torch.Tensor,
+    regression_fn: RegressionFn | None,
+    lam: float,
+    label_smoothing: float,
+    reduction: Reduction,
+) -> torch.Tensor:
+    if old_logits is None:
+        if regression_fn is not None:
+            raise InputError(
+                "Expected argument `old_logits` to be a tensor when there is a regression term,"
+                " but got None"
+            )
+        new, _ = check_pair(new_logits, new_logits, reduction=reduction)
+        labels = check_target(target, new.shape[0])
+        return F.cross_entropy(new, labels, reduction=reduction, label_smoothing=label_smoothing)
+    new, old, labels = check_inputs(new_logits, old_logits, target, reduction=reduction)
+    ce = F.cross_entropy(new, labels, reduction=reduction, label_smoothing=label_smoothing)
+    if regression_fn is None:
+        return ce
+    term: torch.Tensor = regression_fn(new, old, labels)
+    return ce + lam * term
+
+
+# -------------------------------------------------------------------- public functions
+
+
+def distillation_loss(
+    new_logits: torch.Tensor,
+    old_logits: torch.Tensor,
+    target: torch.Tensor | None = None,
+    *,
+    temperature: float = 1.0,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    r"""Knowledge distillation from the old model: match its softened class distribution.
+
+    Formula, per sample :math:`i` with :math:`p = \mathrm{softmax}(z / T)`:
+
+    .. math:: \ell_i = T^2 \, \mathrm{KL}\big(p^{old}_i \,\|\, p^{new}_i\big)
+              = T^2 \sum_c p^{old}_{ic} (\log p^{old}_{ic} - \log p^{new}_{ic})
+
+    computed with ``log_softmax`` for stability. The ``T^2`` keeps gradient magnitudes
+    comparable across temperatures (Hinton et al., 2015).
+
+    Args:
+        new_logits: ``(N, C)`` logits of the model being trained.
+        old_logits: ``(N, C)`` logits of the old (teacher) model; detached.
+        target: ignored (validated if given); accepted so that every loss shares one
+            signature.
+        temperature: softening temperature ``T > 0``.
+        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+
+    Returns:
+        The reduced loss (a scalar) or per-sample losses ``(N,)``.
+
+    Example:
+        >>> new = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+        >>> old = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> distillation_loss(new, old, reduction="none")
+        tensor([0.0826, 0.0000])
+        >>> distillation_loss(old, old)
+        tensor(0.)
+    """
+    temperature = check_real("temperature", temperature, low=0.0, low_inclusive=False)
+    reduction = check_reduction(reduction)
+    return _distillation(new_logits, old_logits, target, temperature, reduction)
+
+
+def focal_distillation_loss(
+    new_logits: torch.Tensor,
+    old_logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    alpha: float = 1.0,
+    beta: float = 5.0,
+    distance: str = "kl",
+    temperature: float = 1.0,
+    filter: str = "old_correct",
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    r"""Focal distillation (Yan et al., CVPR 2021): distil harder where the old model was right.
+
+    Formula, per sample :math:`i`:
+
+    .. math:: \ell_i = (\alpha + \beta f_i) \, d_i
+
+    with the filter :math:`f_i` one of
+
+    * ``"old_correct"``: :math:`f_i = 1[\hat y^{old}_i = y_i]` (the paper's choice);
+    * ``"negative_flip"``: :math:`f_i = 1[\hat y^{old}_i = y_i \wedge \hat y^{new}_i \ne y_i]`,
+      the current negative flips (the new top-1 is read without gradient);
+    * ``"all"``: :math:`f_i = 1`;
+
+    and the distance :math:`d_i` one of
+
+    * ``"kl"``: :math:`T^2\,\mathrm{KL}(\mathrm{softmax}(z^{old}_i/T) \,\|\,
+      \mathrm{softmax}(z^{new}_i/T))`, as in :func:`distillation_loss`;
+    * ``"logit_matching"``: :math:`\tfrac12 \lVert z^{new}_i - z^{old}_i \rVert_2^2 / C`,
+      half the squared difference *averaged over the C classes*. Tempering cancels out
+      here (:math:`T^2 \lVert (z^{new}_i - z^{old}_i)/T \rVert^2` is the same for every
+      :math:`T`), so ``temperature`` does not change this distance.
+
+    With ``alpha=1, beta=0, distance="kl"`` this is :func:`distillation_loss`.
+
+    Args:
+        new_logits: ``(N, C)`` logits of the model being trained.
+        old_logits: ``(N, C)`` logits of the old (teacher) model; detached.
+        target: ``(N,)`` integer class indices.
+        alpha: weight of every sample, ``>= 0``.
+        beta: extra weight of filtered samples, ``>= 0``.
+        distance: ``"kl"`` or ``"logit_matching"``.
+        temperature: ``T > 0``; cancels out for ``distance="logit_matching"``.
+        filter: ``"old_correct"``, ``"negative_flip"`` or ``"all"``.
+        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+
+    Returns:
+        The reduced loss (a scalar) or per-sample losses ``(N,)``.
+
+    Example:
+        >>> new = torch.tensor([[0.0, 2.0], [0.0, 1.0]])
+        >>> old = torch.tensor([[2.0, 0.0], [2.0, 0.0]])
+        >>> target = torch.tensor([0, 1])  # old right on sample 0 only
+        >>> focal_distillation_loss(new, old, target, distance="logit_matching",
+        ...                         reduction="none")
+        tensor([12.0000,  1.2500])
+    """
+    alpha = check_real("alpha", alpha, low=0.0)
+    beta = check_real("beta", beta, low=0.0)
+    distance = check_choice("distance", distance, DISTANCES)
+    temperature = check_real("temperature", temperature, low=0.0, low_inclusive=False)
+    filter = check_choice("filter", filter, FILTERS)
+    reduction = check_reduction(reduction)
+    return _focal_distillation(
+        new_logits, old_logits, target, alpha, beta, distance, temperature, filter, reduction
+    )
+
+
+def logit_difference_inhibition_loss(
+    new_logits: torch.Tensor,
+    old_logits: torch.Tensor,
+    target: torch.Tensor | None = None,
+    *,
+    margin: float = 0.0,
+    p: float = 2.0,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    r"""Logit difference inhibition (LDI, Zhao et al., ELODI 2022).
+
+    Penalises logit changes larger than a margin, without forcing the logits to coincide.
+    Formula, per sample :math:`i`, *averaged* over the C classes:
+
+    .. math:: \ell_i = \frac1C \sum_c \max\big(|z^{new}_{ic} - z^{ref}_{ic}| - m,\, 0\big)^p
+
+    ELODI uses as reference :math:`z^{ref}` an ensemble: the mean logits of several models
+    of the old architecture, ``torch.stack(list_of_logits).mean(0)``.
+
+    Args:
+        new_logits: ``(N, C)`` logits of the model being trained.
+        old_logits: ``(N, C)`` reference (teacher) logits; detached.
+        target: ignored (validated if given); accepted so that every loss shares one
+            signature.
+        margin: differences up to ``m >= 0`` cost nothing.
+        p: exponent ``>= 1``.
+        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+
+    Returns:
+        The reduced loss (a scalar) or per-sample losses ``(N,)``.
+
+    Example:
+        >>> new = torch.tensor([[3.0, 0.0], [0.5, 0.0]])
+        >>> old = torch.zeros(2, 2)
+        >>> logit_difference_inhibition_loss(new, old, margin=1.0, reduction="none")
+        tensor([2., 0.])
+    """
+    margin = check_real("margin", margin, low=0.0)
+    p = check_real("p", p, low=1.0)
+    reduction = check_reduction(reduction)
+    return _logit_difference_inhibition(new_logits, old_logits, target, margin, p, reduction)
+
+
+def new_error_loss(
+    new_logits: torch.Tensor,
+    old_logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    r"""New-error dissonance (Srivastava, Nushi et al., KDD 2020): CE where the old model was right.
+
+    Formula, per sample :math:`i`:
+
+    .. math:: \ell_i = 1[\hat y^{old}_i = y_i] \; \mathrm{CE}(z^{new}_i, y_i)
+
+    exactly zero where the old model is wrong. ``"mean"`` divides by all N samples.
+
+    Args:
+        new_logits: ``(N, C)`` logits of the model being trained.
+        old_logits: ``(N, C)`` logits of the old model; only its top-1 class is used.
+        target: ``(N,)`` integer class indices.
+        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+
+    Returns:
+        The reduced loss (a scalar) or per-sample losses ``(N,)``.
+
+    Example:
+        >>> new = torch.zeros(2, 2)
+        >>> old = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+        >>> new_error_loss(new, old, torch.tensor([0, 1]), reduction="none")
+        tensor([0.6931, 0.0000])
+    """
+    reduction = check_reduction(reduction)
+    return _new_error(new_logits, old_logits, target, reduction)
+
+
+def strict_imitation_loss(
+    new_logits: torch.Tensor,
+    old_logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    r"""Strict-imitation dissonance (Srivastava, Nushi et al., KDD 2020).
+
+    Where the old model was right, the new model imitates the old model's whole output
+    distribution (soft labels), not just its label. Formula, per sample :math:`i` with
+    :math:`p^{old}_i = \mathrm{softmax}(z^{old}_i)`:
+
+    .. math:: \ell_i = 1[\hat y^{old}_i = y_i] \; \mathrm{CE}(z^{new}_i, p^{old}_i)
+              = -1[\hat y^{old}_i = y_i] \sum_c p^{old}_{ic} \log \mathrm{softmax}(z^{new}_i)_c
+
+    This equals :math:`\mathrm{KL}(p^{old}_i \| p^{new}_i) + H(p^{old}_i)`, so its gradient
+    is that of the KL term. (Imitating the old *label* instead would be identical to
+    :func:`new_error_loss`, since the old label is the target wherever the indicator is 1.)
+    Exactly zero where the old model is wrong; ``"mean"`` divides by all N samples.
+
+    Args:
+        new_logits: ``(N, C)`` logits of the model being trained.
+        old_logits: ``(N, C)`` logits of the old model; detached.
+        target: ``(N,)`` integer class indices.
+        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+
+    Returns:
+        The reduced loss (a scalar) or per-sample losses ``(N,)``.
+
+    Example:
+        >>> new = torch.zeros(2, 2)
+        >>> old = torch.tensor([[9.0, 0.0], [9.0, 0.0]])
+        >>> strict_imitation_loss(new, old, torch.tensor([0, 1]), reduction="none")
+        tensor([0.6931, 0.0000])
+    """
+    reduction = check_reduction(reduction)
+    return _strict_imitation(new_logits, old_logits, target, reduction)
+
+
+def positive_congruent_loss(
+    new_logits: torch.Tensor,
+    old_logits: torch.Tensor | None,
+    target: torch.Tensor,
+    regression_fn: RegressionFn | None = None,
+    *,
+    lam: float = 1.0,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    r"""Positive-congruent training objective: cross-entropy plus a regression term.
+
+    Formula:
+
+    .. math:: L = \mathrm{CE}(z^{new}, y) + \lambda \, R(z^{new}, z^{old}, y)
+
+    where :math:`R` is ``regression_fn`` (for example :func:`focal_distillation_loss`
+    or a :class:`~graceful.losses.RegressionLoss`), called with the *detached* old logits.
+    Its output must be reduced the same way as this call's ``reduction`` (a scalar for
+    ``"mean"``/``"sum"``, ``(N,)`` for ``"none"``); a loss object whose ``reduction``
+    attribute differs is rejected. Without ``regression_fn`` this is plain
+    :func:`torch.nn.functional.cross_entropy` and ``old_logits`` may be ``None``.
+
+    Args:
+        new_logits: ``(N, C)`` logits of the model being trained.
+        old_logits: ``(N, C)`` logits of the old model, or ``None`` without a regression term.
+        target: ``(N,)`` integer class indices.
+        regression_fn: ``(new_logits, old_logits, target) -> loss``, or ``None``.
+        lam: weight :math:`\lambda \ge 0` of the regression term.
+        label_smoothing: label smoothing of the cross-entropy, in ``[0, 1]``.
+        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+
+    Returns:
+        The reduced loss (a scalar) or per-sample losses ``(N,)``.
+
+    Example:
+        >>> new = torch.zeros(2, 2)
+        >>> old = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+        >>> target = torch.tensor([0, 1])
+        >>> positive_congruent_loss(new, None, target)
+        tensor(0.6931)
+        >>> positive_congruent_loss(new, old, target, new_error_loss, lam=2.0)
+        tensor(1.3863)
+    """
+    if regression_fn is not None and not callable(regression_fn):
+        raise InputError(
+            f"Expected argument `regression_fn` to be callable or None,"
+            f" but got {type(regression_fn).__name__}"
+        )
+    lam = check_real("lam", lam, low=0.0)
+    label_smoothing = check_real("label_smoothing", label_smoothing, low=0.0, high=1.0)
+    reduction = check_reduction(reduction)
+    _check_regression_reduction(regression_fn, "regression_fn", reduction)
+    return _positive_congruent(
+        new_logits, old_logits, target, regression_fn, lam, label_smoothing, reduction
+    )

@@ -1,0 +1,52 @@
+"""Logit difference inhibition (Zhao et al., ELODI 2022), as a module."""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import Reduction, check_real
+from .base import RegressionLoss
+from .functional import _logit_difference_inhibition
+
+__all__ = ["LogitDifferenceInhibitionLoss"]
+
+
+class LogitDifferenceInhibitionLoss(RegressionLoss):
+    r"""LDI: :math:`\ell_i = \frac1C \sum_c \max(|z^{new}_{ic} - z^{ref}_{ic}| - m, 0)^p`.
+
+    Averaged (not summed) over the C classes. ELODI passes as ``old_logits`` the mean
+    logits of an ensemble of old-architecture models. ``target`` is accepted (and
+    validated if not ``None``) but unused. See
+    :func:`~graceful.losses.functional.logit_difference_inhibition_loss`.
+
+    Args:
+        margin: differences up to ``m >= 0`` cost nothing.
+        p: exponent ``>= 1``.
+        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+
+    Example:
+        >>> ensemble = torch.stack([torch.zeros(2, 2), torch.ones(2, 2)]).mean(0)
+        >>> loss = LogitDifferenceInhibitionLoss(margin=0.5, p=2)
+        >>> loss(torch.tensor([[2.5, 0.5], [0.5, 0.5]]), ensemble, None)
+        tensor(0.5625)
+    """
+
+    def __init__(self, margin: float = 0.0, p: float = 2.0, reduction: Reduction = "mean") -> None:
+        super().__init__(reduction)
+        self.margin = check_real("margin", margin, low=0.0)
+        self.p = check_real("p", p, low=1.0)
+
+    def forward(
+        self,
+        new_logits: torch.Tensor,
+        old_logits: torch.Tensor,
+        target: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Loss from new logits ``(N, C)``, reference logits ``(N, C)``; ``target`` is unused."""
+        return _logit_difference_inhibition(
+            new_logits, old_logits, target, self.margin, self.p, self.reduction
+        )
+
+    def extra_repr(self) -> str:
+        """Hyper-parameters shown by ``repr``."""
+        return f"margin={self.margin}, p={self.p}, {super().extra_repr()}"

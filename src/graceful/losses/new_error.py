@@ -1,0 +1,34 @@
+"""New-error dissonance (Srivastava, Nushi et al., KDD 2020), as a module."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import RegressionLoss
+from .functional import _new_error
+
+__all__ = ["NewErrorLoss"]
+
+
+class NewErrorLoss(RegressionLoss):
+    r"""New error: :math:`\ell_i = 1[\hat y^{old}_i = y_i]\,\mathrm{CE}(z^{new}_i, y_i)`.
+
+    Penalises the new model's errors only where the old model was right; exactly zero
+    elsewhere, and ``"mean"`` divides by all N samples. See
+    :func:`~graceful.losses.functional.new_error_loss`.
+
+    Args:
+        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+
+    Example:
+        >>> loss = NewErrorLoss(reduction="sum")
+        >>> old = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+        >>> loss(torch.zeros(2, 2), old, torch.tensor([0, 1]))
+        tensor(0.6931)
+    """
+
+    def forward(
+        self, new_logits: torch.Tensor, old_logits: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
+        """Loss from new logits ``(N, C)``, old logits ``(N, C)`` and target ``(N,)``."""
+        return _new_error(new_logits, old_logits, target, self.reduction)

@@ -1,0 +1,35 @@
+"""Strict-imitation dissonance (Srivastava, Nushi et al., KDD 2020), as a module."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import RegressionLoss
+from .functional import _strict_imitation
+
+__all__ = ["StrictImitationLoss"]
+
+
+class StrictImitationLoss(RegressionLoss):
+    r"""Strict imitation: imitate the old model's output distribution where it was right.
+
+    :math:`\ell_i = 1[\hat y^{old}_i = y_i]\,\mathrm{CE}(z^{new}_i, p^{old}_i)` with soft
+    labels :math:`p^{old}_i = \mathrm{softmax}(z^{old}_i)`; exactly zero elsewhere,
+    and ``"mean"`` divides by all N samples. See
+    :func:`~graceful.losses.functional.strict_imitation_loss`.
+
+    Args:
+        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+
+    Example:
+        >>> loss = StrictImitationLoss(reduction="none")
+        >>> old = torch.tensor([[9.0, 0.0], [9.0, 0.0]])
+        >>> loss(torch.zeros(2, 2), old, torch.tensor([0, 1]))
+        tensor([0.6931, 0.0000])
+    """
+
+    def forward(
+        self, new_logits: torch.Tensor, old_logits: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
+        """Loss from new logits ``(N, C)``, old logits ``(N, C)`` and target ``(N,)``."""
+        return _strict_imitation(new_logits, old_logits, target, self.reduction)

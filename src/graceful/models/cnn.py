@@ -1,0 +1,66 @@
+"""A plain 3-block CNN whose width sets its capacity (old vs new model in the benchmarks)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from graceful.errors import InputError
+
+__all__ = ["SmallCNN"]
+
+
+def _block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+    )
+
+
+class SmallCNN(nn.Module):
+    """Three conv blocks (widths w, 2w, 4w, BatchNorm, max-pooling), global pooling, linear head.
+
+    Args:
+        width: channels of the first block; the blocks have ``w, 2w, 4w``.
+        num_classes: outputs.
+        in_channels: input channels (1 for grey images).
+
+    Example:
+        >>> import torch
+        >>> model = SmallCNN(width=4, num_classes=3)
+        >>> model(torch.zeros(5, 1, 28, 28)).shape
+        torch.Size([5, 3])
+        >>> model.embed(torch.zeros(5, 1, 28, 28)).shape
+        torch.Size([5, 16])
+    """
+
+    def __init__(self, width: int = 16, num_classes: int = 10, in_channels: int = 1) -> None:
+        super().__init__()
+        for value, name in (
+            (width, "width"),
+            (num_classes, "num_classes"),
+            (in_channels, "in_channels"),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(
+                    f"Expected argument `{name}` to be a positive int, but got {value!r}"
+                )
+        self.features = nn.Sequential(
+            _block(in_channels, width), _block(width, 2 * width), _block(2 * width, 4 * width)
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(4 * width, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features ``(N, 4 * width)``."""
+        return torch.flatten(self.pool(self.features(x)), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, num_classes)``."""
+        logits: torch.Tensor = self.head(self.embed(x))
+        return logits

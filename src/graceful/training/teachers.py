@@ -1,0 +1,369 @@
+"""Teachers: the old model's logits for a batch, for losses that distil from it.
+
+A teacher is called as ``teacher(x, ids) -> logits`` with the batch inputs and their stable
+sample ids, and returns detached float32 logits of shape ``(B, C)`` on ``x``'s device,
+computed under :func:`torch.no_grad`:
+
+- :class:`OnlineTeacher` runs the old model (in eval mode) on the batch;
+- :class:`CachedTeacher` looks the logits up in a table computed once by id, so
+  distillation costs almost nothing over plain training when inputs are not augmented
+  (with augmentation the cached logits belong to the un-augmented inputs: use
+  :class:`OnlineTeacher` there);
+- :class:`EnsembleTeacher` averages the logits of several teachers (ELODI-style).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, Protocol, cast, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from graceful.errors import InputError
+from graceful.io.atomic import atomic_open
+
+__all__ = ["CachedTeacher", "EnsembleTeacher", "OnlineTeacher", "Teacher"]
+
+_FORMAT = "graceful.cached_teacher/1"
+
+
+@runtime_checkable
+class Teacher(Protocol):
+    """Anything called as ``teacher(x, ids)`` that returns old-model logits ``(B, C)``.
+
+    Example:
+        >>> isinstance(OnlineTeacher(torch.nn.Linear(2, 3)), Teacher)
+        True
+    """
+
+    def __call__(self, x: Tensor, ids: Tensor) -> Tensor:
+        """Detached float32 logits of the old model for the batch ``x`` with ids ``ids``."""
+        ...
+
+
+def _unpack(batch: Any, name: str) -> tuple[Tensor, Tensor, Tensor]:
+    """Split a collated batch into ``(x, y, ids)``; InputError naming ``name`` otherwise."""
+    if not isinstance(batch, (list, tuple)) or len(batch) != 3:
+        raise InputError(f"Expected the items of `{name}` to be (x, y, id) tuples")
+    x, y, ids = batch
+    if not isinstance(ids, Tensor) or ids.dtype not in (torch.int64, torch.int32):
+        raise InputError(f"Expected the ids of `{name}` to be integers")
+    return x, y, ids
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for parameter in model.parameters():
+        return parameter.device
+    for buffer in model.buffers():
+        return buffer.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def _collect_logits(
+    model: nn.Module,
+    dataset: Dataset[Any],
+    *,
+    batch_size: int,
+    num_workers: int = 0,
+    name: str = "dataset",
+) -> tuple[Tensor, Tensor]:
+    """Run ``model`` (eval mode) over ``dataset`` in order: float32 logits and ids on CPU."""
+    device = _model_device(model)
+    was_training = model.training
+    model.eval()
+    logits, ids = [], []
+    try:
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        for batch in loader:
+            x, _y, batch_ids = _unpack(batch, name)
+            out: Tensor = model(x.to(device))
+            logits.append(out.detach().float().cpu())
+            ids.append(batch_ids.to(torch.int64).cpu())
+    finally:
+        model.train(was_training)
+    if not logits:
+        raise InputError(f"Expected `{name}` to hold at least one sample, but it is empty")
+    return torch.cat(logits), torch.cat(ids)
+
+
+class OnlineTeacher:
+    """Runs the old model on each batch, in eval mode and without gradients.
+
+    Args:
+        model: the old model, on the device the batches will be on; it is put in eval mode.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> old = torch.nn.Linear(4, 3)
+        >>> teacher = OnlineTeacher(old)
+        >>> x = torch.randn(2, 4)
+        >>> out = teacher(x, torch.tensor([0, 1]))
+        >>> out.shape, out.requires_grad, torch.equal(out, old(x).detach())
+        (torch.Size([2, 3]), False, True)
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        if not isinstance(model, nn.Module):
+            raise InputError(
+                f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}"
+            )
+        self.model = model.eval()
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor, ids: Tensor) -> Tensor:
+        """The old model's logits for ``x`` (``ids`` is not used)."""
+        if self.model.training:  # someone switched it back; a teacher is always in eval mode
+            self.model.eval()
+        out: Tensor = self.model(x)
+        return out.detach().float()
+
+
+def _checksum(ids: Tensor, logits: Tensor) -> str:
+    digest = hashlib.sha256()
+    digest.update(ids.contiguous().numpy().astype("<i8").tobytes())
+    digest.update(logits.contiguous().numpy().astype("<f4").tobytes())
+    return digest.hexdigest()
+
+
+class CachedTeacher:
+    """A table of old-model logits keyed by sample id, looked up per batch without a model.
+
+    Lookup is vectorised: a direct index when the ids are ``0..N-1``, otherwise
+    :func:`torch.searchsorted` over the sorted ids. The table moves to the batch's device
+    on first use.
+
+    Args:
+        ids: 1-D unique integer sample ids.
+        logits: ``(N, C)`` old-model logits, row ``i`` for ``ids[i]``; stored as float32.
+
+    Raises:
+        InputError: ``ids`` is not 1-D, unique and integer, or ``logits`` does not match it.
+
+    Example:
+        >>> teacher = CachedTeacher(torch.tensor([10, 30, 20]),
+        ...                         torch.tensor([[1.0, 0.0], [3.0, 0.0], [2.0, 0.0]]))
+        >>> teacher(torch.zeros(2, 5), torch.tensor([20, 10]))
+        tensor([[2., 0.],
+                [1., 0.]])
+        >>> teacher(torch.zeros(1, 5), torch.tensor([11]))
+        Traceback (most recent call last):
+        ...
+        graceful.errors.InputError: Expected every id in `ids` to be cached, but id 11 is missing
+    """
+
+    def __init__(self, ids: Tensor, logits: Tensor) -> None:
+        if not isinstance(ids, Tensor) or ids.ndim != 1 or ids.is_floating_point():
+            raise InputError("Expected argument `ids` to be a 1-D integer tensor")
+        if ids.numel() == 0:
+            raise InputError("Expected argument `ids` to hold at least one id, but it is empty")
+        if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != ids.shape[0]:
+            shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+            raise InputError(
+                f"Expected argument `logits` to have shape ({ids.shape[0]}, C), but got {shape}"
+            )
+        ids = ids.detach().to("cpu", torch.int64)
+        order = torch.argsort(ids)
+        sorted_ids = ids[order]
+        duplicate = sorted_ids[1:] == sorted_ids[:-1]
+        if bool(duplicate.any()):
+            first = int(sorted_ids[1:][duplicate][0])
+            raise InputError(f"Expected argument `ids` to be unique, but id {first} repeats")
+        self._ids = sorted_ids
+        self._logits = logits.detach().to("cpu", torch.float32)[order].contiguous()
+        n = sorted_ids.shape[0]
+        self._dense = bool(sorted_ids[0] == 0) and bool(sorted_ids[-1] == n - 1)
+
+    @property
+    def ids(self) -> Tensor:
+        """The sorted sample ids (int64)."""
+        return self._ids
+
+    @property
+    def logits(self) -> Tensor:
+        """The logits, row ``i`` for ``ids[i]`` (float32)."""
+        return self._logits
+
+    @property
+    def num_classes(self) -> int:
+        """Number of columns of the logits."""
+        return int(self._logits.shape[1])
+
+    def __len__(self) -> int:
+        return int(self._ids.shape[0])
+
+    @classmethod
+    def build(
+        cls,
+        model: nn.Module,
+        dataset: Dataset[Any],
+        *,
+        batch_size: int = 256,
+        num_workers: int = 0,
+    ) -> CachedTeacher:
+        """Run the old model once over ``dataset`` (items ``(x, y, id)``) and keep its logits.
+
+        Args:
+            model: the old model, on the device to run it on; its train/eval mode is
+                restored afterwards.
+            dataset: items ``(x, y, id)``; the un-augmented inputs.
+            batch_size: batch size of the single pass.
+            num_workers: DataLoader workers.
+
+        Returns:
+            The table.
+
+        Example:
+            >>> from torch.utils.data import TensorDataset
+            >>> data = TensorDataset(torch.randn(5, 4), torch.zeros(5, dtype=torch.long),
+            ...                      torch.arange(5))
+            >>> old = torch.nn.Linear(4, 3)
+            >>> teacher = CachedTeacher.build(old, data, batch_size=2)
+            >>> len(teacher), teacher.num_classes
+            (5, 3)
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(
+                f"Expected argument `batch_size` to be a positive int, but got {batch_size!r}"
+            )
+        logits, ids = _collect_logits(
+            model, dataset, batch_size=batch_size, num_workers=num_workers, name="dataset"
+        )
+        try:
+            return cls(ids, logits)
+        except InputError as exc:
+            raise InputError(str(exc).replace("argument `ids`", "the ids of `dataset`")) from None
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the table with its SHA-256 checksum to ``path`` atomically.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> p = pathlib.Path(tempfile.mkdtemp()) / "teacher.pt"
+            >>> t = CachedTeacher(torch.arange(3), torch.eye(3))
+            >>> t.save(p)
+            >>> torch.equal(CachedTeacher.load(p).logits, t.logits)
+            True
+        """
+        payload = {
+            "format": _FORMAT,
+            "ids": self._ids.cpu(),
+            "logits": self._logits.cpu(),
+            "sha256": _checksum(self._ids.cpu(), self._logits.cpu()),
+        }
+        with atomic_open(path, "wb") as handle:
+            torch.save(payload, cast(IO[bytes], handle))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> CachedTeacher:
+        """Read a table written by :meth:`save`, verifying its checksum.
+
+        Raises:
+            InputError: naming the file, when it cannot be read, is not a cached teacher
+                or fails its checksum.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> p = pathlib.Path(tempfile.mkdtemp()) / "teacher.pt"
+            >>> CachedTeacher(torch.tensor([4, 2]), torch.ones(2, 3)).save(p)
+            >>> CachedTeacher.load(p).ids
+            tensor([2, 4])
+        """
+        name = str(Path(path))
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # any failure to read is the file's fault
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InputError(f"Could not read cached teacher file `{name}`: {reason}") from None
+        if (
+            not isinstance(payload, dict)
+            or payload.get("format") != _FORMAT
+            or not isinstance(payload.get("ids"), Tensor)
+            or not isinstance(payload.get("logits"), Tensor)
+            or not isinstance(payload.get("sha256"), str)
+        ):
+            raise InputError(f"Expected file `{name}` to be a cached teacher written by save()")
+        ids, logits = payload["ids"], payload["logits"]
+        if ids.dtype != torch.int64 or logits.dtype != torch.float32:
+            raise InputError(f"Expected file `{name}` to hold int64 ids and float32 logits")
+        if _checksum(ids, logits) != payload["sha256"]:
+            raise InputError(f"Cached teacher file `{name}` fails its SHA-256 checksum")
+        try:
+            return cls(ids, logits)
+        except InputError as exc:
+            raise InputError(f"Cached teacher file `{name}` is invalid: {exc}") from None
+
+    def _to(self, device: torch.device) -> None:
+        if self._ids.device != device:
+            self._ids = self._ids.to(device)
+            self._logits = self._logits.to(device)
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor, ids: Tensor) -> Tensor:
+        """The cached logits of the samples ``ids``, on ``x``'s device."""
+        self._to(x.device)
+        ids = ids.to(self._ids.device, torch.int64)
+        n = self._ids.shape[0]
+        if self._dense:
+            found = (ids >= 0) & (ids < n)
+            rows = ids.clamp(0, n - 1)
+        else:
+            rows = torch.searchsorted(self._ids, ids).clamp_(max=n - 1)
+            found = self._ids[rows] == ids
+        if not bool(found.all()):
+            missing = int(ids[~found][0])
+            raise InputError(
+                f"Expected every id in `ids` to be cached, but id {missing} is missing"
+            )
+        return self._logits[rows]
+
+
+class EnsembleTeacher:
+    """The mean of several teachers' logits (ELODI-style ensemble distillation).
+
+    Args:
+        members: teachers, or models (each wrapped in an :class:`OnlineTeacher`); all
+            must give logits of the same shape.
+
+    Example:
+        >>> a = CachedTeacher(torch.arange(2), torch.tensor([[1.0, 3.0], [0.0, 0.0]]))
+        >>> b = CachedTeacher(torch.arange(2), torch.tensor([[3.0, 1.0], [2.0, 4.0]]))
+        >>> EnsembleTeacher([a, b])(torch.zeros(2, 1), torch.tensor([0, 1]))
+        tensor([[2., 2.],
+                [1., 2.]])
+    """
+
+    def __init__(self, members: Sequence[Teacher | nn.Module]) -> None:
+        if isinstance(members, (nn.Module, str)) or not isinstance(members, Sequence):
+            raise InputError("Expected argument `members` to be a sequence of teachers or models")
+        if len(members) == 0:
+            raise InputError("Expected argument `members` to hold at least one teacher")
+        wrapped: list[Teacher] = []
+        for i, member in enumerate(members):
+            if isinstance(member, nn.Module):
+                wrapped.append(OnlineTeacher(member))
+            elif callable(member):
+                wrapped.append(member)
+            else:
+                raise InputError(
+                    f"Expected `members[{i}]` to be a teacher or a torch.nn.Module, "
+                    f"but got {type(member).__name__}"
+                )
+        self.members: tuple[Teacher, ...] = tuple(wrapped)
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor, ids: Tensor) -> Tensor:
+        """The mean of the members' logits for the batch."""
+        outputs = [member(x, ids).detach().float() for member in self.members]
+        shapes = {tuple(out.shape) for out in outputs}
+        if len(shapes) != 1:
+            raise InputError(
+                f"Expected every teacher in `members` to give logits of one shape, "
+                f"but got {sorted(shapes)}"
+            )
+        return torch.stack(outputs).mean(dim=0)

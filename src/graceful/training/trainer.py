@@ -1,0 +1,685 @@
+"""A small training loop that tracks regressions against the old model every epoch.
+
+Data: a :class:`~torch.utils.data.Dataset` of ``(x, y, id)`` items (``y`` an int64 class,
+``id`` a stable int64 sample id). Loss: an ``nn.Module`` called as
+``loss(new_logits, old_logits, target)``, ``old_logits`` coming from the teacher (``None``
+without one). Every epoch records the training loss, the validation error, the validation
+negative flip rate against the old model and the time taken; the model is restored to the
+epoch chosen by ``TrainConfig.select``.
+
+Reproducibility: :meth:`Trainer.fit` seeds everything from ``TrainConfig.seed``, shuffles
+each epoch with :func:`~graceful.training.seed.epoch_generator` (so data order depends only
+on seed and epoch) and, with a ``checkpoint_dir``, checkpoints model, optimizer,
+scheduler, global RNG states and history atomically after every epoch. A run resumed
+after a crash ends with exactly the weights of an uninterrupted one wherever the kernels
+are deterministic (on CPU they are).
+
+Distributed: when :mod:`torch.distributed` is initialised the model is wrapped in
+:class:`~torch.nn.parallel.DistributedDataParallel`, each process reads its share of the
+training set through a :class:`~torch.utils.data.DistributedSampler` (``batch_size`` is
+per process), validation is sharded without padding and its metrics are synchronised
+exactly (count states), and only rank 0 writes checkpoints and shows progress.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+import time
+from collections.abc import Sequence, Sized
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal, cast
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from torch import Tensor, nn
+from torch.nn import functional as F  # noqa: N812
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
+from torch.utils.data.distributed import DistributedSampler
+
+from graceful.errors import InputError
+from graceful.io.atomic import atomic_open
+
+from .seed import epoch_generator, seed_everything
+from .teachers import Teacher, _collect_logits, _model_device, _unpack
+
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "select_epoch"]
+
+Criterion = Literal["last", "best_error", "best_nfr", "best_error_then_nfr"]
+_OPTIMIZERS = ("sgd", "adam")
+_SCHEDULES = ("onecycle", "cosine", "constant")
+_CRITERIA = ("last", "best_error", "best_nfr", "best_error_then_nfr")
+# Fields that change the trajectory: a checkpoint resumes only a run that agrees on them.
+_RUN_FIELDS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "optimizer",
+    "schedule",
+    "seed",
+    "select",
+)
+_CHECKPOINT = "last.pt"
+_FORMAT = "graceful.train_checkpoint/1"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run; every field is checked on construction.
+
+    Attributes:
+        epochs: number of passes over the training set.
+        batch_size: batch size (per process under DDP).
+        lr: peak learning rate (``onecycle``) or initial one (``cosine``, ``constant``).
+        momentum: SGD momentum (unused by Adam).
+        weight_decay: L2 penalty, applied by the optimizer.
+        optimizer: ``"sgd"`` or ``"adam"``.
+        schedule: ``"onecycle"``, ``"cosine"`` (to 0 at the last step) or ``"constant"``;
+            stepped every batch.
+        seed: seeds weights-independent randomness: data order, dropout, augmentation.
+        select: epoch to keep; see :func:`select_epoch`.
+        checkpoint_dir: where to write ``last.pt`` after every epoch; ``None``: no
+            checkpoints (and nothing to resume).
+        progress: show rich progress bars (rank 0 only).
+        num_threads: ``torch.set_num_threads`` for the run (``None``: leave it).
+
+    Raises:
+        InputError: naming the first field with a bad value.
+
+    Example:
+        >>> TrainConfig(epochs=3, schedule="cosine").lr
+        0.05
+        >>> TrainConfig(epochs=0)
+        Traceback (most recent call last):
+        ...
+        graceful.errors.InputError: Expected `TrainConfig.epochs` to be a positive int, but got 0
+    """
+
+    epochs: int
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    seed: int = 0
+    select: Criterion = "last"
+    checkpoint_dir: str | None = None
+    progress: bool = True
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        def bad(name: str, expected: str) -> InputError:
+            value = getattr(self, name)
+            return InputError(f"Expected `TrainConfig.{name}` to be {expected}, but got {value!r}")
+
+        for name in ("epochs", "batch_size"):
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
+                raise bad(name, "a positive int")
+        if not _is_real(self.lr) or self.lr <= 0:
+            raise bad("lr", "a positive finite number")
+        if not _is_real(self.momentum) or not 0 <= self.momentum < 1:
+            raise bad("momentum", "a number in [0, 1)")
+        if not _is_real(self.weight_decay) or self.weight_decay < 0:
+            raise bad("weight_decay", "a non-negative finite number")
+        if self.optimizer not in _OPTIMIZERS:
+            raise bad("optimizer", "one of 'sgd', 'adam'")
+        if self.schedule not in _SCHEDULES:
+            raise bad("schedule", "one of 'onecycle', 'cosine', 'constant'")
+        if not _is_int(self.seed) or not 0 <= self.seed <= 2**32 - 1:
+            raise bad("seed", "an int in [0, 2**32 - 1]")
+        if self.select not in _CRITERIA:
+            raise bad("select", "one of " + ", ".join(repr(c) for c in _CRITERIA))
+        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, str):
+            raise bad("checkpoint_dir", "a str or None")
+        if not isinstance(self.progress, bool):
+            raise bad("progress", "a bool")
+        if self.num_threads is not None and (not _is_int(self.num_threads) or self.num_threads < 1):
+            raise bad("num_threads", "a positive int or None")
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns; the model already holds the selected epoch.
+
+    Attributes:
+        history: one dict per epoch: ``epoch`` (index from 0), ``train_loss`` (mean over
+            samples), ``val_error``, ``val_nfr`` (NaN without validation data or without
+            an old model), ``lr`` (at the end of the epoch), ``seconds`` (the training
+            pass, teacher included), ``val_seconds`` and ``best_epoch`` (the selected epoch
+            as of that epoch).
+        best_epoch: the selected epoch.
+        selected: the criterion it was selected by.
+        checkpoint: path of the last checkpoint, or ``None``.
+
+    Example:
+        >>> r = TrainResult(history=[], best_epoch=0, selected="last")
+        >>> r.selected, r.checkpoint
+        ('last', None)
+    """
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    selected: str
+    checkpoint: str | None = field(default=None)
+
+
+def _key(value: float) -> float:
+    """Sort key: NaN (undefined) ranks after every number."""
+    return math.inf if math.isnan(value) else value
+
+
+def select_epoch(history: Sequence[dict[str, float]], criterion: str) -> int:
+    """The epoch chosen by ``criterion`` from a training history; ties go to the earliest.
+
+    - ``"last"``: the last epoch;
+    - ``"best_error"``: lowest ``val_error``;
+    - ``"best_nfr"``: lowest ``val_nfr``;
+    - ``"best_error_then_nfr"``: lowest ``val_error``, ties broken by lowest ``val_nfr``.
+
+    NaN values rank last.
+
+    Args:
+        history: dicts with ``epoch``, ``val_error`` and ``val_nfr``.
+        criterion: one of the four names above.
+
+    Returns:
+        The ``epoch`` value of the chosen entry.
+
+    Example:
+        >>> h = [{"epoch": 0, "val_error": 0.3, "val_nfr": 0.05},
+        ...      {"epoch": 1, "val_error": 0.2, "val_nfr": 0.06},
+        ...      {"epoch": 2, "val_error": 0.2, "val_nfr": 0.04},
+        ...      {"epoch": 3, "val_error": 0.25, "val_nfr": 0.01}]
+        >>> [select_epoch(h, c) for c in ("last", "best_error", "best_nfr",
+        ...                              "best_error_then_nfr")]
+        [3, 1, 3, 2]
+    """
+    if criterion not in _CRITERIA:
+        raise InputError(
+            "Expected argument `criterion` to be one of "
+            + ", ".join(repr(c) for c in _CRITERIA)
+            + f", but got {criterion!r}"
+        )
+    if len(history) == 0:
+        raise InputError("Expected argument `history` to hold at least one epoch, but it is empty")
+    if criterion == "last":
+        chosen = history[-1]
+    elif criterion == "best_error":
+        chosen = min(history, key=lambda h: _key(h["val_error"]))
+    elif criterion == "best_nfr":
+        chosen = min(history, key=lambda h: _key(h["val_nfr"]))
+    else:
+        chosen = min(history, key=lambda h: (_key(h["val_error"]), _key(h["val_nfr"])))
+    return int(chosen["epoch"])
+
+
+class _CrossEntropy(nn.Module):
+    """Plain cross-entropy with the loss signature ``(new_logits, old_logits, target)``."""
+
+    def forward(self, new_logits: Tensor, old_logits: Tensor | None, target: Tensor) -> Tensor:
+        return F.cross_entropy(new_logits, target)
+
+
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _rng_state() -> dict[str, Any]:
+    kind, key, pos, has_gauss, gauss = cast(
+        tuple[str, np.ndarray, int, int, float], np.random.get_state()
+    )
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, gauss),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    kind, key, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Train a new model, tracking its error and negative flips against the old one.
+
+    Args:
+        model: the new model, on the device to train on (batches are moved there).
+        config: the run's :class:`TrainConfig`.
+        loss: ``nn.Module`` called as ``loss(new_logits, old_logits, target)`` returning a
+            scalar; ``None``: cross-entropy.
+        teacher: gives ``old_logits`` for each batch (see :mod:`.teachers`); ``None``: the
+            loss gets ``old_logits=None``. When ``old_val_logits`` is not given, the
+            teacher also gives the old model's validation logits, once, at the start.
+        old_val_logits: ``(len(val), C)`` old-model logits in validation-set order, for
+            the per-epoch NFR; without them and without a teacher ``val_nfr`` is NaN.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> from graceful.training import OnlineTeacher
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(64, 4, generator=g)
+        >>> data = TensorDataset(x, (x[:, 0] > 0).long(), torch.arange(64))
+        >>> old = torch.nn.Linear(4, 2)
+        >>> _ = torch.manual_seed(1)
+        >>> trainer = Trainer(torch.nn.Linear(4, 2), TrainConfig(epochs=2, batch_size=16,
+        ...                   progress=False, select="best_error"), teacher=OnlineTeacher(old))
+        >>> result = trainer.fit(data, data)
+        >>> print(*sorted(result.history[0]))
+        best_epoch epoch lr seconds train_loss val_error val_nfr val_seconds
+        >>> result.selected, result.best_epoch in (0, 1), trainer.predict(data).shape
+        ('best_error', True, torch.Size([64, 2]))
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        *,
+        loss: nn.Module | None = None,
+        teacher: Teacher | None = None,
+        old_val_logits: Tensor | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise InputError(
+                f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}"
+            )
+        if not isinstance(config, TrainConfig):
+            raise InputError(
+                f"Expected argument `config` to be a TrainConfig, but got {type(config).__name__}"
+            )
+        if loss is not None and not callable(loss):
+            raise InputError(f"Expected argument `loss` to be callable, but got {loss!r}")
+        if teacher is not None and not callable(teacher):
+            raise InputError(f"Expected argument `teacher` to be callable, but got {teacher!r}")
+        if old_val_logits is not None and (
+            not isinstance(old_val_logits, Tensor) or old_val_logits.ndim != 2
+        ):
+            raise InputError("Expected argument `old_val_logits` to be a 2-D tensor (N, C)")
+        self.model = model
+        self.config = config
+        self.loss: nn.Module = loss if loss is not None else _CrossEntropy()
+        self.teacher = teacher
+        self.old_val_logits = old_val_logits
+        self.result: TrainResult | None = None
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """The last :meth:`fit`'s per-epoch history (empty before it)."""
+        return [] if self.result is None else self.result.history
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """``checkpoint_dir/last.pt``, or ``None`` without a checkpoint directory."""
+        if self.config.checkpoint_dir is None:
+            return None
+        return Path(self.config.checkpoint_dir) / _CHECKPOINT
+
+    # -- public API ----------------------------------------------------------------------
+
+    def fit(
+        self, train: Dataset[Any], val: Dataset[Any] | None = None, *, resume: bool = True
+    ) -> TrainResult:
+        """Train for ``config.epochs`` epochs and restore the selected epoch's weights.
+
+        Args:
+            train: items ``(x, y, id)``.
+            val: items ``(x, y, id)``; required unless ``config.select == "last"``.
+            resume: continue from ``checkpoint_dir/last.pt`` when it exists (its run
+                settings must equal ``config``'s); ``False`` starts over and overwrites it.
+
+        Returns:
+            A :class:`TrainResult`.
+
+        Raises:
+            InputError: naming the argument or the checkpoint file at fault.
+        """
+        cfg = self.config
+        if cfg.num_threads is not None:
+            torch.set_num_threads(cfg.num_threads)
+        rank, world = _rank_world()
+        device = _model_device(self.model)
+        old_val = self._old_val_logits(val, device)
+        if val is None and cfg.select != "last":
+            raise InputError(f"Expected argument `val` for select={cfg.select!r}, but got None")
+        if cfg.select in ("best_nfr", "best_error_then_nfr") and old_val is None:
+            raise InputError(
+                f"Expected argument `old_val_logits` or a teacher for select={cfg.select!r}"
+            )
+
+        # Each process gets its own dropout/augmentation stream; data order is seeded apart.
+        seed_everything((cfg.seed + rank) % 2**32)
+        net: nn.Module = self.model
+        if world > 1:
+            net = DistributedDataParallel(self.model)
+        optimizer = self._optimizer()
+        steps = len(self._train_loader(train, 0))
+        scheduler = self._scheduler(optimizer, steps * cfg.epochs)
+
+        history: list[dict[str, float]] = []
+        best_state: dict[str, Tensor] | None = None
+        start = 0
+        path = self.checkpoint_path
+        if path is not None and resume and path.exists():
+            ckpt = self._load_checkpoint(path)
+            self.model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            if len(ckpt["rng"]) != world:
+                raise InputError(
+                    f"Checkpoint `{path}` was written by {len(ckpt['rng'])} processes, but this "
+                    f"run has {world}; use resume=False or another checkpoint_dir"
+                )
+            _set_rng_state(ckpt["rng"][rank])
+            history = list(ckpt["history"])
+            best_state = ckpt["best_state"]
+            start = int(ckpt["epochs_done"])
+
+        show = cfg.progress and rank == 0
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            disable=not show,
+        ) as progress:
+            for epoch in range(start, cfg.epochs):
+                task = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps)
+                seconds, train_loss = self._train_epoch(
+                    net, optimizer, scheduler, train, epoch, device, progress, task
+                )
+                tic = time.perf_counter()
+                val_error, val_nfr = self._validate(val, old_val, device)
+                val_seconds = time.perf_counter() - tic
+                entry: dict[str, float] = {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "val_error": val_error,
+                    "val_nfr": val_nfr,
+                    "lr": float(optimizer.param_groups[0]["lr"]),
+                    "seconds": seconds,
+                    "val_seconds": val_seconds,
+                }
+                history.append(entry)
+                entry["best_epoch"] = select_epoch(history, cfg.select)
+                if cfg.select != "last" and entry["best_epoch"] == epoch:
+                    best_state = _cpu_state(self.model)
+                progress.update(
+                    task,
+                    description=f"epoch {epoch + 1}/{cfg.epochs} loss {train_loss:.4f} "
+                    f"err {val_error:.4f} nfr {val_nfr:.4f}",
+                )
+                if path is not None:
+                    self._save_checkpoint(
+                        path, epoch + 1, optimizer, scheduler, history, best_state, rank
+                    )
+
+        best_epoch = int(history[-1]["best_epoch"])
+        if cfg.select != "last" and best_state is not None:
+            self.model.load_state_dict(best_state)
+        self.result = TrainResult(
+            history=history,
+            best_epoch=best_epoch,
+            selected=cfg.select,
+            checkpoint=None if path is None else str(path),
+        )
+        return self.result
+
+    @torch.no_grad()
+    def predict(self, dataset: Dataset[Any]) -> Tensor:
+        """The model's float32 logits on ``dataset`` (items ``(x, y, id)``), in its order, on CPU.
+
+        Every process predicts the whole dataset.
+        """
+        logits, _ids = _collect_logits(
+            self.model, dataset, batch_size=self.config.batch_size, name="dataset"
+        )
+        return logits
+
+    # -- pieces of fit -------------------------------------------------------------------
+
+    def _old_val_logits(self, val: Dataset[Any] | None, device: torch.device) -> Tensor | None:
+        if val is None:
+            return None
+        n = len(cast(Sequence[Any], val))
+        old = self.old_val_logits
+        if old is None and self.teacher is not None:
+            old = self._teacher_logits(self.teacher, val)
+        if old is None:
+            return None
+        if old.ndim != 2 or old.shape[0] != n:
+            raise InputError(
+                f"Expected argument `old_val_logits` to have shape ({n}, C), "
+                f"but got {tuple(old.shape)}"
+            )
+        return old.detach().to(device)
+
+    @torch.no_grad()
+    def _teacher_logits(self, teacher: Teacher, val: Dataset[Any]) -> Tensor:
+        device = _model_device(self.model)
+        loader = DataLoader(val, batch_size=self.config.batch_size, shuffle=False)
+        out = []
+        for batch in loader:
+            x, _y, ids = _unpack(batch, "val")
+            try:
+                out.append(teacher(x.to(device), ids.to(device)).float())
+            except InputError as exc:
+                raise InputError(
+                    f"Could not get the old model's logits on `val` from the teacher "
+                    f"({exc}); pass `old_val_logits`"
+                ) from None
+        return torch.cat(out)
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.config
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+
+    def _scheduler(
+        self, optimizer: torch.optim.Optimizer, total_steps: int
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        cfg = self.config
+        if cfg.schedule == "onecycle":
+            return torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=cfg.lr, total_steps=total_steps
+            )
+        if cfg.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+    def _train_loader(self, train: Dataset[Any], epoch: int) -> DataLoader[Any]:
+        cfg = self.config
+        rank, world = _rank_world()
+        generator = epoch_generator(cfg.seed, epoch)
+        sampler: RandomSampler | DistributedSampler[Any]
+        if world > 1:
+            sampler = DistributedSampler(
+                train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed
+            )
+            sampler.set_epoch(epoch)
+        else:
+            sampler = RandomSampler(cast(Sized, train), generator=generator)
+        # The loader's own generator seeds worker processes: also (seed, epoch) only.
+        return DataLoader(train, batch_size=cfg.batch_size, sampler=sampler, generator=generator)
+
+    def _train_epoch(
+        self,
+        net: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        train: Dataset[Any],
+        epoch: int,
+        device: torch.device,
+        progress: Progress,
+        task: Any,
+    ) -> tuple[float, float]:
+        """One pass; returns (seconds, mean training loss over samples)."""
+        net.train()
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        count = 0
+        _sync(device)
+        tic = time.perf_counter()
+        for batch in self._train_loader(train, epoch):
+            x, y, ids = _unpack(batch, "train")
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            old = None if self.teacher is None else self.teacher(x, ids.to(device))
+            new: Tensor = net(x)
+            loss: Tensor = self.loss(new, old, y)
+            if loss.ndim != 0:
+                shape = tuple(loss.shape)
+                raise InputError(f"Expected `loss` to return a scalar, but got shape {shape}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            scheduler.step()
+            total += loss.detach().double() * y.shape[0]
+            count += int(y.shape[0])
+            progress.advance(task)
+        _sync(device)
+        seconds = time.perf_counter() - tic
+        sums = torch.stack([total, torch.tensor(float(count), dtype=torch.float64, device=device)])
+        if _rank_world()[1] > 1:
+            dist.all_reduce(sums)
+        return seconds, float(sums[0] / sums[1])
+
+    @torch.no_grad()
+    def _validate(
+        self, val: Dataset[Any] | None, old_val: Tensor | None, device: torch.device
+    ) -> tuple[float, float]:
+        """(error, NFR) on ``val``; sharded across processes without padding, synced exactly."""
+        if val is None:
+            return math.nan, math.nan
+        # The torchmetrics classes load on first use, as in graceful.metrics: importing
+        # torchmetrics costs more than a second that importing this module should not pay.
+        from graceful.metrics import ErrorRate, ModelUpdateMetrics
+
+        rank, world = _rank_world()
+        indices = list(range(rank, len(cast(Sequence[Any], val)), world))
+        loader = DataLoader(Subset(val, indices), batch_size=self.config.batch_size)
+        errors = ErrorRate().to(device)
+        flips = None if old_val is None else ModelUpdateMetrics().to(device)
+        position = torch.tensor(indices, dtype=torch.int64, device=device)
+        offset = 0
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for batch in loader:
+                x, y, _ids = _unpack(batch, "val")
+                y = y.to(device)
+                new: Tensor = self.model(x.to(device))
+                if flips is not None and old_val is not None:
+                    rows = position[offset : offset + y.shape[0]]
+                    flips.update(y, old_val[rows], new)
+                else:
+                    errors.update(y, new)
+                offset += int(y.shape[0])
+        finally:
+            self.model.train(was_training)
+        if flips is not None:
+            values = flips.compute()
+            return float(values["error_rate_new"]), float(values["negative_flip_rate"])
+        return float(errors.compute()), math.nan
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def _run_settings(self) -> dict[str, Any]:
+        return {name: getattr(self.config, name) for name in _RUN_FIELDS}
+
+    def _save_checkpoint(
+        self,
+        path: Path,
+        epochs_done: int,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        history: list[dict[str, float]],
+        best_state: dict[str, Tensor] | None,
+        rank: int,
+    ) -> None:
+        world = _rank_world()[1]
+        rng_states: list[Any] = [_rng_state()]
+        if world > 1:  # every process's generators, so that each resumes its own
+            rng_states = [None] * world
+            dist.all_gather_object(rng_states, _rng_state())
+        if rank == 0:
+            payload = {
+                "format": _FORMAT,
+                "epochs_done": epochs_done,
+                "config": self._run_settings(),
+                "model": _cpu_state(self.model),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": rng_states,
+                "history": history,
+                "best_state": best_state,
+            }
+            path.parent.mkdir(parents=True, exist_ok=True)
+            buffer = io.BytesIO()
+            torch.save(payload, buffer)
+            with atomic_open(path, "wb") as handle:
+                cast(IO[bytes], handle).write(buffer.getvalue())
+        if world > 1:
+            dist.barrier()
+
+    def _load_checkpoint(self, path: Path) -> dict[str, Any]:
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # any failure to read is the file's fault
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InputError(f"Could not read checkpoint file `{path}`: {reason}") from None
+        if not isinstance(ckpt, dict) or ckpt.get("format") != _FORMAT:
+            raise InputError(f"Expected file `{path}` to be a graceful training checkpoint")
+        saved = ckpt["config"]
+        for name, value in self._run_settings().items():
+            if saved.get(name) != value:
+                raise InputError(
+                    f"Expected `config.{name}` to be {saved.get(name)!r} as in checkpoint "
+                    f"`{path}`, but got {value!r}; use resume=False or another checkpoint_dir"
+                )
+        return cast(dict[str, Any], ckpt)
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so per-epoch timings measure the work itself."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

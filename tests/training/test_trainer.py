@@ -1,0 +1,285 @@
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+from torch.utils.data import TensorDataset
+
+from graceful.errors import InputError
+from graceful.metrics import error_rate, negative_flip_rate
+from graceful.training import (
+    CachedTeacher,
+    OnlineTeacher,
+    TrainConfig,
+    Trainer,
+    select_epoch,
+)
+
+D, C = 8, 3
+
+
+class DistillLoss(nn.Module):
+    """Cross-entropy plus KL to the old model (a stand-in for graceful.losses)."""
+
+    def forward(self, new, old, target):
+        kl = F.kl_div(
+            F.log_softmax(new, 1), F.log_softmax(old, 1), log_target=True, reduction="batchmean"
+        )
+        return F.cross_entropy(new, target) + kl
+
+
+class CrashAfter(nn.Module):
+    """Raises on call number ``n`` (simulates a crash mid-epoch)."""
+
+    def __init__(self, inner: nn.Module, n: int):
+        super().__init__()
+        self.inner, self.n, self.calls = inner, n, 0
+
+    def forward(self, new, old, target):
+        self.calls += 1
+        if self.calls == self.n:
+            raise RuntimeError("simulated crash")
+        return self.inner(new, old, target)
+
+
+def _mlp(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(D, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, C))
+
+
+def _data(n: int, seed: int, id_offset: int = 0) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, D, generator=g)
+    y = (x[:, :C] + 0.5 * torch.randn(n, C, generator=g)).argmax(1)
+    return TensorDataset(x, y, torch.arange(n) + id_offset)
+
+
+TRAIN, VAL = _data(80, 0), _data(40, 1, id_offset=500)
+STEPS = 5  # 80 samples / batch 16
+
+
+def _config(tmp_path=None, **kw) -> TrainConfig:
+    base = {"epochs": 3, "batch_size": 16, "lr": 0.05, "progress": False}
+    if tmp_path is not None:
+        base["checkpoint_dir"] = str(tmp_path)
+    return TrainConfig(**(base | kw))
+
+
+def _old() -> nn.Module:
+    return _mlp(100).eval()
+
+
+def _no_seconds(history):
+    return [{k: v for k, v in h.items() if "seconds" not in k} for h in history]
+
+
+def _assert_same_weights(a: nn.Module, b: nn.Module):
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"select": "last"},
+        {"select": "best_error_then_nfr", "schedule": "cosine", "optimizer": "adam"},
+    ],
+)
+def test_resume_after_crash_equals_uninterrupted_run(tmp_path, settings):
+    old = _old()
+    teacher = CachedTeacher.build(old, TRAIN)
+    old_val = OnlineTeacher(old)(VAL.tensors[0], VAL.tensors[2])
+
+    straight = _mlp(0)
+    config = _config(tmp_path / "straight", **settings)
+    want = Trainer(straight, config, loss=DistillLoss(), teacher=teacher, old_val_logits=old_val)
+    want_result = want.fit(TRAIN, VAL)
+
+    config = _config(tmp_path / "crashed", **settings)
+    crashing = Trainer(
+        _mlp(0),
+        config,
+        loss=CrashAfter(DistillLoss(), STEPS + 3),  # in the middle of the 2nd epoch
+        teacher=teacher,
+        old_val_logits=old_val,
+    )
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        crashing.fit(TRAIN, VAL)
+    assert (tmp_path / "crashed" / "last.pt").exists()
+
+    resumed_model = _mlp(7)  # other initial weights: they come from the checkpoint
+    resumed = Trainer(
+        resumed_model, config, loss=DistillLoss(), teacher=teacher, old_val_logits=old_val
+    )
+    result = resumed.fit(TRAIN, VAL, resume=True)
+    _assert_same_weights(resumed_model, straight)
+    assert _no_seconds(result.history) == _no_seconds(want_result.history)
+    assert result.best_epoch == want_result.best_epoch
+    assert resumed.history is result.history
+
+
+def test_fit_again_after_completion_trains_nothing(tmp_path):
+    model = _mlp(0)
+    first = Trainer(model, _config(tmp_path, epochs=2)).fit(TRAIN, VAL)
+    again_model = _mlp(3)
+    again = Trainer(again_model, _config(tmp_path, epochs=2)).fit(TRAIN, VAL)
+    _assert_same_weights(again_model, model)
+    assert repr(again.history) == repr(first.history)  # seconds included: nothing was re-run
+
+
+def test_resume_false_starts_over(tmp_path):
+    a = _mlp(0)
+    Trainer(a, _config(tmp_path, epochs=1)).fit(TRAIN)
+    b = _mlp(0)
+    Trainer(b, _config(tmp_path, epochs=1)).fit(TRAIN, resume=False)
+    _assert_same_weights(a, b)
+
+
+def test_resume_with_other_settings_names_the_field(tmp_path):
+    Trainer(_mlp(0), _config(tmp_path, epochs=1)).fit(TRAIN)
+    with pytest.raises(InputError, match=r"`config\.lr`.*last\.pt"):
+        Trainer(_mlp(0), _config(tmp_path, epochs=1, lr=0.1)).fit(TRAIN)
+
+
+def test_corrupt_checkpoint_names_the_file(tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"garbage")
+    with pytest.raises(InputError, match=r"last\.pt"):
+        Trainer(_mlp(0), _config(tmp_path, epochs=1)).fit(TRAIN)
+
+
+@pytest.mark.parametrize("select", ["best_error", "best_nfr", "best_error_then_nfr", "last"])
+def test_selected_epoch_is_restored_and_metrics_match_functions(select):
+    old = _old()
+    old_val = OnlineTeacher(old)(VAL.tensors[0], VAL.tensors[2])
+    model = _mlp(0)
+    # lr so high that epochs differ a lot; the restored weights must be the chosen epoch's
+    trainer = Trainer(
+        model,
+        _config(epochs=4, lr=0.5, schedule="constant", select=select),
+        old_val_logits=old_val,
+    )
+    result = trainer.fit(TRAIN, VAL)
+    history = result.history
+    assert [h["epoch"] for h in history] == [0, 1, 2, 3]
+    assert result.best_epoch == select_epoch(history, select) == history[-1]["best_epoch"]
+    assert result.selected == select
+    chosen = history[result.best_epoch]
+    logits = trainer.predict(VAL)
+    y = VAL.tensors[1]
+    assert error_rate(y, logits) == chosen["val_error"]
+    assert negative_flip_rate(y, old_val, logits) == chosen["val_nfr"]
+    assert all(h["seconds"] > 0 and h["val_seconds"] > 0 for h in history)
+    assert all(math.isfinite(h["train_loss"]) for h in history)
+
+
+def test_teacher_gives_old_val_logits_when_not_passed():
+    old = _old()
+    both = TensorDataset(
+        torch.cat([TRAIN.tensors[0], VAL.tensors[0]]),
+        torch.cat([TRAIN.tensors[1], VAL.tensors[1]]),
+        torch.cat([TRAIN.tensors[2], VAL.tensors[2]]),
+    )
+    teacher = CachedTeacher.build(old, both)
+    config = _config(epochs=1)
+    a = Trainer(_mlp(0), config, loss=DistillLoss(), teacher=teacher).fit(TRAIN, VAL)
+    old_val = OnlineTeacher(old)(VAL.tensors[0], VAL.tensors[2])
+    b = Trainer(_mlp(0), config, loss=DistillLoss(), teacher=teacher, old_val_logits=old_val).fit(
+        TRAIN, VAL
+    )
+    assert _no_seconds(a.history) == _no_seconds(b.history)
+
+
+def test_teacher_without_val_ids_asks_for_old_val_logits():
+    teacher = CachedTeacher.build(_old(), TRAIN)  # VAL's ids are not cached
+    trainer = Trainer(_mlp(0), _config(epochs=1), loss=DistillLoss(), teacher=teacher)
+    with pytest.raises(InputError, match="`old_val_logits`"):
+        trainer.fit(TRAIN, VAL)
+
+
+def test_plain_training_without_old_model_has_nan_nfr():
+    result = Trainer(_mlp(0), _config(epochs=1)).fit(TRAIN, VAL)
+    assert math.isnan(result.history[0]["val_nfr"])
+    assert 0 <= result.history[0]["val_error"] <= 1
+    no_val = Trainer(_mlp(0), _config(epochs=1)).fit(TRAIN)
+    assert math.isnan(no_val.history[0]["val_error"])
+
+
+def test_progress_bar_runs(capsys):
+    Trainer(_mlp(0), _config(epochs=1, progress=True, num_threads=1)).fit(TRAIN, VAL)
+
+
+def test_select_epoch_on_constructed_history():
+    nan = math.nan
+    history = [
+        {"epoch": 0, "val_error": 0.40, "val_nfr": 0.02},
+        {"epoch": 1, "val_error": 0.30, "val_nfr": 0.08},
+        {"epoch": 2, "val_error": 0.30, "val_nfr": 0.05},
+        {"epoch": 3, "val_error": nan, "val_nfr": 0.01},
+        {"epoch": 4, "val_error": 0.35, "val_nfr": 0.01},
+        {"epoch": 5, "val_error": 0.50, "val_nfr": nan},
+    ]
+    assert select_epoch(history, "last") == 5
+    assert select_epoch(history, "best_error") == 1  # tie with 2: earliest
+    assert select_epoch(history, "best_nfr") == 3  # tie with 4: earliest
+    assert select_epoch(history, "best_error_then_nfr") == 2
+    with pytest.raises(InputError, match="`criterion`"):
+        select_epoch(history, "best")
+    with pytest.raises(InputError, match="`history`"):
+        select_epoch([], "last")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("epochs", 0),
+        ("epochs", 2.0),
+        ("epochs", True),
+        ("batch_size", -1),
+        ("lr", 0.0),
+        ("lr", math.nan),
+        ("momentum", 1.0),
+        ("weight_decay", -1e-4),
+        ("optimizer", "rmsprop"),
+        ("schedule", "step"),
+        ("seed", -1),
+        ("select", "best"),
+        ("checkpoint_dir", 3),
+        ("progress", "yes"),
+        ("num_threads", 0),
+    ],
+)
+def test_bad_config_names_the_field(field, value):
+    kwargs = {"epochs": 1, field: value}
+    with pytest.raises(InputError, match=rf"`TrainConfig\.{field}`") as info:
+        TrainConfig(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        _config().epochs = 5  # type: ignore[misc]
+
+
+def test_bad_fit_arguments_name_them():
+    with pytest.raises(InputError, match="`val`"):
+        Trainer(_mlp(0), _config(select="best_error")).fit(TRAIN)
+    with pytest.raises(InputError, match="`old_val_logits`"):
+        Trainer(_mlp(0), _config(select="best_nfr")).fit(TRAIN, VAL)
+    with pytest.raises(InputError, match="`old_val_logits`"):
+        Trainer(_mlp(0), _config(), old_val_logits=torch.zeros(3, C)).fit(TRAIN, VAL)
+    with pytest.raises(InputError, match="`train`"):
+        pairs = TensorDataset(TRAIN.tensors[0], TRAIN.tensors[1])
+        Trainer(_mlp(0), _config(epochs=1)).fit(pairs)
+    with pytest.raises(InputError, match="`model`"):
+        Trainer("model", _config())
+    with pytest.raises(InputError, match="`config`"):
+        Trainer(_mlp(0), {"epochs": 1})
+
+    class PerSample(nn.Module):
+        def forward(self, new, old, target):
+            return F.cross_entropy(new, target, reduction="none")
+
+    with pytest.raises(InputError, match=r"`loss`.*scalar"):
+        Trainer(_mlp(0), _config(epochs=1), loss=PerSample()).fit(TRAIN)
