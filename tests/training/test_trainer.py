@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import TensorDataset
 
-from graceful.errors import InputError
+from graceful.errors import InputError, TrainingDivergedError
 from graceful.metrics import error_rate, negative_flip_rate
 from graceful.training import (
     CachedTeacher,
@@ -248,6 +248,8 @@ def test_select_epoch_on_constructed_history():
         ("checkpoint_dir", 3),
         ("progress", "yes"),
         ("num_threads", 0),
+        ("max_grad_norm", 0.0),
+        ("max_grad_norm", math.inf),
     ],
 )
 def test_bad_config_names_the_field(field, value):
@@ -283,3 +285,37 @@ def test_bad_fit_arguments_name_them():
 
     with pytest.raises(InputError, match=r"`loss`.*scalar"):
         Trainer(_mlp(0), _config(epochs=1), loss=PerSample()).fit(TRAIN)
+
+
+class _NaNAfter(nn.Module):
+    """Cross-entropy that turns NaN from a given step on (a diverging run)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step, self.calls = step, 0
+
+    def forward(self, new, old, target):
+        self.calls += 1
+        loss = F.cross_entropy(new, target)
+        return loss * math.nan if self.calls >= self.step else loss
+
+
+def test_divergence_is_reported_with_its_epoch():
+    trainer = Trainer(_mlp(0), _config(), loss=_NaNAfter(STEPS + 2))
+    with pytest.raises(TrainingDivergedError, match="epoch 1"):
+        trainer.fit(TRAIN, VAL)
+
+
+def test_gradient_clipping_bounds_the_step():
+    big = _config(epochs=1, lr=0.05, momentum=0.0, weight_decay=0.0, schedule="constant")
+    clipped = dataclasses.replace(big, max_grad_norm=1e-3)
+    moved = []
+    for config in (big, clipped):
+        model = _mlp(0)
+        before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+        Trainer(model, config).fit(TRAIN)
+        after = torch.cat([p.detach().flatten() for p in model.parameters()])
+        moved.append(float((after - before).norm()))
+    # each of the 5 steps moves the weights by at most lr * max_grad_norm
+    assert moved[1] <= STEPS * 0.05 * 1e-3 + 1e-9
+    assert moved[0] > 10 * moved[1]

@@ -45,6 +45,8 @@ def markdown_table(setting: dict[str, Any]) -> str:
         label = row["label"]
         if row.get("n_models", 1) > 1:
             label += f" ({row['n_models']} vs {row['n_models']})"
+        if row.get("diverged"):
+            label += f" (diverged in {row['diverged']} seed(s))"
         lines.append(
             f"| {label} | {_cell(row['error_rate_old'])} | {_cell(row['error_rate_new'])} | "
             f"{_cell(row['negative_flip_rate'])} | "

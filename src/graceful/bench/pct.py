@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from graceful.data import Splits
+from graceful.errors import TrainingDivergedError
 from graceful.io.atomic import atomic_open
 from graceful.losses import (
     DistillationLoss,
@@ -220,15 +221,21 @@ def run_pct_setting(
             [CachedTeacher.build(m.model, new_train) for m in new_models]
         )
         fd_epoch = math.nan
+        diverged: list[str] = []
         for method in ("kd", "fd_kl", "fd_lm", "ldi", "elodi"):
             log(f"[{setting.name}] seed {seed}: {METHODS[method]}")
             loss = PositiveCongruentLoss(_regression(setting, method), lam=_lam(setting, method))
-            trainer = train_new(
-                method,
-                0,
-                loss=loss,
-                teacher_=ensemble_teacher if method == "elodi" else teacher,
-            )
+            try:
+                trainer = train_new(
+                    method,
+                    0,
+                    loss=loss,
+                    teacher_=ensemble_teacher if method == "elodi" else teacher,
+                )
+            except TrainingDivergedError as exc:
+                log(f"[{setting.name}] seed {seed}: {METHODS[method]} diverged: {exc}")
+                diverged.append(method)
+                continue
             logits[method] = trainer.predict(new_test)
             if method == "fd_kl":
                 fd_epoch = _epoch_seconds(trainer.history)
@@ -240,6 +247,8 @@ def run_pct_setting(
             method: model_update_metrics(y_test, old_test_logits, method_logits)
             for method, method_logits in logits.items()
         }
+        for method in diverged:  # reported as n/a with a count, never as a number
+            results[method] = dict.fromkeys(_REPORTED, math.nan)
         old_ensemble = torch.stack([m.predict(old_test) for m in old_models]).mean(0)
         new_ensemble = torch.stack([m.predict(new_test) for m in new_models]).mean(0)
         results["paragon"] = model_update_metrics(y_test, old_ensemble, new_ensemble)
@@ -262,8 +271,13 @@ def run_pct_setting(
                     beta = value if parameter == "beta" else None
                     lam = value if parameter == "lambda" else setting.lam_fd_lm
                     loss = PositiveCongruentLoss(_regression(setting, "fd_lm", beta=beta), lam=lam)
-                    trainer = train_new("fd_lm", 0, loss=loss, teacher_=teacher)
-                    m = model_update_metrics(y_test, old_test_logits, trainer.predict(new_test))
+                    try:
+                        trainer = train_new("fd_lm", 0, loss=loss, teacher_=teacher)
+                    except TrainingDivergedError as exc:
+                        log(f"[{setting.name}] seed {seed}: diverged: {exc}")
+                        m = dict.fromkeys(_REPORTED, math.nan)
+                    else:
+                        m = model_update_metrics(y_test, old_test_logits, trainer.predict(new_test))
                     sweep.append(
                         {
                             "seed": seed,
@@ -312,6 +326,9 @@ def summarise(setting: PCTSetting, raw: dict[str, Any]) -> dict[str, Any]:
         }
         for key in _REPORTED:
             row[key] = _stat([per_seed[s][method][key] for s in seeds])
+        row["diverged"] = sum(
+            not math.isfinite(per_seed[s][method]["error_rate_new"]) for s in seeds
+        )
         rows.append(row)
     by = {r["method"]: r for r in rows}
 

@@ -49,7 +49,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 from torch.utils.data.distributed import DistributedSampler
 
-from graceful.errors import InputError
+from graceful.errors import InputError, TrainingDivergedError
 from graceful.io.atomic import atomic_open
 
 from .seed import epoch_generator, seed_everything
@@ -104,6 +104,8 @@ class TrainConfig:
             checkpoints (and nothing to resume).
         progress: show rich progress bars (rank 0 only).
         num_threads: ``torch.set_num_threads`` for the run (``None``: leave it).
+        max_grad_norm: clip the global gradient norm to this before each step
+            (``None``: no clipping). Logit matching with a large weight needs it.
 
     Raises:
         InputError: naming the first field with a bad value.
@@ -129,6 +131,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     progress: bool = True
     num_threads: int | None = None
+    max_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> InputError:
@@ -158,6 +161,10 @@ class TrainConfig:
             raise bad("progress", "a bool")
         if self.num_threads is not None and (not _is_int(self.num_threads) or self.num_threads < 1):
             raise bad("num_threads", "a positive int or None")
+        if self.max_grad_norm is not None and (
+            not _is_real(self.max_grad_norm) or self.max_grad_norm <= 0
+        ):
+            raise bad("max_grad_norm", "a positive finite number or None")
 
 
 @dataclass
@@ -571,6 +578,8 @@ class Trainer:
                 raise InputError(f"Expected `loss` to return a scalar, but got shape {shape}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
+            if self.config.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(net.parameters(), self.config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             total += loss.detach().double() * y.shape[0]
@@ -581,7 +590,14 @@ class Trainer:
         sums = torch.stack([total, torch.tensor(float(count), dtype=torch.float64, device=device)])
         if _rank_world()[1] > 1:
             dist.all_reduce(sums)
-        return seconds, float(sums[0] / sums[1])
+        mean_loss = float(sums[0] / sums[1])
+        if not math.isfinite(mean_loss):
+            # one check per epoch (a host sync per step would slow every run down)
+            raise TrainingDivergedError(
+                f"training diverged in epoch {epoch}: the loss is {mean_loss}; lower"
+                " `TrainConfig.lr`, the loss weight, or set `TrainConfig.max_grad_norm`"
+            )
+        return seconds, mean_loss
 
     @torch.no_grad()
     def _validate(
