@@ -31,8 +31,8 @@ def _animal_mnist() -> PCTSetting:
         description=(
             "10 animal silhouette classes; 7,000 train / 1,000 val / 2,000 test (seeded "
             "stratified split). Both models: 3 conv blocks with BatchNorm, SGD + one-cycle, "
-            "3 epochs, batch 128, gradient norm clipped at 5, no augmentation. Focal distillation reads the old model's "
-            "logits from a table cached once per seed."
+            "3 epochs, batch 128, gradient norm clipped at 5, no augmentation. Focal "
+            "distillation reads the old model's logits from a table cached once per seed."
         ),
         load_old=data,
         load_new=data,
