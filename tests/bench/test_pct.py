@@ -85,3 +85,14 @@ def test_cli_bad_setting_exits_2(tmp_path):
     assert result.exit_code == 2
     assert "nope" in result.stderr
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_same_seed_same_table():
+    """Weights' init is seeded too, so a rerun reproduces the table exactly (CPU)."""
+    from graceful.bench import run_pct_setting
+
+    setting = get_setting("digits")
+    first = run_pct_setting(setting, [3], log=lambda _: None)["per_seed"]
+    second = run_pct_setting(setting, [3], log=lambda _: None)["per_seed"]
+    assert first == second

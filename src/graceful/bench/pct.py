@@ -42,7 +42,13 @@ from graceful.losses import (
     PositiveCongruentLoss,
 )
 from graceful.metrics import model_update_metrics
-from graceful.training import CachedTeacher, EnsembleTeacher, TrainConfig, Trainer
+from graceful.training import (
+    CachedTeacher,
+    EnsembleTeacher,
+    TrainConfig,
+    Trainer,
+    seed_everything,
+)
 
 __all__ = ["METHODS", "PCTSetting", "run_pct_setting", "summarise"]
 
@@ -185,7 +191,9 @@ def run_pct_setting(
         log(f"[{setting.name}] seed {seed}: old models")
         old_models = []
         for j in range(setting.ensemble_size):
-            trainer = Trainer(setting.make_old(), replace(setting.old_config, seed=1000 * seed + j))
+            model_seed = 1000 * seed + j
+            seed_everything(model_seed)  # the weights' init, not only the data order
+            trainer = Trainer(setting.make_old(), replace(setting.old_config, seed=model_seed))
             trainer.fit(old_train, old_val)
             old_models.append(trainer)
         old = old_models[0]
@@ -202,6 +210,7 @@ def run_pct_setting(
             seed: int = seed,
             old_val_logits: torch.Tensor = old_val_logits,
         ) -> Trainer:
+            seed_everything(1000 * seed + 100 + seed_offset)
             trainer = Trainer(
                 setting.make_new(),
                 replace(setting.new_config, seed=1000 * seed + 100 + seed_offset),

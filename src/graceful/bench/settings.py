@@ -31,15 +31,15 @@ def _animal_mnist() -> PCTSetting:
         description=(
             "10 animal silhouette classes; 7,000 train / 1,000 val / 2,000 test (seeded "
             "stratified split). Both models: 3 conv blocks with BatchNorm, SGD + one-cycle, "
-            "3 epochs, batch 128, gradient norm clipped at 5, no augmentation. Focal "
+            "3 epochs, batch 128, no augmentation. Focal "
             "distillation reads the old model's logits from a table cached once per seed."
         ),
         load_old=data,
         load_new=data,
         make_old=lambda: SmallCNN(width=8, num_classes=10),
         make_new=lambda: SmallCNN(width=16, num_classes=10),
-        old_config=TrainConfig(epochs=3, batch_size=128, lr=0.1, max_grad_norm=5.0, progress=False),
-        new_config=TrainConfig(epochs=3, batch_size=128, lr=0.1, max_grad_norm=5.0, progress=False),
+        old_config=TrainConfig(epochs=3, batch_size=128, lr=0.1, progress=False),
+        new_config=TrainConfig(epochs=3, batch_size=128, lr=0.1, progress=False),
         ensemble_size=3,
         temperature=1.0,
         fd_alpha=1.0,
