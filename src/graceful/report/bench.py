@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from graceful.errors import InputError
-from graceful.io.atomic import atomic_write_text
 from graceful.report.charts import finite_or_none as _number
 from graceful.report.charts import tradeoff_chart
-from graceful.report.html import ERROR_HOOK_SCRIPT, _clip, _environment, _script_json
+from graceful.report.html import ERROR_HOOK_SCRIPT, _clip, _environment, _script_json, write_page
 
 __all__ = ["render_bench_html", "write_bench_html"]
 
@@ -354,11 +353,4 @@ def write_bench_html(results: Mapping[str, Any], path: str | os.PathLike[str]) -
         >>> target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
         True
     """
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise InputError(
-            f"Expected argument `path` to be in an existing folder, but got {str(path)!r}"
-        )
-    page = render_bench_html(results)
-    atomic_write_text(target, page)
-    return target
+    return write_page(render_bench_html(results), path)

@@ -496,11 +496,22 @@ def write_html(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> Path
         >>> target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
         True
     """
+    return write_page(render_html(summary), path)
+
+
+def write_page(page: str, path: str | os.PathLike[str]) -> Path:
+    """Write a rendered page to ``path`` atomically, into a folder that must exist.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "p.html"
+        >>> write_page("<!DOCTYPE html>", target).read_text(encoding="utf-8")
+        '<!DOCTYPE html>'
+    """
     target = Path(path)
     if not target.parent.is_dir():
         raise InputError(
             f"Expected argument `path` to be in an existing folder, but got {str(path)!r}"
         )
-    page = render_html(summary)
     atomic_write_text(target, page)
     return target
