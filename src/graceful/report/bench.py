@@ -290,7 +290,7 @@ def render_bench_html(results: Mapping[str, Any]) -> str:
     positive-congruent training papers (method, old and new error rate, negative flip rate,
     each mean ± std over the seeds in %, and the relative NFR), with the lowest NFR of a
     single model highlighted, the benchmark's targets with pass/fail badges, the epoch-time
-    ratio of feature distillation with cached old-model outputs, the error-rate/NFR
+    ratio of focal distillation with cached old-model logits, the error-rate/NFR
     trade-off chart (:func:`graceful.report.charts.tradeoff_chart`) and the command that
     opens a pairwise report on the saved predictions. Missing optional sections are left
     out; an undefined value (``None``) is shown as "n/a".
