@@ -27,8 +27,21 @@ def test_digits_pipeline_writes_tables_predictions_and_report(tmp_path):
     assert {(p["parameter"], p["value"]) for p in setting["sweep"]} == {
         ("beta", 0.0),
         ("beta", 5.0),
+        ("lambda", 0.0),
         ("lambda", 1.0),
     }
+    # points that are runs already made are reused: lambda 0 is no treatment, and the
+    # setting's beta (5) and lambda (1) are the FD-LM row, on the same seed
+    rows = {row["method"]: row for row in setting["rows"]}
+    points = {(p["parameter"], p["value"]): p for p in setting["sweep"]}
+    for key, method in (
+        (("lambda", 0.0), "no_treatment"),
+        (("beta", 5.0), "fd_lm"),
+        (("lambda", 1.0), "fd_lm"),
+    ):
+        assert points[key]["negative_flip_rate"]["values"] == [
+            rows[method]["negative_flip_rate"]["values"][0]
+        ]
     on_disk = json.loads((tmp_path / "pct.json").read_text())
     assert on_disk["settings"][0]["name"] == "digits"
     assert (tmp_path / "pct.md").read_text().count("| FD-LM |") == 1

@@ -319,3 +319,30 @@ def test_gradient_clipping_bounds_the_step():
     # each of the 5 steps moves the weights by at most lr * max_grad_norm
     assert moved[1] <= STEPS * 0.05 * 1e-3 + 1e-9
     assert moved[0] > 10 * moved[1]
+
+
+def test_embedding_model_trains_with_a_compatibility_loss_and_an_embedding_teacher():
+    from graceful.losses import BCTInfluenceLoss, CompatibleEmbeddingLoss, EmbeddingRegressionLoss
+    from graceful.models import EmbeddingMLP, EmbeddingOf, WithEmbedding
+
+    torch.manual_seed(0)
+    old = EmbeddingMLP(D, 4, C).eval()
+    everything = torch.utils.data.ConcatDataset([TRAIN, VAL])
+    teacher = CachedTeacher.build(EmbeddingOf(old), everything)  # old embeddings, by id
+    assert teacher.num_classes == 4  # a column per embedding dimension, not per class
+    loss = CompatibleEmbeddingLoss(
+        influence=BCTInfluenceLoss(old.head.weight, old.head.bias),
+        regression=EmbeddingRegressionLoss(),
+    )
+    torch.manual_seed(1)
+    new = EmbeddingMLP(D, 4, C)
+    trainer = Trainer(WithEmbedding(new), _config(), loss=loss, teacher=teacher)
+    result = trainer.fit(TRAIN, VAL)
+    assert all(math.isnan(h["val_nfr"]) for h in result.history)  # no logits to flip against
+    assert all(0.0 <= h["val_error"] <= 1.0 for h in result.history)
+    logits = trainer.predict(VAL)
+    torch.testing.assert_close(logits, new.eval()(VAL.tensors[0]))
+    with pytest.raises(InputError, match="old_val_logits"):
+        Trainer(
+            WithEmbedding(EmbeddingMLP(D, 4, C)), _config(), old_val_logits=torch.zeros(40, 4)
+        ).fit(TRAIN, VAL)

@@ -51,7 +51,8 @@ def _animal_mnist() -> PCTSetting:
         lam_fd_lm=0.1,
         lam_ldi=0.1,
         lam_elodi=0.1,
-        sweep_lambda=(0.03, 0.1, 0.3, 1.0),
+        sweep_beta=(0.0, 1.0, 5.0, 10.0),
+        sweep_lambda=(0.0, 0.03, 0.1, 0.3, 1.0),
     )
 
 
@@ -105,7 +106,7 @@ def _digits() -> PCTSetting:
         new_config=config,
         ensemble_size=2,
         sweep_beta=(0.0, 5.0),
-        sweep_lambda=(1.0,),
+        sweep_lambda=(0.0, 1.0),
     )
 
 

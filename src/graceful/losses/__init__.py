@@ -12,6 +12,11 @@ inhibition for positive-congruent training", 2022; Srivastava, Nushi et al., "An
 analysis of backward compatibility in machine learning systems", KDD 2020 (new error,
 strict imitation).
 
+Backward-compatible embeddings (Shen et al., "Towards backward-compatible representation
+learning", CVPR 2020) use :class:`BCTInfluenceLoss` (new embeddings through the frozen old
+classifier) and :class:`EmbeddingRegressionLoss`, combined with the new head's
+cross-entropy by :class:`CompatibleEmbeddingLoss`; they take embeddings ``(N, D)``.
+
 Example:
     >>> import torch
     >>> from graceful.losses import FocalDistillationLoss, PositiveCongruentLoss
@@ -25,10 +30,15 @@ Example:
 """
 
 from .base import RegressionLoss
+from .bct import BCTInfluenceLoss, synthesize_classifier
+from .compatible_embedding import CompatibleEmbeddingLoss
 from .distillation import DistillationLoss
+from .embedding_regression import EmbeddingRegressionLoss
 from .focal_distillation import FocalDistillationLoss
 from .functional import (
+    bct_influence_loss,
     distillation_loss,
+    embedding_regression_loss,
     focal_distillation_loss,
     logit_difference_inhibition_loss,
     new_error_loss,
@@ -41,17 +51,23 @@ from .positive_congruent import PositiveCongruentLoss
 from .strict_imitation import StrictImitationLoss
 
 __all__ = [
+    "BCTInfluenceLoss",
+    "CompatibleEmbeddingLoss",
     "DistillationLoss",
+    "EmbeddingRegressionLoss",
     "FocalDistillationLoss",
     "LogitDifferenceInhibitionLoss",
     "NewErrorLoss",
     "PositiveCongruentLoss",
     "RegressionLoss",
     "StrictImitationLoss",
+    "bct_influence_loss",
     "distillation_loss",
+    "embedding_regression_loss",
     "focal_distillation_loss",
     "logit_difference_inhibition_loss",
     "new_error_loss",
     "positive_congruent_loss",
     "strict_imitation_loss",
+    "synthesize_classifier",
 ]

@@ -27,6 +27,7 @@ from graceful.errors import InputError
 
 from ._checks import (
     Reduction,
+    _describe,
     check_choice,
     check_inputs,
     check_pair,
@@ -39,8 +40,11 @@ from ._checks import (
 __all__ = [
     "DISTANCES",
     "FILTERS",
+    "HEADS",
     "RegressionFn",
+    "bct_influence_loss",
     "distillation_loss",
+    "embedding_regression_loss",
     "focal_distillation_loss",
     "logit_difference_inhibition_loss",
     "new_error_loss",
@@ -53,6 +57,9 @@ DISTANCES: tuple[str, ...] = ("kl", "logit_matching")
 
 FILTERS: tuple[str, ...] = ("old_correct", "negative_flip", "all")
 """Sample filters accepted by :func:`focal_distillation_loss`."""
+
+HEADS: tuple[str, ...] = ("linear", "cosine")
+"""Classifier heads accepted by :func:`bct_influence_loss`."""
 
 RegressionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """A regression term ``(new_logits, old_logits, target) -> loss``."""
@@ -193,6 +200,77 @@ def _positive_congruent(
         return ce
     term: torch.Tensor = regression_fn(new, old, labels)
     return ce + lam * term
+
+
+def _check_embeddings(name: str, x: object, *, reduction: Reduction) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 2:
+        raise InputError(
+            f"Expected argument `{name}` to be a floating tensor of shape (N, D),"
+            f" but got {_describe(x)}"
+        )
+    if x.shape[0] == 0 and reduction == "mean":
+        raise InputError(
+            f"Expected argument `{name}` to hold at least one sample for reduction='mean',"
+            f" but got shape {tuple(x.shape)}"
+        )
+    return x
+
+
+def _bct_influence(
+    new_embeddings: torch.Tensor,
+    target: torch.Tensor,
+    old_weight: torch.Tensor,
+    old_bias: torch.Tensor | None,
+    head: str,
+    scale: float,
+    reduction: Reduction,
+) -> torch.Tensor:
+    # the model-free import keeps graceful.losses independent of graceful.models' modules
+    from graceful.models.embedding import classifier_logits
+
+    new = _check_embeddings("new_embeddings", new_embeddings, reduction=reduction)
+    labels = check_target(target, new.shape[0])
+    if not isinstance(old_weight, torch.Tensor) or old_weight.ndim != 2:
+        raise InputError(
+            "Expected argument `old_weight` to be a tensor of shape (C, D),"
+            f" but got {_describe(old_weight)}"
+        )
+    if old_weight.shape[1] != new.shape[1]:
+        raise InputError(
+            f"Expected argument `old_weight` to have D = {new.shape[1]} columns like"
+            f" `new_embeddings`, but got shape {tuple(old_weight.shape)}"
+        )
+    weight = old_weight.detach().to(dtype=new.dtype)
+    bias = None
+    if old_bias is not None and head == "linear":
+        if not isinstance(old_bias, torch.Tensor) or tuple(old_bias.shape) != (weight.shape[0],):
+            raise InputError(
+                f"Expected argument `old_bias` to be a tensor of shape ({weight.shape[0]},),"
+                f" but got {_describe(old_bias)}"
+            )
+        bias = old_bias.detach().to(dtype=new.dtype)
+    logits = classifier_logits(new, weight, bias, head=head, scale=scale)
+    return F.cross_entropy(logits, labels, reduction=reduction)
+
+
+def _embedding_regression(
+    new_embeddings: torch.Tensor,
+    old_embeddings: torch.Tensor,
+    normalize: bool,
+    reduction: Reduction,
+) -> torch.Tensor:
+    new = _check_embeddings("new_embeddings", new_embeddings, reduction=reduction)
+    if not isinstance(old_embeddings, torch.Tensor) or tuple(old_embeddings.shape) != tuple(
+        new.shape
+    ):
+        raise InputError(
+            f"Expected argument `old_embeddings` to be a tensor of shape {tuple(new.shape)}"
+            f" like `new_embeddings`, but got {_describe(old_embeddings)}"
+        )
+    old = old_embeddings.detach().to(dtype=new.dtype)
+    if normalize:
+        new, old = F.normalize(new, dim=1), F.normalize(old, dim=1)
+    return reduce((new - old).pow(2).sum(dim=1), reduction)
 
 
 # -------------------------------------------------------------------- public functions
@@ -482,3 +560,80 @@ def positive_congruent_loss(
     return _positive_congruent(
         new_logits, old_logits, target, regression_fn, lam, label_smoothing, reduction
     )
+
+
+def bct_influence_loss(
+    new_embeddings: torch.Tensor,
+    target: torch.Tensor,
+    old_weight: torch.Tensor,
+    old_bias: torch.Tensor | None = None,
+    *,
+    head: str = "linear",
+    scale: float = 16.0,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    r"""BCT's influence loss (Shen et al., CVPR 2020): classify new embeddings with the old head.
+
+    Formula, per sample :math:`i` with the frozen old classifier :math:`(W^{old}, b^{old})`:
+
+    .. math:: \ell_i = \mathrm{CE}\big(W^{old} e^{new}_i + b^{old},\, y_i\big)
+
+    (for ``head="cosine"``: logits :math:`s \cos(e^{new}_i, w^{old}_c)`, no bias). The
+    gradient reaches only the new embeddings, pulling them into the old embedding space,
+    so new queries can be compared with old gallery vectors. Classes the old model never
+    saw need rows in ``old_weight``: build them with
+    :func:`~graceful.losses.synthesize_classifier`. Targets must index rows of
+    ``old_weight`` (values are not range-checked here, to avoid a host sync).
+
+    Args:
+        new_embeddings: ``(N, D)`` embeddings of the model being trained.
+        target: ``(N,)`` integer class indices.
+        old_weight: ``(C, D)`` the old classifier's weights; detached.
+        old_bias: ``(C,)`` its bias, or ``None``; ignored by the cosine head.
+        head: ``"linear"`` or ``"cosine"``.
+        scale: the cosine head's scale :math:`s > 0`.
+        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+
+    Example:
+        >>> w = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> e = torch.tensor([[2.0, 0.0], [2.0, 0.0]])
+        >>> bct_influence_loss(e, torch.tensor([0, 1]), w, reduction="none")
+        tensor([0.1269, 2.1269])
+    """
+    head = check_choice("head", head, HEADS)
+    scale = check_real("scale", scale, low=0.0, low_inclusive=False)
+    reduction = check_reduction(reduction)
+    return _bct_influence(new_embeddings, target, old_weight, old_bias, head, scale, reduction)
+
+
+def embedding_regression_loss(
+    new_embeddings: torch.Tensor,
+    old_embeddings: torch.Tensor,
+    target: torch.Tensor | None = None,
+    *,
+    normalize: bool = False,
+    reduction: Reduction = "mean",
+) -> torch.Tensor:
+    r"""L2 regression of new embeddings onto the old model's embeddings of the same inputs.
+
+    Formula, per sample: :math:`\ell_i = \lVert e^{new}_i - e^{old}_i \rVert_2^2` (with
+    ``normalize=True`` both are L2-normalised first, which suits cosine retrieval). The
+    BCT paper's "L2" baseline; also the direct-alignment term for a small model that must
+    match a large model's space.
+
+    Args:
+        new_embeddings: ``(N, D)`` embeddings of the model being trained.
+        old_embeddings: ``(N, D)`` the old model's embeddings; detached.
+        target: ignored; accepted so the signature matches the other losses.
+        normalize: compare unit vectors.
+        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+
+    Example:
+        >>> new, old = torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 0.0]])
+        >>> embedding_regression_loss(new, old)
+        tensor(4.)
+    """
+    reduction = check_reduction(reduction)
+    if not isinstance(normalize, bool):
+        raise InputError(f"Expected argument `normalize` to be a bool, but got {normalize!r}")
+    return _embedding_regression(new_embeddings, old_embeddings, normalize, reduction)

@@ -1,4 +1,4 @@
-"""Small reference models for the benchmarks and examples: a CNN and an MLP head.
+"""Small reference models for the benchmarks and examples: CNNs, MLP heads, embedding models.
 
 Example:
     >>> import torch
@@ -8,6 +8,24 @@ Example:
 """
 
 from .cnn import SmallCNN
-from .mlp import MLPHead
+from .embedding import (
+    CosineClassifier,
+    EmbeddingModel,
+    EmbeddingOf,
+    EmbeddingOutput,
+    WithEmbedding,
+    classifier_logits,
+)
+from .mlp import EmbeddingMLP, MLPHead
 
-__all__ = ["MLPHead", "SmallCNN"]
+__all__ = [
+    "CosineClassifier",
+    "EmbeddingMLP",
+    "EmbeddingModel",
+    "EmbeddingOf",
+    "EmbeddingOutput",
+    "MLPHead",
+    "SmallCNN",
+    "WithEmbedding",
+    "classifier_logits",
+]

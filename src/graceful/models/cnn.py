@@ -7,6 +7,8 @@ from torch import nn
 
 from graceful.errors import InputError
 
+from .embedding import make_head
+
 __all__ = ["SmallCNN"]
 
 
@@ -29,6 +31,12 @@ class SmallCNN(nn.Module):
         width: channels of the first block; the blocks have ``w, 2w, 4w``.
         num_classes: outputs.
         in_channels: input channels (1 for grey images).
+        embedding_dim: when set, a linear projection of the pooled features to this many
+            dimensions is the embedding (so models of different widths can share an
+            embedding space); ``None``: the pooled features (``4 * width``) are.
+        head: the classifier, ``"linear"`` or ``"cosine"`` (see
+            :class:`~graceful.models.CosineClassifier`).
+        scale: the cosine head's scale.
 
     Example:
         >>> import torch
@@ -37,14 +45,27 @@ class SmallCNN(nn.Module):
         torch.Size([5, 3])
         >>> model.embed(torch.zeros(5, 1, 28, 28)).shape
         torch.Size([5, 16])
+        >>> cosine = SmallCNN(width=4, embedding_dim=32, head="cosine")
+        >>> cosine.embed(torch.zeros(5, 1, 28, 28)).shape
+        torch.Size([5, 32])
     """
 
-    def __init__(self, width: int = 16, num_classes: int = 10, in_channels: int = 1) -> None:
+    def __init__(
+        self,
+        width: int = 16,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        *,
+        embedding_dim: int | None = None,
+        head: str = "linear",
+        scale: float = 16.0,
+    ) -> None:
         super().__init__()
         for value, name in (
             (width, "width"),
             (num_classes, "num_classes"),
             (in_channels, "in_channels"),
+            (1 if embedding_dim is None else embedding_dim, "embedding_dim"),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(
@@ -54,11 +75,17 @@ class SmallCNN(nn.Module):
             _block(in_channels, width), _block(width, 2 * width), _block(2 * width, 4 * width)
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(4 * width, num_classes)
+        dim = 4 * width
+        self.project: nn.Module = nn.Identity()
+        if embedding_dim is not None:
+            self.project = nn.Linear(dim, embedding_dim)
+            dim = embedding_dim
+        self.head = make_head(dim, num_classes, head, scale)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate features ``(N, 4 * width)``."""
-        return torch.flatten(self.pool(self.features(x)), 1)
+        """The embedding ``(N, embedding_dim)`` (or the pooled ``(N, 4 * width)``)."""
+        embedding: torch.Tensor = self.project(torch.flatten(self.pool(self.features(x)), 1))
+        return embedding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, num_classes)``."""

@@ -7,7 +7,9 @@ from torch import nn
 
 from graceful.errors import InputError
 
-__all__ = ["MLPHead"]
+from .embedding import make_head
+
+__all__ = ["EmbeddingMLP", "MLPHead"]
 
 
 class MLPHead(nn.Module):
@@ -51,4 +53,67 @@ class MLPHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, num_classes)``."""
         logits: torch.Tensor = self.net(x)
+        return logits
+
+
+class EmbeddingMLP(nn.Module):
+    """An embedding model over fixed features: a projection (the embedding), then a head.
+
+    ``embed``: ``Linear(in_features, embedding_dim)``, or ``Linear -> ReLU -> Linear``
+    through ``hidden`` units; ``head``: a linear or cosine classifier. Used to map a
+    frozen encoder's vectors (e.g. MPNet's 768-d) into another space (e.g. MiniLM's 384-d).
+
+    Args:
+        in_features: input dimension.
+        embedding_dim: the embedding's dimension.
+        num_classes: outputs of the head.
+        hidden: hidden units of the projection (0: linear projection).
+        head: ``"linear"`` or ``"cosine"``.
+        scale: the cosine head's scale.
+
+    Example:
+        >>> import torch
+        >>> model = EmbeddingMLP(8, 4, 3)
+        >>> model.embed(torch.zeros(2, 8)).shape, model(torch.zeros(2, 8)).shape
+        (torch.Size([2, 4]), torch.Size([2, 3]))
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        embedding_dim: int,
+        num_classes: int,
+        *,
+        hidden: int = 0,
+        head: str = "linear",
+        scale: float = 16.0,
+    ) -> None:
+        super().__init__()
+        for value, name in (
+            (in_features, "in_features"),
+            (embedding_dim, "embedding_dim"),
+            (num_classes, "num_classes"),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(
+                    f"Expected argument `{name}` to be a positive int, but got {value!r}"
+                )
+        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
+            raise InputError(f"Expected argument `hidden` to be an int >= 0, but got {hidden!r}")
+        if hidden == 0:
+            self.project: nn.Module = nn.Linear(in_features, embedding_dim)
+        else:
+            self.project = nn.Sequential(
+                nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, embedding_dim)
+            )
+        self.head = make_head(embedding_dim, num_classes, head, scale)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding ``(N, embedding_dim)``."""
+        embedding: torch.Tensor = self.project(x)
+        return embedding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, num_classes)``."""
+        logits: torch.Tensor = self.head(self.embed(x))
         return logits

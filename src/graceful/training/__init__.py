@@ -9,6 +9,7 @@ Example:
 from .seed import epoch_generator, seed_everything
 from .teachers import CachedTeacher, EnsembleTeacher, OnlineTeacher, Teacher
 from .trainer import TrainConfig, Trainer, TrainResult, select_epoch
+from .transformation import fit_transformation
 
 __all__ = [
     "CachedTeacher",
@@ -19,6 +20,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "epoch_generator",
+    "fit_transformation",
     "seed_everything",
     "select_epoch",
 ]

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from graceful.errors import InputError
 from graceful.io.atomic import atomic_open
+from graceful.models.embedding import EmbeddingOutput
 
 __all__ = ["CachedTeacher", "EnsembleTeacher", "OnlineTeacher", "Teacher"]
 
@@ -65,6 +66,18 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
+def _logits_of(out: object) -> Tensor:
+    """The logits of a model's output: the tensor itself, or an EmbeddingOutput's logits."""
+    if isinstance(out, EmbeddingOutput):
+        return out.logits
+    if not isinstance(out, Tensor):
+        raise InputError(
+            "Expected the model to return a tensor of logits or an EmbeddingOutput,"
+            f" but it returned {type(out).__name__}"
+        )
+    return out
+
+
 def _collect_logits(
     model: nn.Module,
     dataset: Dataset[Any],
@@ -82,7 +95,7 @@ def _collect_logits(
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
         for batch in loader:
             x, _y, batch_ids = _unpack(batch, name)
-            out: Tensor = model(x.to(device))
+            out = _logits_of(model(x.to(device)))
             logits.append(out.detach().float().cpu())
             ids.append(batch_ids.to(torch.int64).cpu())
     finally:

@@ -3,9 +3,14 @@
 Data: a :class:`~torch.utils.data.Dataset` of ``(x, y, id)`` items (``y`` an int64 class,
 ``id`` a stable int64 sample id). Loss: an ``nn.Module`` called as
 ``loss(new_logits, old_logits, target)``, ``old_logits`` coming from the teacher (``None``
-without one). Every epoch records the training loss, the validation error, the validation
-negative flip rate against the old model and the time taken; the model is restored to the
-epoch chosen by ``TrainConfig.select``.
+without one). A model may instead return an :class:`~graceful.models.EmbeddingOutput`
+(wrap it in :class:`~graceful.models.WithEmbedding`): the loss then gets that output
+(e.g. :class:`~graceful.losses.CompatibleEmbeddingLoss`, whose teacher gives the old
+model's *embeddings*), and validation and prediction use its logits.
+
+Every epoch records the training loss, the validation error, the validation negative flip
+rate against the old model and the time taken; the model is restored to the epoch chosen
+by ``TrainConfig.select``.
 
 Reproducibility: :meth:`Trainer.fit` seeds everything from ``TrainConfig.seed``, shuffles
 each epoch with :func:`~graceful.training.seed.epoch_generator` (so data order depends only
@@ -53,7 +58,7 @@ from graceful.errors import InputError, TrainingDivergedError
 from graceful.io.atomic import atomic_open
 
 from .seed import epoch_generator, seed_everything
-from .teachers import Teacher, _collect_logits, _model_device, _unpack
+from .teachers import Teacher, _collect_logits, _logits_of, _model_device, _unpack
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "select_epoch"]
 
@@ -244,10 +249,13 @@ def select_epoch(history: Sequence[dict[str, float]], criterion: str) -> int:
 
 
 class _CrossEntropy(nn.Module):
-    """Plain cross-entropy with the loss signature ``(new_logits, old_logits, target)``."""
+    """Plain cross-entropy with the loss signature ``(new_logits, old_logits, target)``.
 
-    def forward(self, new_logits: Tensor, old_logits: Tensor | None, target: Tensor) -> Tensor:
-        return F.cross_entropy(new_logits, target)
+    ``new_logits`` may be an :class:`~graceful.models.EmbeddingOutput` (its logits are used).
+    """
+
+    def forward(self, new_logits: object, old_logits: Tensor | None, target: Tensor) -> Tensor:
+        return F.cross_entropy(_logits_of(new_logits), target)
 
 
 def _rank_world() -> tuple[int, int]:
@@ -293,7 +301,9 @@ class Trainer:
             scalar; ``None``: cross-entropy.
         teacher: gives ``old_logits`` for each batch (see :mod:`.teachers`); ``None``: the
             loss gets ``old_logits=None``. When ``old_val_logits`` is not given, the
-            teacher also gives the old model's validation logits, once, at the start.
+            teacher also gives the old model's validation logits, once, at the start;
+            when its outputs do not have one column per class of the new model (a teacher
+            of old embeddings), the validation NFR is not tracked (NaN).
         old_val_logits: ``(len(val), C)`` old-model logits in validation-set order, for
             the per-epoch NFR; without them and without a teacher ``val_nfr`` is NaN.
 
@@ -571,7 +581,7 @@ class Trainer:
             x, y, ids = _unpack(batch, "train")
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             old = None if self.teacher is None else self.teacher(x, ids.to(device))
-            new: Tensor = net(x)
+            new = net(x)  # logits, or an EmbeddingOutput for embedding losses
             loss: Tensor = self.loss(new, old, y)
             if loss.ndim != 0:
                 shape = tuple(loss.shape)
@@ -623,7 +633,16 @@ class Trainer:
             for batch in loader:
                 x, y, _ids = _unpack(batch, "val")
                 y = y.to(device)
-                new: Tensor = self.model(x.to(device))
+                new = _logits_of(self.model(x.to(device)))
+                if flips is not None and old_val is not None and old_val.shape[1] != new.shape[1]:
+                    if self.old_val_logits is not None:
+                        raise InputError(
+                            f"Expected argument `old_val_logits` to have {new.shape[1]} columns"
+                            f" like the model's logits, but got {old_val.shape[1]}"
+                        )
+                    # the teacher gives something else than logits over the same classes
+                    # (e.g. old embeddings for a compatibility loss): no NFR to track
+                    flips, old_val = None, None
                 if flips is not None and old_val is not None:
                     rows = position[offset : offset + y.shape[0]]
                     flips.update(y, old_val[rows], new)

@@ -1,0 +1,169 @@
+"""BCT's influence loss (Shen et al., CVPR 2020) as a module, and the old classifier it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from graceful.errors import InputError
+
+from ._checks import Reduction, check_choice, check_real, check_reduction
+from .functional import HEADS, _bct_influence, _check_embeddings
+
+__all__ = ["BCTInfluenceLoss", "synthesize_classifier"]
+
+
+class BCTInfluenceLoss(nn.Module):
+    r"""Cross-entropy of the new embeddings under the frozen old classifier.
+
+    :math:`\ell_i = \mathrm{CE}(W^{old} e^{new}_i + b^{old}, y_i)`; see
+    :func:`~graceful.losses.functional.bct_influence_loss`. The old classifier is held as
+    buffers (a copy, detached, moved with ``.to()``), never as a model, and is not trained.
+
+    Args:
+        old_weight: ``(C, D)`` old classifier weights (with rows for every class the
+            targets use; see :func:`synthesize_classifier`).
+        old_bias: ``(C,)`` or ``None``.
+        head: ``"linear"`` or ``"cosine"``.
+        scale: the cosine head's scale.
+        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"``.
+
+    Example:
+        >>> loss = BCTInfluenceLoss(torch.eye(2))
+        >>> e = torch.tensor([[2.0, 0.0], [2.0, 0.0]], requires_grad=True)
+        >>> loss(e, torch.tensor([0, 1]))
+        tensor(1.1269, grad_fn=<NllLossBackward0>)
+        >>> sum(p.numel() for p in loss.parameters())  # nothing to train
+        0
+    """
+
+    old_weight: torch.Tensor
+    old_bias: torch.Tensor | None
+    reduction: Reduction
+
+    def __init__(
+        self,
+        old_weight: torch.Tensor,
+        old_bias: torch.Tensor | None = None,
+        *,
+        head: str = "linear",
+        scale: float = 16.0,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        if not isinstance(old_weight, torch.Tensor) or old_weight.ndim != 2:
+            raise InputError(
+                "Expected argument `old_weight` to be a tensor of shape (C, D),"
+                f" but got {type(old_weight).__name__}"
+                + (f" of shape {tuple(old_weight.shape)}" if hasattr(old_weight, "shape") else "")
+            )
+        if old_bias is not None and (
+            not isinstance(old_bias, torch.Tensor) or tuple(old_bias.shape) != (len(old_weight),)
+        ):
+            raise InputError(
+                f"Expected argument `old_bias` to be None or a tensor of shape ({len(old_weight)},)"
+            )
+        self.head = check_choice("head", head, HEADS)
+        self.scale = check_real("scale", scale, low=0.0, low_inclusive=False)
+        self.reduction = check_reduction(reduction)
+        self.register_buffer("old_weight", old_weight.detach().clone())
+        self.register_buffer("old_bias", None if old_bias is None else old_bias.detach().clone())
+
+    def forward(self, new_embeddings: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss from new embeddings ``(N, D)`` and target ``(N,)``."""
+        return _bct_influence(
+            new_embeddings,
+            target,
+            self.old_weight,
+            self.old_bias,
+            self.head,
+            self.scale,
+            self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        """Shape and hyper-parameters."""
+        c, d = self.old_weight.shape
+        return f"classes={c}, dim={d}, head={self.head!r}, reduction={self.reduction!r}"
+
+
+def synthesize_classifier(
+    old_weight: torch.Tensor,
+    old_bias: torch.Tensor | None,
+    old_embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    *,
+    old_classes: Sequence[int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    r"""Extend the old classifier to classes the old model never saw, as in BCT.
+
+    Row ``c`` of the result is the old classifier's row for class ``c`` where the old model
+    was trained on ``c``; for a class it never saw, it is the mean of the *old model's*
+    embeddings of that class's training samples, rescaled to the mean norm of the trained
+    rows (so its logits are on the trained rows' scale; the direction is what the paper
+    prescribes), with bias the mean of the trained biases.
+
+    Args:
+        old_weight: ``(K, D)`` trained rows.
+        old_bias: ``(K,)`` or ``None``.
+        old_embeddings: ``(N, D)`` the old model's embeddings of training samples.
+        labels: ``(N,)`` their classes in ``[0, num_classes)``.
+        num_classes: classes of the result.
+        old_classes: the class of each trained row (default ``0 .. K-1``).
+
+    Returns:
+        ``(weight (num_classes, D), bias (num_classes,) or None)``, detached.
+
+    Raises:
+        InputError: when a class has neither a trained row nor a sample, or shapes disagree.
+
+    Example:
+        >>> w = torch.tensor([[2.0, 0.0]])  # the old model knew class 0 only
+        >>> emb = torch.tensor([[0.0, 1.0], [0.0, 3.0], [5.0, 5.0]])
+        >>> weight, _ = synthesize_classifier(w, None, emb, torch.tensor([1, 1, 0]), 2)
+        >>> weight
+        tensor([[2., 0.],
+                [0., 2.]])
+    """
+    if not isinstance(old_weight, torch.Tensor) or old_weight.ndim != 2:
+        raise InputError("Expected argument `old_weight` to be a tensor of shape (K, D)")
+    k, d = old_weight.shape
+    embeddings = _check_embeddings("old_embeddings", old_embeddings, reduction="sum")
+    if embeddings.shape[1] != d:
+        raise InputError(
+            f"Expected argument `old_embeddings` to have D = {d} columns like `old_weight`,"
+            f" but got shape {tuple(embeddings.shape)}"
+        )
+    if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != (len(embeddings),):
+        raise InputError(f"Expected argument `labels` to be a tensor of shape ({len(embeddings)},)")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise InputError(
+            f"Expected argument `num_classes` to be a positive int, but got {num_classes!r}"
+        )
+    rows = list(range(k)) if old_classes is None else [int(c) for c in old_classes]
+    if len(rows) != k or len(set(rows)) != k or any(not 0 <= c < num_classes for c in rows):
+        raise InputError(
+            f"Expected argument `old_classes` to be {k} distinct classes in [0, {num_classes}),"
+            f" but got {old_classes!r}"
+        )
+    weight = old_weight.detach().new_zeros(num_classes, d)
+    weight[rows] = old_weight.detach()
+    bias = None
+    if old_bias is not None:
+        bias = old_bias.detach().new_full((num_classes,), float(old_bias.detach().mean()))
+        bias[rows] = old_bias.detach()
+    target_norm = old_weight.detach().norm(dim=1).mean()
+    labels = labels.long()
+    for c in sorted(set(range(num_classes)) - set(rows)):
+        members = embeddings[labels == c]
+        if len(members) == 0:
+            raise InputError(
+                f"Expected argument `labels` to include class {c}, which has no trained row,"
+                " but no sample has it"
+            )
+        mean = members.detach().mean(dim=0).to(weight.dtype)
+        weight[c] = mean * (target_norm / mean.norm().clamp_min(1e-12))
+    return weight, bias

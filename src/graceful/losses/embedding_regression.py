@@ -1,0 +1,51 @@
+"""L2 regression of new embeddings onto old ones, as a module."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from graceful.errors import InputError
+
+from ._checks import Reduction, check_reduction
+from .functional import _embedding_regression
+
+__all__ = ["EmbeddingRegressionLoss"]
+
+
+class EmbeddingRegressionLoss(nn.Module):
+    r""":math:`\ell_i = \lVert e^{new}_i - e^{old}_i \rVert_2^2` (optionally of unit vectors).
+
+    See :func:`~graceful.losses.functional.embedding_regression_loss`.
+
+    Args:
+        normalize: compare L2-normalised embeddings.
+        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"``.
+
+    Example:
+        >>> loss = EmbeddingRegressionLoss()
+        >>> loss(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 0.0]]))
+        tensor(4.)
+    """
+
+    reduction: Reduction
+
+    def __init__(self, *, normalize: bool = False, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        if not isinstance(normalize, bool):
+            raise InputError(f"Expected argument `normalize` to be a bool, but got {normalize!r}")
+        self.normalize = normalize
+        self.reduction = check_reduction(reduction)
+
+    def forward(
+        self,
+        new_embeddings: torch.Tensor,
+        old_embeddings: torch.Tensor,
+        target: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Loss from new and old embeddings ``(N, D)``; ``target`` is ignored."""
+        return _embedding_regression(new_embeddings, old_embeddings, self.normalize, self.reduction)
+
+    def extra_repr(self) -> str:
+        """Hyper-parameters."""
+        return f"normalize={self.normalize}, reduction={self.reduction!r}"
