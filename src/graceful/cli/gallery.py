@@ -1,0 +1,275 @@
+"""``graceful gallery``: a versioned embedding gallery on the command line.
+
+A thin layer over :mod:`graceful.gallery`; the gallery is one SQLite file. Vectors come
+from embedding files (see :mod:`graceful.io.embeddings`: ``.npz`` with ``ids`` and
+``vectors``, or Parquet/CSV with ``id`` and a ``vector`` list column or ``e0, e1, ...``).
+Every expected error is one line on stderr and exit status 2; nothing is half-written
+(each write is one transaction).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from graceful.errors import InputError
+
+__all__ = ["gallery_app"]
+
+gallery_app = typer.Typer(
+    no_args_is_help=True,
+    help="A versioned embedding gallery: add, search across versions, backfill, status.",
+)
+
+GalleryArg = Annotated[Path, typer.Argument(help="The gallery's SQLite file.")]
+
+
+def _fail(command: str, message: str) -> NoReturn:
+    typer.echo(f"graceful gallery {command}: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _open(path: Path, *, create: bool = False) -> Any:
+    from graceful.gallery import Gallery
+
+    if not create and not path.is_file():
+        raise InputError(f"Gallery file `{path}` does not exist (register a version first)")
+    return Gallery(path)
+
+
+def _read_json(path: Path, option: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{option} {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{option} {path}: cannot read as JSON: {reason}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{option} {path}: expected a JSON object")
+    return data
+
+
+@gallery_app.command("register")
+def register(
+    gallery: GalleryArg,
+    version: Annotated[str, typer.Option(help="Name of the embedding version.")],
+    dim: Annotated[int, typer.Option(help="Vector dimension.")],
+    metric: Annotated[str, typer.Option(help="cosine or l2.")] = "cosine",
+    index: Annotated[str, typer.Option(help="flat (exact), ivf or hnsw.")] = "flat",
+    compatible_with: Annotated[
+        list[str] | None,
+        typer.Option(help="An older version whose items this version's queries may search."),
+    ] = None,
+    evidence: Annotated[
+        Path | None,
+        typer.Option(help="JSON file of the evaluation that showed the compatibility."),
+    ] = None,
+) -> None:
+    """Register a version (creating the gallery file if needed)."""
+    try:
+        if compatible_with and evidence is None:
+            raise InputError("--compatible-with needs --evidence (the evaluation that showed it)")
+        proof = None if evidence is None else _read_json(evidence, "--evidence")
+        with _open(gallery, create=True) as g:
+            g.register_version(
+                version,
+                dim=dim,
+                metric=metric,
+                index=index,
+                compatible_with=tuple(compatible_with or ()),
+                evidence=proof,
+            )
+    except InputError as exc:
+        _fail("register", str(exc))
+    typer.echo(f"registered {version} (dim {dim}, {metric}, {index}) in {gallery}")
+
+
+@gallery_app.command("add")
+def add(
+    gallery: GalleryArg,
+    version: Annotated[str, typer.Option(help="The version that embedded the vectors.")],
+    embeddings: Annotated[Path, typer.Option(help="Embedding file (.npz, .parquet, .csv).")],
+) -> None:
+    """Add new items (ids and vectors from a file) under a version, in one transaction."""
+    from graceful.io.embeddings import read_embeddings
+
+    try:
+        ids, vectors = read_embeddings(embeddings)
+        with _open(gallery) as g:
+            g.add(ids, vectors, version=version)
+            total = g.ntotal
+    except InputError as exc:
+        _fail("add", str(exc))
+    typer.echo(f"added {len(ids)} items under {version}; the gallery holds {total}")
+
+
+@gallery_app.command("search")
+def search(
+    gallery: GalleryArg,
+    version: Annotated[str, typer.Option(help="The version that embedded the queries.")],
+    queries: Annotated[Path, typer.Option(help="Query embedding file (ids and vectors).")],
+    k: Annotated[int, typer.Option("-k", "--k", help="Neighbours per query.")] = 10,
+    out: Annotated[
+        Path | None, typer.Option(help="Write all results to this .parquet or .csv file.")
+    ] = None,
+    show: Annotated[int, typer.Option(help="Queries to print.")] = 5,
+) -> None:
+    """Search every item with queries of a version (refused if a version is incompatible)."""
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    from graceful.io.atomic import atomic_open
+    from graceful.io.embeddings import read_embeddings
+
+    try:
+        if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
+            raise InputError(f"--out {out}: expected a .parquet or .csv file")
+        query_ids, vectors = read_embeddings(queries)
+        with _open(gallery) as g:
+            result = g.search(vectors, k, version=version)
+    except InputError as exc:
+        _fail("search", str(exc))
+    n, width = result.ids.shape
+    frame = pd.DataFrame(
+        {
+            "query": [q for q in query_ids for _ in range(width)],
+            "rank": list(range(1, width + 1)) * n,
+            "id": result.ids.reshape(-1),
+            "score": result.scores.reshape(-1),
+            "version": result.versions.reshape(-1),
+        }
+    )
+    frame = frame[frame["id"].notna()]
+    if out is not None:
+        with atomic_open(out, "wb") as handle:
+            if out.suffix.lower() == ".parquet":
+                frame.to_parquet(handle, index=False)  # type: ignore[arg-type]
+            else:
+                handle.write(frame.to_csv(index=False).encode())  # type: ignore[arg-type]
+    table = Table(title=f"{min(show, n)} of {n} queries, top {width}")
+    for column in ("query", "rank", "id", "score", "version"):
+        table.add_column(column)
+    for row in frame[frame["query"].isin(query_ids[:show])].itertuples(index=False):
+        table.add_row(
+            str(row.query), str(row.rank), str(row.id), f"{row.score:.4f}", str(row.version)
+        )
+    Console().print(table)
+    if out is not None:
+        typer.echo(f"results: {out}")
+
+
+@gallery_app.command("backfill")
+def backfill_command(
+    gallery: GalleryArg,
+    to: Annotated[str, typer.Option("--to", help="The version to re-embed items with.")],
+    embeddings: Annotated[
+        Path, typer.Option(help="The new version's vectors of the items (ids and vectors).")
+    ],
+    order: Annotated[str, typer.Option(help="random, or score (highest first).")] = "random",
+    scores: Annotated[
+        Path | None, typer.Option(help="CSV/Parquet with id and a score column (--order score).")
+    ] = None,
+    score_column: Annotated[str, typer.Option(help="The score column.")] = "score",
+    seed: Annotated[int, typer.Option(help="Seed of the random order.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Items per transaction.")] = 256,
+    job: Annotated[str, typer.Option(help="Job name; the same name resumes it.")] = "default",
+    limit: Annotated[
+        int | None, typer.Option(help="Stop after this many items (a partial backfill).")
+    ] = None,
+) -> None:
+    """Move items to a new version in batches, in order; resumable after a crash."""
+    import numpy as np
+
+    from graceful.gallery import RandomOrder, ScoreOrder, backfill
+    from graceful.io.embeddings import read_embeddings, read_scores
+
+    class _LimitReachedError(Exception):
+        """--limit items are done: stop the job between two batches."""
+
+    try:
+        if order not in ("random", "score"):
+            raise InputError(f"--order must be random or score, got {order!r}")
+        if (order == "score") != (scores is not None):
+            raise InputError("--scores is needed with --order score, and only then")
+        if limit is not None and limit < 1:
+            raise InputError(f"--limit must be >= 1, got {limit}")
+        policy = (
+            RandomOrder(seed)
+            if scores is None
+            else ScoreOrder(read_scores(scores, column=score_column))
+        )
+        ids, vectors = read_embeddings(embeddings)
+        row_of = {item: row for row, item in enumerate(ids)}
+        with _open(gallery) as g:
+            if to not in {v.name for v in g.versions()}:
+                raise InputError(f"--to {to!r}: no such version in {gallery}")
+            pending = g.store.ids_not_at(to)
+            missing = [item for item in pending if item not in row_of]
+            if missing:
+                raise InputError(
+                    f"--embeddings {embeddings}: {len(missing)} items to backfill have no"
+                    f" vector there (first: {missing[0]!r})"
+                )
+            budget = {"left": limit}
+
+            def embed(batch: list[str]) -> np.ndarray:
+                left = budget["left"]
+                if left is not None:
+                    if left <= 0:
+                        raise _LimitReachedError
+                    budget["left"] = left - len(batch)
+                return vectors[[row_of[item] for item in batch]]
+
+            try:
+                report = backfill(
+                    g, to_version=to, embed=embed, policy=policy, batch_size=batch_size, job=job
+                )
+                stopped = False
+            except _LimitReachedError:
+                stopped = True
+            status = g.status()
+    except InputError as exc:
+        _fail("backfill", str(exc))
+    if stopped:
+        typer.echo(f"stopped after --limit {limit} items; run again to resume job {job!r}")
+    else:
+        typer.echo(
+            f"job {report.job!r}: {report.done} items re-embedded in {report.batches} batches"
+            f" ({report.seconds:.1f} s){', resumed' if report.resumed else ''}"
+        )
+    typer.echo("status: " + ", ".join(f"{v}: {n}" for v, n in status.items()))
+
+
+@gallery_app.command("status")
+def status(gallery: GalleryArg) -> None:
+    """Items per version, registered versions and the compatibility they record."""
+    from rich.console import Console
+    from rich.table import Table
+
+    try:
+        with _open(gallery) as g:
+            counts = g.status()
+            versions = g.versions()
+            compat = g.compatibility()
+    except InputError as exc:
+        _fail("status", str(exc))
+    table = Table(title=f"{gallery}: {sum(counts.values())} items")
+    for column in ("version", "items", "dim", "metric", "index", "its queries search"):
+        table.add_column(column)
+    for info in versions:
+        older = sorted(c.gallery_version for c in compat if c.query_version == info.name)
+        searchable = [info.name, *older]
+        table.add_row(
+            info.name,
+            str(counts.get(info.name, 0)),
+            str(info.dim),
+            info.metric,
+            info.index,
+            ", ".join(searchable),
+        )
+    Console().print(table)

@@ -1,0 +1,57 @@
+"""A versioned embedding gallery that updates without backfilling, and a resumable backfill.
+
+When an embedding model is replaced by a backward-compatible one, record the
+compatibility (:meth:`Gallery.record_compatibility`), search the mixed gallery at once
+with new-model queries, and re-embed the items later with :func:`backfill`.
+
+Example:
+    >>> import numpy as np
+    >>> g = Gallery(":memory:")
+    >>> g.register_version("v0", dim=2)
+    >>> g.add(["a", "b"], np.eye(2), version="v0")
+    >>> g.register_version("v1", dim=2, compatible_with=["v0"], evidence={"top1": 0.6})
+    >>> g.search(np.array([[0.0, 1.0]]), 1, version="v1").ids.tolist()
+    [['b']]
+"""
+
+from .backfill import (
+    BackfillPolicy,
+    BackfillReport,
+    BatchInfo,
+    RandomOrder,
+    ScoreOrder,
+    backfill,
+    uncertainty_scores,
+)
+from .gallery import Gallery, IncompatibleVersionsError, SearchResult
+from .index import VersionIndex
+from .store import (
+    Changes,
+    Compatibility,
+    GalleryStore,
+    ItemRecord,
+    PlanInfo,
+    SQLiteStore,
+    VersionInfo,
+)
+
+__all__ = [
+    "BackfillPolicy",
+    "BackfillReport",
+    "BatchInfo",
+    "Changes",
+    "Compatibility",
+    "Gallery",
+    "GalleryStore",
+    "IncompatibleVersionsError",
+    "ItemRecord",
+    "PlanInfo",
+    "RandomOrder",
+    "SQLiteStore",
+    "ScoreOrder",
+    "SearchResult",
+    "VersionIndex",
+    "VersionInfo",
+    "backfill",
+    "uncertainty_scores",
+]

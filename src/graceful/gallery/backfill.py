@@ -1,0 +1,404 @@
+"""Re-embed a gallery's items under a new version in batches, resumably (backfill).
+
+:func:`backfill` moves every item not yet under ``to_version`` there, calling the user's
+``embed(ids) -> vectors`` (which loads the items and runs the new model) one batch at a
+time. The order comes from a policy: :class:`RandomOrder`, or :class:`ScoreOrder` (e.g.
+the old model's uncertainty from :func:`uncertainty_scores`, most uncertain first, so the
+items most likely to be wrong under the old embedding are redone first).
+
+The plan (the ordered ids) is stored in the gallery's store when a job starts. Each batch
+is committed in one transaction that also marks its plan positions done, and the
+in-memory indexes are updated after the commit. A job stopped anywhere (an exception, a
+kill) and run again with the same ``job`` name continues the stored plan in its order: a
+committed batch is never embedded again, and no item is lost or duplicated. Items that
+appear (or go back to an old version) while a job runs are appended to its plan and
+embedded before it ends. Search keeps working between batches.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from graceful.errors import InputError
+
+from .gallery import Gallery
+
+__all__ = [
+    "BackfillPolicy",
+    "BackfillReport",
+    "BatchInfo",
+    "RandomOrder",
+    "ScoreOrder",
+    "backfill",
+    "uncertainty_scores",
+]
+
+
+class BackfillPolicy(Protocol):
+    """How a backfill orders the items it re-embeds.
+
+    Example:
+        >>> isinstance(RandomOrder(0).describe(), dict)
+        True
+    """
+
+    def order(self, ids: Sequence[str], segment: int) -> list[str]:
+        """``ids`` (sorted) in re-embedding order; ``segment``: plan length before them."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description, stored with the plan."""
+        ...
+
+
+class RandomOrder:
+    """A seeded random order (a permutation of the sorted ids).
+
+    Args:
+        seed: the random seed; the same seed and ids give the same order.
+
+    Example:
+        >>> RandomOrder(0).order(["a", "b", "c", "d"], 0)
+        ['c', 'a', 'b', 'd']
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise InputError(f"Expected argument `seed` to be a non-negative int, but got {seed!r}")
+        self.seed = int(seed)
+
+    def order(self, ids: Sequence[str], segment: int) -> list[str]:
+        """A permutation of ``ids`` from ``(seed, segment)``.
+
+        Example:
+            >>> sorted(RandomOrder(1).order(["a", "b", "c"], 0))
+            ['a', 'b', 'c']
+        """
+        rng = np.random.default_rng([self.seed, segment])
+        return [ids[i] for i in rng.permutation(len(ids))]
+
+    def describe(self) -> dict[str, Any]:
+        """``{"policy": "random", "seed": seed}``.
+
+        Example:
+            >>> RandomOrder(3).describe()
+            {'policy': 'random', 'seed': 3}
+        """
+        return {"policy": "random", "seed": self.seed}
+
+
+class ScoreOrder:
+    """Order by a score per item (e.g. the old model's uncertainty), highest first.
+
+    Ties are broken by id. Items without a score (added after the scores were computed)
+    come last, in id order.
+
+    Args:
+        scores: ``{id: score}`` or a pandas Series indexed by id; finite floats.
+        descending: highest score first (default) or lowest first.
+
+    Example:
+        >>> ScoreOrder({"a": 0.1, "b": 0.9, "c": 0.5}).order(["a", "b", "c", "d"], 0)
+        ['b', 'c', 'a', 'd']
+    """
+
+    def __init__(self, scores: Mapping[str, float] | Any, *, descending: bool = True) -> None:
+        if hasattr(scores, "items") and callable(scores.items):
+            pairs = list(scores.items())
+        else:
+            raise InputError(
+                "Expected argument `scores` to be a mapping or pandas Series of id -> score, "
+                f"but got {type(scores).__name__}"
+            )
+        table: dict[str, float] = {}
+        for key, value in pairs:
+            if not isinstance(key, str):
+                raise InputError(
+                    f"Expected argument `scores` to be keyed by str ids, but got {key!r}"
+                )
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"Expected argument `scores` to hold floats, but {key!r} has {value!r}"
+                ) from None
+            if not np.isfinite(number):
+                raise InputError(
+                    f"Expected argument `scores` to be finite, but {key!r} has {number}"
+                )
+            table[key] = number
+        self.scores = table
+        self.descending = bool(descending)
+
+    def order(self, ids: Sequence[str], segment: int) -> list[str]:
+        """``ids`` by score (then id); unscored ids last.
+
+        Example:
+            >>> ScoreOrder({"a": 1.0, "b": 2.0}, descending=False).order(["a", "b"], 0)
+            ['a', 'b']
+        """
+        sign = -1.0 if self.descending else 1.0
+        scored = sorted(
+            (i for i in ids if i in self.scores), key=lambda i: (sign * self.scores[i], i)
+        )
+        return scored + sorted(i for i in ids if i not in self.scores)
+
+    def describe(self) -> dict[str, Any]:
+        """``{"policy": "score", "descending": ..., "n_scores": ...}``.
+
+        Example:
+            >>> ScoreOrder({"a": 1.0}).describe()
+            {'policy': 'score', 'descending': True, 'n_scores': 1}
+        """
+        return {"policy": "score", "descending": self.descending, "n_scores": len(self.scores)}
+
+
+def uncertainty_scores(
+    ids: Sequence[str],
+    old_logits: npt.ArrayLike,
+    *,
+    method: Literal["entropy", "least_confidence"] = "entropy",
+) -> dict[str, float]:
+    """The old model's uncertainty per item, for :class:`ScoreOrder`.
+
+    With ``p = softmax(old_logits)`` per row: ``"entropy"`` is ``-sum(p * log p)`` (nats)
+    and ``"least_confidence"`` is ``1 - max(p)``.
+
+    Args:
+        ids: one str id per row.
+        old_logits: ``(len(ids), C)`` finite floats.
+        method: ``"entropy"`` or ``"least_confidence"``.
+
+    Example:
+        >>> s = uncertainty_scores(["a", "b"], [[0.0, 0.0], [10.0, 0.0]])
+        >>> round(s["a"], 4), round(s["b"], 4)
+        (0.6931, 0.0005)
+        >>> uncertainty_scores(["a"], [[0.0, 0.0]], method="least_confidence")
+        {'a': 0.5}
+    """
+    if method not in ("entropy", "least_confidence"):
+        raise InputError(
+            f"Expected argument `method` to be 'entropy' or 'least_confidence', but got {method!r}"
+        )
+    if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
+        raise InputError("Expected argument `ids` to be a sequence of str ids")
+    logits = np.asarray(old_logits, dtype=np.float64)
+    if logits.ndim != 2 or logits.shape[0] != len(ids) or logits.shape[1] < 1:
+        raise InputError(
+            f"Expected argument `old_logits` to have shape ({len(ids)}, C), but got {logits.shape}"
+        )
+    if not np.isfinite(logits).all():
+        raise InputError("Expected argument `old_logits` to be finite, but it holds NaN or inf")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    p = np.exp(logp)
+    values = -(p * logp).sum(axis=1) if method == "entropy" else 1.0 - p.max(axis=1)
+    return dict(zip(ids, values.tolist(), strict=True))
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """What :func:`backfill` passes to ``on_batch`` after each committed batch.
+
+    Attributes:
+        batch: the batch number in this call (from 0).
+        ids: the ids of the batch's plan positions.
+        embedded: items moved to ``to_version`` by this batch.
+        skipped: positions skipped (item gone or already there).
+        done: positions done in the plan so far.
+        total: positions in the plan.
+
+    Example:
+        >>> BatchInfo(0, ["a"], 1, 0, 1, 2).done
+        1
+    """
+
+    batch: int
+    ids: list[str]
+    embedded: int
+    skipped: int
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class BackfillReport:
+    """What one :func:`backfill` call did.
+
+    Attributes:
+        job: the job name.
+        to_version: the version items were moved to.
+        planned: positions in the job's plan (all calls together).
+        done: items embedded and committed by this call.
+        skipped: positions skipped by this call (gone, or already at ``to_version``).
+        batches: batches committed by this call.
+        seconds: wall time of this call.
+        resumed: whether the job's plan existed before this call.
+
+    Example:
+        >>> BackfillReport("default", "v1", 10, 10, 0, 1, 0.5, False).done
+        10
+    """
+
+    job: str
+    to_version: str
+    planned: int
+    done: int
+    skipped: int
+    batches: int
+    seconds: float
+    resumed: bool
+
+
+def backfill(
+    gallery: Gallery,
+    *,
+    to_version: str,
+    embed: Callable[[list[str]], npt.ArrayLike],
+    policy: BackfillPolicy,
+    batch_size: int = 256,
+    job: str = "default",
+    progress: bool = True,
+    on_batch: Callable[[BatchInfo], None] | None = None,
+) -> BackfillReport:
+    """Re-embed every item not under ``to_version``, in batches, resumably.
+
+    Args:
+        gallery: the gallery (it is refreshed first and kept up to date).
+        to_version: a registered version.
+        embed: ``embed(ids) -> (len(ids), dim)`` array: loads the items and runs the new
+            model. An exception from it stops the job; everything committed before stays.
+        policy: the order (:class:`RandomOrder`, :class:`ScoreOrder`). Used when the plan
+            is created or extended; a resumed job keeps its stored order.
+        batch_size: positions per batch (one transaction each).
+        job: the job name; the same name resumes the stored plan.
+        progress: show a rich progress bar.
+        on_batch: called with a :class:`BatchInfo` after each committed batch (the
+            gallery can be searched there).
+
+    Returns:
+        A :class:`BackfillReport`.
+
+    Example:
+        >>> import numpy as np
+        >>> g = Gallery(":memory:")
+        >>> g.register_version("v0", dim=2)
+        >>> g.register_version("v1", dim=2, compatible_with=["v0"])
+        >>> g.add(["a", "b", "c"], np.eye(3, 2) + 1, version="v0")
+        >>> r = backfill(g, to_version="v1", embed=lambda ids: np.ones((len(ids), 2)),
+        ...              policy=RandomOrder(0), batch_size=2, progress=False)
+        >>> r.done, r.batches, g.status()
+        (3, 2, {'v0': 0, 'v1': 3})
+    """
+    started = time.perf_counter()
+    if not isinstance(gallery, Gallery):
+        raise InputError(
+            f"Expected argument `gallery` to be a Gallery, but got {type(gallery).__name__}"
+        )
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int | np.integer)
+        or batch_size < 1
+    ):
+        raise InputError(
+            f"Expected argument `batch_size` to be a positive int, but got {batch_size!r}"
+        )
+    if not isinstance(job, str) or not job:
+        raise InputError(f"Expected argument `job` to be a non-empty str, but got {job!r}")
+    if not callable(embed):
+        raise InputError("Expected argument `embed` to be callable ids -> vectors")
+    if not (
+        callable(getattr(policy, "order", None)) and callable(getattr(policy, "describe", None))
+    ):
+        raise InputError(
+            f"Expected argument `policy` to be a backfill policy, but got {type(policy).__name__}"
+        )
+    gallery.refresh()
+    info = gallery._version(to_version, "to_version")
+    store = gallery.store
+    plan = store.plan_info(job)
+    if plan is not None and plan.to_version != info.name:
+        raise InputError(
+            f"Expected argument `job` {job!r} to re-embed under {plan.to_version!r} (its stored "
+            f"plan), but got to_version={info.name!r}"
+        )
+    resumed = plan is not None
+    done = skipped = batches = 0
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task(f"backfill {job!r} -> {info.name}", total=None)
+        segment = 0
+        while True:
+            positions, ids = store.pending(job)
+            if not len(ids):
+                # anything not at to_version and not pending: new items, or items moved back
+                extra = store.ids_not_at(info.name)
+                if not extra:
+                    break
+                current = store.plan_info(job)
+                segment = 0 if current is None else current.total
+                store.extend_plan(job, info.name, policy.describe(), policy.order(extra, segment))
+                continue
+            current = store.plan_info(job)
+            total = 0 if current is None else current.total
+            bar.update(task, total=total, completed=total - len(ids))
+            for start in range(0, len(ids), int(batch_size)):
+                batch_ids = ids[start : start + int(batch_size)]
+                batch_pos = positions[start : start + int(batch_size)]
+                where = store.versions_of(batch_ids)
+                todo = [r for r, i in enumerate(batch_ids) if where.get(i, info.name) != info.name]
+                vectors = np.full((len(batch_ids), info.dim), np.nan, dtype=np.float32)
+                if todo:
+                    vectors[todo] = gallery._check_vectors(
+                        embed([batch_ids[r] for r in todo]), len(todo), info, "embed(ids)"
+                    )
+                changes, moved, passed = store.commit_batch(
+                    job, batch_pos.tolist(), batch_ids, vectors, info.name
+                )
+                gallery._apply(changes)
+                done += moved
+                skipped += passed
+                batches += 1
+                bar.update(task, advance=len(batch_ids))
+                if on_batch is not None:
+                    on_batch(
+                        BatchInfo(
+                            batches - 1,
+                            list(batch_ids),
+                            moved,
+                            passed,
+                            total - len(ids) + start + len(batch_ids),
+                            total,
+                        )
+                    )
+    final = store.plan_info(job)
+    return BackfillReport(
+        job=job,
+        to_version=info.name,
+        planned=0 if final is None else final.total,
+        done=done,
+        skipped=skipped,
+        batches=batches,
+        seconds=time.perf_counter() - started,
+        resumed=resumed,
+    )

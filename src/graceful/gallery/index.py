@@ -1,0 +1,216 @@
+"""One faiss index per embedding version: exact (flat) or approximate (IVF-Flat, HNSW).
+
+The index is derived data: :class:`~graceful.gallery.Gallery` fills it from its store and
+keeps it in step after every write. Items are known to faiss by their int64 *labels*
+(the store's item numbers). Vectors arrive already normalised for the cosine metric, so
+the cosine index is an inner-product index.
+
+* ``"flat"``: ``IndexIDMap2`` over ``IndexFlatIP``/``IndexFlatL2``: exact; removal is
+  exact (``remove_ids``).
+* ``"ivf"``: ``IndexIVFFlat``. It needs training on the version's own vectors, so until
+  the version holds ``min_train`` vectors (default 1024) it searches exactly (a flat
+  index); at that size it is trained with ``nlist`` lists (default
+  ``clamp(sqrt(n), 1, n // 39)``) and searched with ``nprobe`` lists (default
+  ``max(8, nlist // 16)``). The quantizer is not retrained as the version grows; a fresh
+  :class:`~graceful.gallery.Gallery` (reopening) retrains on all vectors.
+* ``"hnsw"``: ``IndexIDMap2`` over ``IndexHNSWFlat`` (``m`` 32, ``ef_construction``
+  80, ``ef_search`` 128). HNSW cannot delete, so removed labels are tombstoned: searches
+  exclude them with a faiss ``IDSelector`` (the results stay exactly the live items'),
+  and the graph is rebuilt from the live vectors once a fifth of it is dead, or before a
+  tombstoned label is added again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["INDEX_KINDS", "METRICS", "VersionIndex"]
+
+METRICS = ("cosine", "l2")
+INDEX_KINDS = ("flat", "ivf", "hnsw")
+_OPTIONS = {
+    "flat": (),
+    "ivf": ("nlist", "nprobe", "min_train"),
+    "hnsw": ("m", "ef_construction", "ef_search"),
+}
+
+
+class VersionIndex:
+    """The faiss index of one version's items.
+
+    Args:
+        dim: vector dimension.
+        metric: ``"cosine"`` (vectors must be normalised by the caller) or ``"l2"``.
+        kind: ``"flat"``, ``"ivf"`` or ``"hnsw"``.
+        options: index options (see the module docstring).
+
+    Example:
+        >>> import numpy as np
+        >>> idx = VersionIndex(2, "l2", "flat")
+        >>> idx.add(np.array([7, 9]), np.array([[0, 0], [1, 1]], np.float32))
+        >>> scores, labels = idx.search(np.array([[1, 1]], np.float32), 3)
+        >>> labels.tolist(), scores[0, :2].tolist()
+        ([[9, 7, -1]], [0.0, 2.0])
+        >>> scores[0, 2]
+        np.float32(inf)
+    """
+
+    def __init__(
+        self, dim: int, metric: str, kind: str, options: Mapping[str, int] | None = None
+    ) -> None:
+        self.dim = dim
+        self.metric = metric
+        self.kind = kind
+        self.options = dict(options or {})
+        self.higher_is_better = metric == "cosine"
+        self._faiss_metric = (
+            faiss.METRIC_INNER_PRODUCT if self.higher_is_better else faiss.METRIC_L2
+        )
+        self._worst = np.float32(-np.inf if self.higher_is_better else np.inf)
+        self._dead: set[int] = set()
+        self._trained = kind != "ivf"
+        self._index: Any = self._new_flat() if kind != "hnsw" else self._new_hnsw()
+
+    # -- construction ---------------------------------------------------------------------
+
+    def _new_flat(self) -> Any:
+        flat = faiss.IndexFlatIP(self.dim) if self.higher_is_better else faiss.IndexFlatL2(self.dim)
+        return faiss.IndexIDMap2(flat)
+
+    def _new_hnsw(self) -> Any:
+        hnsw = faiss.IndexHNSWFlat(self.dim, int(self.options.get("m", 32)), self._faiss_metric)
+        hnsw.hnsw.efConstruction = int(self.options.get("ef_construction", 80))
+        hnsw.hnsw.efSearch = int(self.options.get("ef_search", 128))
+        return faiss.IndexIDMap2(hnsw)
+
+    def _all(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Every (label, vector) held (live or tombstoned), from a flat/HNSW IDMap2."""
+        n = int(self._index.ntotal)
+        labels = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        vectors = (
+            self._index.index.reconstruct_n(0, n) if n else np.zeros((0, self.dim), np.float32)
+        )
+        return labels, np.asarray(vectors, dtype=np.float32)
+
+    def _train_ivf(self, labels: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32]) -> None:
+        """Replace the flat stand-in by an IVF index trained on (and holding) ``vectors``."""
+        n = len(labels)
+        nlist = int(self.options.get("nlist", max(1, min(int(math.sqrt(n)), n // 39))))
+        quantizer = (
+            faiss.IndexFlatIP(self.dim) if self.higher_is_better else faiss.IndexFlatL2(self.dim)
+        )
+        ivf = faiss.IndexIVFFlat(quantizer, self.dim, nlist, self._faiss_metric)
+        ivf.cp.max_points_per_centroid = 64  # train on a sample: fast, accurate enough
+        ivf.train(vectors)
+        ivf.nprobe = min(nlist, int(self.options.get("nprobe", max(8, nlist // 16))))
+        ivf.add_with_ids(vectors, labels)
+        self._quantizer = quantizer  # keep the Python object alive with the index
+        self._index = ivf
+        self._trained = True
+
+    def _compact(self) -> None:
+        """Rebuild the HNSW graph from its live vectors (drops the tombstones)."""
+        labels, vectors = self._all()
+        alive = ~np.isin(labels, np.fromiter(self._dead, np.int64, len(self._dead)))
+        self._index = self._new_hnsw()
+        self._dead = set()
+        if alive.any():
+            self._index.add_with_ids(vectors[alive], labels[alive])
+
+    # -- faiss-like API -------------------------------------------------------------------
+
+    @property
+    def ntotal(self) -> int:
+        """Number of live vectors (tombstones excluded).
+
+        Example:
+            >>> VersionIndex(2, "l2", "hnsw").ntotal
+            0
+        """
+        return int(self._index.ntotal) - len(self._dead)
+
+    def add(self, labels: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32]) -> None:
+        """Add vectors under ``labels`` (labels must not be live in this index).
+
+        Example:
+            >>> import numpy as np
+            >>> idx = VersionIndex(2, "cosine", "hnsw")
+            >>> idx.add(np.arange(3), np.eye(3, 2, dtype=np.float32))
+            >>> idx.ntotal
+            3
+        """
+        if len(labels) == 0:
+            return
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self._dead and not self._dead.isdisjoint(labels.tolist()):
+            self._compact()
+        held = int(self._index.ntotal)
+        if not self._trained and held + len(labels) >= int(self.options.get("min_train", 1024)):
+            if held:
+                old_labels, old_vectors = self._all()
+                labels = np.concatenate([old_labels, labels])
+                vectors = np.concatenate([old_vectors, vectors])
+            self._train_ivf(labels, vectors)
+            return
+        self._index.add_with_ids(vectors, labels)
+
+    def remove(self, labels: npt.NDArray[np.int64]) -> int:
+        """Remove the labels this index holds (others are ignored); return how many.
+
+        Example:
+            >>> import numpy as np
+            >>> idx = VersionIndex(2, "l2", "flat")
+            >>> idx.add(np.arange(3), np.zeros((3, 2), np.float32))
+            >>> idx.remove(np.array([0, 5])), idx.ntotal
+            (1, 2)
+        """
+        if len(labels) == 0 or self.ntotal == 0:
+            return 0
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        if self.kind != "hnsw":
+            return int(self._index.remove_ids(faiss.IDSelectorBatch(labels)))
+        held = faiss.vector_to_array(self._index.id_map)
+        hit = set(labels[np.isin(labels, held)].tolist()) - self._dead
+        self._dead |= hit
+        if len(self._dead) > 0.2 * int(self._index.ntotal):
+            self._compact()
+        return len(hit)
+
+    def search(
+        self, queries: npt.NDArray[np.float32], k: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """The ``k`` best live labels per query and their scores.
+
+        Returns:
+            ``(scores (n, k) float32, labels (n, k) int64)``, best first. Scores are inner
+            products (cosine) or squared L2 distances (faiss's L2); missing slots have
+            label ``-1`` and the worst score (``-inf`` for cosine, ``inf`` for l2).
+
+        Example:
+            >>> import numpy as np
+            >>> idx = VersionIndex(2, "cosine", "flat")
+            >>> idx.add(np.array([4]), np.array([[1, 0]], np.float32))
+            >>> idx.search(np.array([[1, 0]], np.float32), 1)[1]
+            array([[4]])
+        """
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self._dead:
+            dead = np.fromiter(self._dead, np.int64, len(self._dead))
+            self._selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(dead))
+            params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
+                sel=self._selector, efSearch=int(self.options.get("ef_search", 128))
+            )
+            scores, labels = self._index.search(queries, k, params=params)
+        else:
+            scores, labels = self._index.search(queries, k)
+        scores = np.asarray(scores, dtype=np.float32)
+        labels = np.asarray(labels, dtype=np.int64)
+        scores[labels < 0] = self._worst
+        return scores, labels

@@ -1,0 +1,232 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from graceful.errors import InputError
+from graceful.gallery import (
+    Gallery,
+    RandomOrder,
+    ScoreOrder,
+    backfill,
+    uncertainty_scores,
+)
+
+DIM = 8
+
+
+def ids_of(n):
+    return [f"item{i:04d}" for i in range(n)]
+
+
+def new_vector(ids):
+    """Deterministic 'new model': a vector from the id."""
+    return np.stack(
+        [np.random.default_rng(int(i[4:]) + 7).standard_normal(DIM) for i in ids]
+    ).astype(np.float32)
+
+
+class Embedder:
+    def __init__(self, fail_after=None):
+        self.calls = []
+        self.fail_after = fail_after
+
+    def __call__(self, ids):
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise RuntimeError("model server down")
+        self.calls.append(list(ids))
+        return new_vector(ids)
+
+
+def make(path, n=100):
+    g = Gallery(path)
+    g.register_version("v0", dim=DIM)
+    g.register_version("v1", dim=DIM, compatible_with=["v0"], evidence={"top1_new_old": 0.6})
+    rng = np.random.default_rng(0)
+    g.add(ids_of(n), rng.standard_normal((n, DIM)), version="v0")
+    return g
+
+
+def committed_order(g, job="default"):
+    _, ids, done = g.store.plan(job)
+    assert (done > 0).all()
+    return ids, done
+
+
+def test_random_order_commits_in_plan_order(tmp_path):
+    g = make(str(tmp_path / "g.sqlite"))
+    embed = Embedder()
+    report = backfill(
+        g, to_version="v1", embed=embed, policy=RandomOrder(3), batch_size=16, progress=False
+    )
+    assert (report.done, report.skipped, report.batches, report.planned) == (100, 0, 7, 100)
+    assert not report.resumed and report.seconds > 0
+    plan_ids, done = committed_order(g)
+    assert plan_ids == RandomOrder(3).order(sorted(ids_of(100)), 0)
+    assert plan_ids != sorted(plan_ids)
+    assert [i for call in embed.calls for i in call] == plan_ids
+    # batches commit in plan order: done_seq is non-decreasing along the plan
+    assert (np.diff(done) >= 0).all() and len(set(done.tolist())) == 7
+    assert g.status() == {"v0": 0, "v1": 100}
+    for item in g.get(ids_of(100)):
+        np.testing.assert_array_equal(item.vector, new_vector([item.id])[0])
+
+
+def test_score_order_most_uncertain_first(tmp_path):
+    g = make(str(tmp_path / "g.sqlite"), n=60)
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((60, 4)) * 3
+    scores = uncertainty_scores(ids_of(60), logits)
+    embed = Embedder()
+    backfill(
+        g,
+        to_version="v1",
+        embed=embed,
+        policy=ScoreOrder(pd.Series(scores)),
+        batch_size=7,
+        progress=False,
+    )
+    plan_ids, _ = committed_order(g)
+    expected = sorted(scores, key=lambda i: -scores[i])
+    assert plan_ids == expected
+    assert [i for call in embed.calls for i in call] == expected
+    values = [scores[i] for i in plan_ids]
+    assert values == sorted(values, reverse=True)
+
+
+def test_uncertainty_scores_values():
+    logits = np.log(np.array([[0.5, 0.25, 0.25], [1.0, 1e-12, 1e-12]]))
+    ent = uncertainty_scores(["a", "b"], logits)
+    assert ent["a"] == pytest.approx(-(0.5 * np.log(0.5) + 0.5 * np.log(0.25)))
+    assert ent["b"] == pytest.approx(0.0, abs=1e-9)
+    lc = uncertainty_scores(["a", "b"], logits, method="least_confidence")
+    assert lc == pytest.approx({"a": 0.5, "b": 0.0}, abs=1e-9)
+    with pytest.raises(InputError, match="`old_logits`"):
+        uncertainty_scores(["a"], logits)
+    with pytest.raises(InputError, match=r"`old_logits`.*finite"):
+        uncertainty_scores(["a"], [[np.nan, 1.0]])
+    with pytest.raises(InputError, match="`method`"):
+        uncertainty_scores(["a"], [[1.0]], method="margin")
+
+
+def test_resume_after_embed_raises(tmp_path):
+    path = str(tmp_path / "g.sqlite")
+    g = make(path)
+    first = Embedder(fail_after=3)
+    with pytest.raises(RuntimeError, match="model server down"):
+        backfill(
+            g, to_version="v1", embed=first, policy=ScoreOrder({}), batch_size=10, progress=False
+        )
+    # three batches committed, visible to the gallery and its store
+    assert g.status() == {"v0": 70, "v1": 30}
+    g.close()
+    g = Gallery(path)
+    assert g.status() == {"v0": 70, "v1": 30}
+    second = Embedder()
+    # a different policy object on resume: the stored plan keeps its order
+    report = backfill(
+        g, to_version="v1", embed=second, policy=RandomOrder(9), batch_size=10, progress=False
+    )
+    assert report.resumed and report.done == 70 and report.batches == 7 and report.planned == 100
+    done_first = [i for c in first.calls for i in c]
+    done_second = [i for c in second.calls for i in c]
+    assert not set(done_first) & set(done_second)
+    assert done_first + done_second == sorted(ids_of(100))  # ScoreOrder({}): id order
+    assert g.status() == {"v0": 0, "v1": 100}
+    # running the finished job again does nothing
+    again = backfill(
+        g, to_version="v1", embed=Embedder(fail_after=0), policy=RandomOrder(0), progress=False
+    )
+    assert (again.done, again.batches) == (0, 0)
+
+
+def test_search_works_between_batches_and_items_appear_mid_job(tmp_path):
+    g = make(str(tmp_path / "g.sqlite"), n=50)
+    q = new_vector(ids_of(50)[:5])
+    seen = []
+
+    def on_batch(info):
+        r = g.search(q, 3, version="v1")
+        seen.append((info.done, info.total, g.status()["v1"], r.versions[:, 0].tolist()))
+        if info.batch == 1:
+            # an item added (under the old version) while the job runs, and one removed
+            g.add(["item9999"], np.ones((1, DIM)), version="v0")
+            g.remove(["item0049"])
+
+    report = backfill(
+        g,
+        to_version="v1",
+        embed=Embedder(),
+        policy=RandomOrder(1),
+        batch_size=10,
+        on_batch=on_batch,
+        progress=False,
+    )
+    counts = [s[2] for s in seen]
+    assert counts[:2] == [10, 20] and counts == sorted(counts) and counts[-1] == 50
+    assert all(set(s[3]) <= {"v0", "v1"} for s in seen)
+    assert seen[0][:2] == (10, 50)
+    assert g.status() == {"v0": 0, "v1": 50}
+    assert report.planned == 51 and report.done + report.skipped == 51
+    # at the end every query finds its own re-embedded item first, under v1
+    r = g.search(q, 1, version="v1")
+    assert r.ids[:, 0].tolist() == ids_of(5) and set(r.versions[:, 0]) == {"v1"}
+
+
+def test_skips_items_already_at_the_target(tmp_path):
+    g = make(str(tmp_path / "g.sqlite"), n=20)
+    g.replace(ids_of(5), new_vector(ids_of(5)), version="v1")
+    embed = Embedder()
+    report = backfill(
+        g, to_version="v1", embed=embed, policy=RandomOrder(0), batch_size=4, progress=False
+    )
+    assert report.planned == 15 and report.done == 15
+    assert not {i for c in embed.calls for i in c} & set(ids_of(5))
+
+
+def test_backfill_input_errors(tmp_path):
+    g = make(str(tmp_path / "g.sqlite"), n=10)
+    kw = {"embed": Embedder(), "policy": RandomOrder(0), "progress": False}
+    with pytest.raises(InputError, match=r"`to_version`.*'v9'"):
+        backfill(g, to_version="v9", **kw)
+    with pytest.raises(InputError, match=r"`batch_size`.*0"):
+        backfill(g, to_version="v1", batch_size=0, **kw)
+    with pytest.raises(InputError, match="`job`"):
+        backfill(g, to_version="v1", job="", **kw)
+    with pytest.raises(InputError, match="`policy`"):
+        backfill(g, to_version="v1", embed=Embedder(), policy="random", progress=False)
+    with pytest.raises(InputError, match=r"`embed\(ids\)`.*shape"):
+        backfill(
+            g,
+            to_version="v1",
+            embed=lambda ids: np.ones((len(ids), 3)),
+            policy=RandomOrder(0),
+            progress=False,
+        )
+    with pytest.raises(InputError, match=r"`embed\(ids\)`.*finite"):
+        backfill(
+            g,
+            to_version="v1",
+            embed=lambda ids: np.full((len(ids), DIM), np.nan),
+            policy=RandomOrder(0),
+            progress=False,
+        )
+    assert g.status() == {"v0": 10, "v1": 0}
+    g.register_version("v2", dim=DIM)
+    with pytest.raises(InputError, match=r"`job` 'default'.*'v1'"):
+        backfill(g, to_version="v2", **kw)
+    with pytest.raises(InputError, match="`seed`"):
+        RandomOrder(-1)
+    with pytest.raises(InputError, match=r"`scores`.*finite"):
+        ScoreOrder({"a": float("nan")})
+    with pytest.raises(InputError, match="`scores`"):
+        ScoreOrder([1, 2])
+    with pytest.raises(InputError, match=r"`scores`.*str"):
+        ScoreOrder({1: 0.5})
+
+
+def test_progress_bar_runs(tmp_path):
+    g = make(str(tmp_path / "g.sqlite"), n=10)
+    report = backfill(
+        g, to_version="v1", embed=Embedder(), policy=RandomOrder(0), batch_size=4, progress=True
+    )
+    assert report.done == 10
