@@ -21,7 +21,13 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-__all__ = ["finite_or_none", "flip_matrix_heatmap", "nfr_bar_chart", "tradeoff_chart"]
+__all__ = [
+    "curve_chart",
+    "finite_or_none",
+    "flip_matrix_heatmap",
+    "nfr_bar_chart",
+    "tradeoff_chart",
+]
 
 _REGRESS = "#c0392b"
 _REGRESS_LIGHT = "#e6a199"
@@ -418,5 +424,134 @@ def tradeoff_chart(
         ax.grid(color=_GRID, zorder=0)
         ax.spines[["top", "right"]].set_visible(False)
         if sweeps:
+            ax.legend(loc="best", fontsize=7.5, frameon=False)
+        return _to_svg(fig, chart_id)
+
+
+def _values(values: Any, where: str) -> Sequence[Any]:
+    """Return ``values`` if it is a sequence other than text; raise TypeError otherwise."""
+    if not isinstance(values, Sequence) or isinstance(values, (str, bytes)):
+        raise TypeError(
+            f"Expected argument `{where}` to be a sequence, but got {type(values).__name__}"
+        )
+    return values
+
+
+def _curve_points(
+    item: Mapping[str, Any], index: int
+) -> tuple[str, list[tuple[float, float, float]]]:
+    """Return a curve's label and its drawable ``(x, mean, std)`` points, checking its shape."""
+    if not isinstance(item, Mapping):
+        raise TypeError(
+            f"Expected argument `series[{index}]` to be a mapping, but got {type(item).__name__}"
+        )
+    xs = _values(item.get("x"), f"series[{index}]['x']")
+    ys = _values(item.get("y"), f"series[{index}]['y']")
+    if len(xs) != len(ys):
+        raise ValueError(
+            f"Expected argument `series[{index}]` to have as many 'y' as 'x' values, "
+            f"but got {len(ys)} and {len(xs)}"
+        )
+    points = []
+    for raw_x, raw_y in zip(xs, ys, strict=True):
+        x = finite_or_none(raw_x)
+        mean, std = _mean_std(raw_y)
+        if x is not None and mean is not None:
+            points.append((x, mean, std))
+    points.sort(key=lambda point: point[0])
+    return str(item.get("label") or ""), points
+
+
+def curve_chart(
+    series: Sequence[Mapping[str, Any]],
+    *,
+    x_label: str,
+    y_label: str,
+    chart_id: str,
+    percent: bool = True,
+) -> str | None:
+    r"""Draw one or more curves, each a mean line with markers and a shaded ± std band.
+
+    Each series is drawn in its own colour, its points joined in order of ``x``; the band
+    spans mean - std to mean + std at each point (a point without a std adds no width). A
+    point whose ``x`` or mean is undefined (``None`` or not finite) is left out, and the
+    line joins its neighbours. A legend names the series when any has a label.
+
+    Args:
+        series: mappings with ``label`` (text), ``x`` (numbers) and ``y`` (as many values,
+            each ``{"mean": ..., "std": ...}`` or a bare number, ``None`` when undefined).
+        x_label: the label of the x axis.
+        y_label: the label of the y axis.
+        chart_id: a short identifier, unique within the page, used to prefix SVG ids.
+        percent: show the y values (fractions) in % on the axis; otherwise as they are.
+
+    Returns:
+        An ``<svg>`` element as a string, or None when no series has a drawable point.
+
+    Raises:
+        TypeError: if a series is not a mapping or its ``x`` or ``y`` is not a sequence.
+        ValueError: if a series has not as many ``y`` as ``x`` values.
+
+    Example:
+        >>> svg = curve_chart(
+        ...     [{"label": "random", "x": [0.0, 0.5, 1.0],
+        ...       "y": [{"mean": 0.61, "std": 0.01}, {"mean": 0.70, "std": 0.02}, 0.78]},
+        ...      {"label": "uncertainty", "x": [0.0, 0.5, 1.0],
+        ...       "y": [0.61, {"mean": None, "std": None}, 0.78]}],
+        ...     x_label="fraction re-embedded", y_label="top-1", chart_id="backfill")
+        >>> svg.startswith('<svg role="img" class="chart" data-chart="backfill"')
+        True
+        >>> "uncertainty" in svg and "fraction re-embedded" in svg
+        True
+        >>> curve_chart([{"label": "x", "x": [0.0], "y": [None]}],
+        ...             x_label="x", y_label="y", chart_id="c") is None
+        True
+    """
+    curves = [_curve_points(item, index) for index, item in enumerate(series)]
+    if not any(points for _label, points in curves):
+        return None
+
+    with _style(chart_id):
+        fig = Figure(figsize=(7.2, 4.0), layout="constrained")
+        ax = fig.add_subplot()
+        labelled = False
+        for index, (label, points) in enumerate(curves):
+            if not points:
+                continue
+            colour = _PALETTE[index % len(_PALETTE)]
+            xs = [point[0] for point in points]
+            means = [point[1] for point in points]
+            stds = [point[2] for point in points]
+            if any(std > 0 for std in stds):
+                ax.fill_between(
+                    xs,
+                    [mean - std for mean, std in zip(means, stds, strict=True)],
+                    [mean + std for mean, std in zip(means, stds, strict=True)],
+                    color=colour,
+                    alpha=0.18,
+                    linewidth=0,
+                    zorder=2,
+                )
+            labelled = labelled or bool(label)
+            ax.plot(
+                xs,
+                means,
+                color=colour,
+                linewidth=1.4,
+                marker="o",
+                markersize=3.5,
+                zorder=3,
+                label=_short(label, 40) if label else None,
+            )
+        ax.margins(x=0.03, y=0.12)
+        if percent:
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v * 100:.3g}%"))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(y_label)
+        ax.grid(color=_GRID, zorder=0)
+        ax.spines[["top", "right"]].set_visible(False)
+        if labelled:
             ax.legend(loc="best", fontsize=7.5, frameon=False)
         return _to_svg(fig, chart_id)
