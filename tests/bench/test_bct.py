@@ -32,11 +32,13 @@ def test_digits_pipeline_writes_tables_curves_and_page(tmp_path):
         assert curve["top1"][0]["values"] == bct["new_old_top1"]["values"]
         assert curve["top1"][-1]["values"] == bct["new_new_top1"]["values"]
         assert 0.0 <= curve["auc"]["top1"]["mean"] <= 1.0
-    assert len(setting["targets"]) == 4
+    assert len(setting["targets"]) == 5
+    assert list(setting["backfill"]) == ["random", "uncertainty", "uncertainty_balanced"]
     on_disk = json.loads((tmp_path / "bct.json").read_text())
     assert on_disk["settings"][0]["name"] == "digits"
     assert "| BCT (influence loss) |" in (tmp_path / "bct.md").read_text()
     assert (tmp_path / "bct.html").read_text().startswith("<!DOCTYPE html>")
+    assert "<svg" in (tmp_path / "bct_backfill_digits.svg").read_text()
 
 
 def test_unknown_setting_and_bad_seeds_are_one_line_errors(tmp_path):

@@ -230,3 +230,29 @@ def test_progress_bar_runs(tmp_path):
         g, to_version="v1", embed=Embedder(), policy=RandomOrder(0), batch_size=4, progress=True
     )
     assert report.done == 10
+
+
+def test_balanced_order_takes_each_group_in_proportion():
+    from graceful.gallery import balanced_order
+
+    rng = np.random.default_rng(0)
+    groups = np.array([0] * 60 + [1] * 30 + [2] * 10)
+    scores = rng.random(100)
+    order = balanced_order(scores, groups)
+    assert sorted(order.tolist()) == list(range(100))
+    for prefix in (10, 30, 50):
+        taken = np.bincount(groups[order[:prefix]], minlength=3)
+        np.testing.assert_allclose(taken / prefix, [0.6, 0.3, 0.1], atol=0.11)
+    for g in range(3):  # within a group: highest score first
+        within = scores[order][groups[order] == g]
+        assert np.all(np.diff(within) <= 0)
+
+
+def test_score_order_with_groups_and_bad_groups():
+    from graceful.gallery import ScoreOrder
+
+    order = ScoreOrder({"a": 3.0, "b": 2.0, "c": 1.0}, groups={"a": 0, "b": 0, "c": 1})
+    assert order.order(["a", "b", "c", "z"], 0) == ["a", "c", "b", "z"]
+    assert order.describe()["balanced_groups"] == 2
+    with pytest.raises(InputError, match="groups"):
+        ScoreOrder({"a": 1.0}, groups={"b": 0})

@@ -21,6 +21,7 @@ from .backfill import (
     RandomOrder,
     ScoreOrder,
     backfill,
+    balanced_order,
     uncertainty_scores,
 )
 from .gallery import Gallery, IncompatibleVersionsError, SearchResult
@@ -53,5 +54,6 @@ __all__ = [
     "VersionIndex",
     "VersionInfo",
     "backfill",
+    "balanced_order",
     "uncertainty_scores",
 ]

@@ -101,22 +101,82 @@ class RandomOrder:
         return {"policy": "random", "seed": self.seed}
 
 
+def balanced_order(
+    scores: npt.ArrayLike, groups: npt.ArrayLike, *, descending: bool = True
+) -> npt.NDArray[np.int64]:
+    """Positions ordered by score within each group, the groups interleaved by size.
+
+    Item ``i`` with rank ``r`` (0 = highest score, ties by position) among the ``n_g`` items
+    of its group gets the key ``(r + 0.5) / n_g``; positions are sorted by that key (then
+    by score, then position). Every prefix of the order therefore takes each group in
+    proportion to its size, and the highest-scored items of each group first. Backfilling
+    in this order spreads the re-embedded items over the space: new queries prefer items
+    their own model embedded, so re-embedding one region first draws their neighbours
+    there (see the README's backfilling results).
+
+    Args:
+        scores: ``(N,)`` finite floats.
+        groups: ``(N,)`` group labels (e.g. the old model's predicted class).
+        descending: highest score first within a group (default).
+
+    Returns:
+        A permutation of ``0 .. N-1``.
+
+    Example:
+        >>> # keys: group x 1/6, 1/2, 5/6; group y 1/2 (the tie goes to the higher score)
+        >>> balanced_order([0.9, 0.8, 0.1, 0.5], ["x", "x", "x", "y"]).tolist()
+        [0, 1, 3, 2]
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(groups)
+    if values.ndim != 1 or labels.shape != values.shape:
+        raise InputError(
+            f"Expected arguments `scores` and `groups` to have shape (N,), but got"
+            f" {values.shape} and {labels.shape}"
+        )
+    if not np.isfinite(values).all():
+        raise InputError("Expected argument `scores` to be finite, but it holds NaN or inf")
+    n = len(values)
+    position = np.arange(n)
+    signed = -values if descending else values
+    _, codes, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    codes = codes.reshape(-1)
+    by_group = np.lexsort((position, signed, codes))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank = np.empty(n, dtype=np.int64)
+    rank[by_group] = position - starts[codes[by_group]]
+    key = (rank + 0.5) / sizes[codes]
+    return np.lexsort((position, signed, key)).astype(np.int64)
+
+
 class ScoreOrder:
     """Order by a score per item (e.g. the old model's uncertainty), highest first.
 
     Ties are broken by id. Items without a score (added after the scores were computed)
-    come last, in id order.
+    come last, in id order. With ``groups`` (e.g. the old model's predicted class), the
+    order is :func:`balanced_order`: highest score first within each group, every group
+    backfilled at the same pace.
 
     Args:
         scores: ``{id: score}`` or a pandas Series indexed by id; finite floats.
         descending: highest score first (default) or lowest first.
+        groups: ``{id: group}`` for every scored id, or ``None``.
 
     Example:
         >>> ScoreOrder({"a": 0.1, "b": 0.9, "c": 0.5}).order(["a", "b", "c", "d"], 0)
         ['b', 'c', 'a', 'd']
+        >>> scores = {"a": 0.9, "b": 0.8, "c": 0.1, "d": 0.5}
+        >>> ScoreOrder(scores, groups={"a": 0, "b": 0, "c": 0, "d": 1}).order(list("abcd"), 0)
+        ['a', 'b', 'd', 'c']
     """
 
-    def __init__(self, scores: Mapping[str, float] | Any, *, descending: bool = True) -> None:
+    def __init__(
+        self,
+        scores: Mapping[str, float] | Any,
+        *,
+        descending: bool = True,
+        groups: Mapping[str, Any] | None = None,
+    ) -> None:
         if hasattr(scores, "items") and callable(scores.items):
             pairs = list(scores.items())
         else:
@@ -143,6 +203,20 @@ class ScoreOrder:
             table[key] = number
         self.scores = table
         self.descending = bool(descending)
+        self.groups: dict[str, Any] | None = None
+        if groups is not None:
+            if not (hasattr(groups, "items") and callable(groups.items)):
+                raise InputError(
+                    "Expected argument `groups` to be a mapping of id -> group,"
+                    f" but got {type(groups).__name__}"
+                )
+            self.groups = dict(groups.items())
+            missing = [i for i in table if i not in self.groups]
+            if missing:
+                raise InputError(
+                    f"Expected argument `groups` to give every scored id a group, but"
+                    f" {missing[0]!r} has none"
+                )
 
     def order(self, ids: Sequence[str], segment: int) -> list[str]:
         """``ids`` by score (then id); unscored ids last.
@@ -155,6 +229,11 @@ class ScoreOrder:
         scored = sorted(
             (i for i in ids if i in self.scores), key=lambda i: (sign * self.scores[i], i)
         )
+        if self.groups is not None and scored:
+            groups = [str(self.groups[i]) for i in scored]
+            values = [self.scores[i] for i in scored]
+            positions = balanced_order(values, groups, descending=self.descending)
+            scored = [scored[p] for p in positions.tolist()]
         return scored + sorted(i for i in ids if i not in self.scores)
 
     def describe(self) -> dict[str, Any]:
@@ -164,7 +243,14 @@ class ScoreOrder:
             >>> ScoreOrder({"a": 1.0}).describe()
             {'policy': 'score', 'descending': True, 'n_scores': 1}
         """
-        return {"policy": "score", "descending": self.descending, "n_scores": len(self.scores)}
+        info: dict[str, Any] = {
+            "policy": "score",
+            "descending": self.descending,
+            "n_scores": len(self.scores),
+        }
+        if self.groups is not None:
+            info["balanced_groups"] = len(set(map(str, self.groups.values())))
+        return info
 
 
 def uncertainty_scores(

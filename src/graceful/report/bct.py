@@ -44,7 +44,7 @@ from graceful.report.bench import (
 from graceful.report.charts import curve_chart
 from graceful.report.html import ERROR_HOOK_SCRIPT, _clip, _environment, _script_json, write_page
 
-__all__ = ["render_bct_html", "write_bct_html"]
+__all__ = ["ORDER_LABELS", "render_bct_html", "write_bct_html"]
 
 _NA = "n/a"
 
@@ -54,8 +54,12 @@ _PAIRS = ("old_old", "new_old", "new_new", "newstar_newstar")
 _MEASURES = (("top1", "top-1"), ("map", "mAP"))
 """The measures that get a table: key and display name."""
 
-_ORDERS = {"random": "random order", "uncertainty": "most uncertain first"}
-"""Backfilling orders in display order, with the name of their chart series."""
+ORDER_LABELS = {
+    "random": "random order",
+    "uncertainty": "most uncertain first",
+    "uncertainty_balanced": "most uncertain first, per old-predicted class",
+}
+"""Backfilling orders in display order -> the name of their chart series."""
 
 _AUC_MEASURES = (("top1", "top-1"), ("top5", "top-5"), ("map", "mAP"))
 """The measures whose area under the backfilling curve is tabulated."""
@@ -129,8 +133,8 @@ def _backfill(
     backfill: Mapping[str, Any], index: int, where: str
 ) -> tuple[str | None, list[dict[str, Any]]]:
     """Return the backfilling chart (top-1 against fraction) and the AUC rows per order."""
-    orders = [name for name in _ORDERS if name in backfill]
-    orders += sorted(str(name) for name in backfill if name not in _ORDERS)
+    orders = [name for name in ORDER_LABELS if name in backfill]
+    orders += sorted(str(name) for name in backfill if name not in ORDER_LABELS)
     series = []
     aucs = []
     for order in orders:
@@ -145,12 +149,12 @@ def _backfill(
                 f"Expected `{here}['top1']` to have one value per fraction ({len(fractions)}), "
                 f"but got {len(top1)}"
             )
-        series.append({"label": _ORDERS.get(order, order), "x": fractions, "y": top1})
+        series.append({"label": ORDER_LABELS.get(order, order), "x": fractions, "y": top1})
         auc = _get(curve, "auc", Mapping, here) or {}
         aucs.append(
             {
                 "order": order,
-                "label": _ORDERS.get(order, order),
+                "label": ORDER_LABELS.get(order, order),
                 "cells": [
                     {
                         "key": f"auc_{measure}",
