@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the local CPU build: a looser requirement pulls GBs of CUDA wheels.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint typecheck unit chromium bench bench-pct bench-bct bench-gallery bench-data clean
+.PHONY: demo test lint typecheck unit chromium bench bench-pct bench-bct bench-gallery bench-hetero bench-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ bench-pct: bench-data
 bench-bct: bench-data
 	$(BIN)/graceful bench bct --setting animal_mnist --setting rotten_tomatoes --seeds 3 \
 	  --out benchmarks/results --stem bct
+
+# Small (edge) models that search a large model's gallery: cost vs asymmetric retrieval.
+bench-hetero: bench-data
+	$(BIN)/graceful bench hetero --setting animal_mnist --setting rotten_tomatoes --seeds 3 \
+	  --out benchmarks/results --stem hetero
 
 # Search throughput of the versioned gallery against the raw faiss index (1M x 128).
 bench-gallery: $(STAMP)

@@ -362,6 +362,38 @@ def bench_bct(
     typer.echo(f"results: {out / (stem + '.md')}  {out / (stem + '.html')}")
 
 
+@bench_app.command("hetero")
+def bench_hetero(
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(help="Setting to run (repeatable): animal_mnist, rotten_tomatoes, digits."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Number of model seeds (0, 1, ...).")] = 3,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
+    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "hetero",
+) -> None:
+    """Edge models that search a large model's gallery: cost vs asymmetric retrieval."""
+    from graceful.bench.hetero import hetero_markdown, run_hetero
+
+    names = setting or ["animal_mnist", "rotten_tomatoes"]
+    try:
+        if seeds < 1:
+            raise InputError(f"--seeds must be >= 1, got {seeds}")
+        results = run_hetero(
+            names,
+            list(range(seeds)),
+            out_dir=out,
+            stem=stem,
+            command="graceful bench hetero " + " ".join(sys.argv[3:]),
+            log=lambda line: typer.echo(line, err=True),
+        )
+    except InputError as exc:
+        _fail("bench hetero", str(exc))
+    for summary in results["settings"]:
+        typer.echo(hetero_markdown(summary))
+    typer.echo(f"results: {out / (stem + '.md')}")
+
+
 def main() -> None:
     """Console entry point."""
     try:

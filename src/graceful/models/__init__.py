@@ -8,6 +8,7 @@ Example:
 """
 
 from .cnn import SmallCNN
+from .edge import EdgeCNN
 from .embedding import (
     CosineClassifier,
     EmbeddingModel,
@@ -17,15 +18,30 @@ from .embedding import (
     classifier_logits,
 )
 from .mlp import EmbeddingMLP, MLPHead
+from .profile import (
+    ModelCost,
+    count_flops,
+    count_parameters,
+    measure_latency,
+    pareto_front,
+    profile_model,
+)
 
 __all__ = [
     "CosineClassifier",
+    "EdgeCNN",
     "EmbeddingMLP",
     "EmbeddingModel",
     "EmbeddingOf",
     "EmbeddingOutput",
     "MLPHead",
+    "ModelCost",
     "SmallCNN",
     "WithEmbedding",
     "classifier_logits",
+    "count_flops",
+    "count_parameters",
+    "measure_latency",
+    "pareto_front",
+    "profile_model",
 ]

@@ -21,6 +21,7 @@ Example:
     (0.5, 1.0, True)
 """
 
+from .asymmetric import asymmetric_metrics
 from .backfill_curve import DEFAULT_FRACTIONS, backfill_curve, curve_auc
 from .compatibility import cross_model_matrix, cross_model_metrics, is_compatible, update_gain
 from .evaluation import METRICS, ArrayLike, retrieval_metrics
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_FRACTIONS",
     "METRICS",
     "ArrayLike",
+    "asymmetric_metrics",
     "backfill_curve",
     "cross_model_matrix",
     "cross_model_metrics",
