@@ -52,7 +52,7 @@ def _animal_mnist() -> PCTSetting:
         lam_ldi=0.1,
         lam_elodi=0.1,
         sweep_beta=(0.0, 1.0, 5.0, 10.0),
-        sweep_lambda=(0.0, 0.03, 0.1, 0.3, 1.0),
+        sweep_lambda=(0.0, 0.1, 1.0),
     )
 
 
