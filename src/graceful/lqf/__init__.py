@@ -1,0 +1,20 @@
+"""Linearized fine-tuning (LQF; Achille et al., CVPR 2021): the network as a linear model.
+
+:class:`LinearizedModel` is the first-order Taylor expansion of a pre-trained network
+around its weights, ``f(x; w0) + J_w f(x; w0) (w - w0)``, computed with forward-mode
+Jacobian-vector products; :func:`to_leaky_relu` swaps ReLU/ReLU6 for leaky-ReLU first.
+
+Example:
+    >>> import torch
+    >>> from graceful.lqf import LinearizedModel, to_leaky_relu
+    >>> net = to_leaky_relu(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(),
+    ...                                         torch.nn.Linear(4, 2)))
+    >>> lin = LinearizedModel(net)
+    >>> x = torch.randn(5, 3)
+    >>> torch.allclose(lin(x), net(x))  # at w = w0 the expansion is the network
+    True
+"""
+
+from .linearize import LinearizedModel, to_leaky_relu
+
+__all__ = ["LinearizedModel", "to_leaky_relu"]

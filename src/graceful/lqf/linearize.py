@@ -1,0 +1,162 @@
+r"""The linearization of a network around its pre-trained weights.
+
+.. math:: f_{lin}(x; w) = f(x; w_0) + J_w f(x; w_0)\,(w - w_0)
+
+is linear in :math:`w`, so with a squared loss fine-tuning is a convex (quadratic)
+problem. Both terms come from one forward-mode pass,
+:func:`torch.func.jvp` of the network's output with respect to its weights, in the
+direction :math:`w - w_0`; gradients with respect to :math:`w` flow through that direction
+by ordinary back-propagation. Only the weights named as trainable move (e.g. the last
+blocks); the others stay at :math:`w_0` and act as a fixed feature extractor.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import cast
+
+import torch
+from torch import nn
+from torch.func import functional_call, jvp
+
+from graceful.errors import InputError
+
+__all__ = ["LinearizedModel", "to_leaky_relu"]
+
+
+def to_leaky_relu(model: nn.Module, negative_slope: float = 0.1) -> nn.Module:
+    """A copy of ``model`` with every ``nn.ReLU`` and ``nn.ReLU6`` replaced by leaky-ReLU.
+
+    LQF replaces ReLU by leaky-ReLU so that the linearized network's Jacobian does not
+    vanish on the negative half of every unit. ReLU6's upper clip is dropped (a
+    leaky-ReLU is unbounded). Functional ``F.relu`` calls inside ``forward`` are not
+    seen; use modules.
+
+    Args:
+        model: the network (not modified).
+        negative_slope: the slope for negative inputs, in ``(0, 1)``.
+
+    Returns:
+        The converted copy.
+
+    Example:
+        >>> net = to_leaky_relu(nn.Sequential(nn.Linear(2, 2), nn.ReLU6()), 0.2)
+        >>> net[1]
+        LeakyReLU(negative_slope=0.2)
+    """
+    if not isinstance(model, nn.Module):
+        raise InputError(
+            f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}"
+        )
+    if (
+        isinstance(negative_slope, bool)
+        or not isinstance(negative_slope, (int, float))
+        or not 0.0 < negative_slope < 1.0
+    ):
+        raise InputError(
+            f"Expected argument `negative_slope` to be in (0, 1), but got {negative_slope!r}"
+        )
+    converted = copy.deepcopy(model)
+
+    def swap(module: nn.Module) -> None:
+        for name, child in module.named_children():
+            if isinstance(child, (nn.ReLU, nn.ReLU6)):
+                setattr(module, name, nn.LeakyReLU(float(negative_slope)))
+            else:
+                swap(child)
+
+    if isinstance(converted, (nn.ReLU, nn.ReLU6)):
+        return nn.LeakyReLU(float(negative_slope))
+    swap(converted)
+    return converted
+
+
+class LinearizedModel(nn.Module):
+    r"""The first-order Taylor expansion of a network around its current weights.
+
+    ``forward(x)`` returns :math:`f(x; w_0) + J_w f(x; w_0)(w - w_0)`. The trainable
+    weights :math:`w` are this module's parameters, initialised to :math:`w_0`; the
+    expansion point :math:`w_0`, the frozen weights and every buffer (batch-norm running
+    statistics) are fixed copies, and the network is evaluated in eval mode (batch norm
+    uses its running statistics, dropout is off), so :math:`f_{lin}` is an affine function
+    of :math:`w` for each input.
+
+    Args:
+        model: the pre-trained network (copied; the original is untouched).
+        trainable: names (or name prefixes, e.g. ``"features.2."``, ``"head"``) of the
+            parameters that move; ``None``: all of them.
+
+    Raises:
+        InputError: when ``trainable`` selects no parameter.
+
+    Example:
+        >>> torch.manual_seed(0)
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(0.1), nn.Linear(4, 2))
+        >>> lin = LinearizedModel(net, trainable=["2."])
+        >>> lin.names, sum(w.numel() for w in lin.parameters())
+        (['2.weight', '2.bias'], 10)
+    """
+
+    def __init__(self, model: nn.Module, *, trainable: Sequence[str] | None = None) -> None:
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise InputError(
+                f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}"
+            )
+        if isinstance(trainable, str):
+            raise InputError("Expected argument `trainable` to be a sequence of names, not a str")
+        base = copy.deepcopy(model).eval()
+        for p in base.parameters():
+            p.requires_grad_(False)
+        self._base = [base]  # a list hides it from .parameters(), .to() and state_dict()
+        names = [name for name, _ in base.named_parameters()]
+        chosen = (
+            names
+            if trainable is None
+            else [n for n in names if any(n == t or n.startswith(t) for t in trainable)]
+        )
+        if not chosen:
+            raise InputError(
+                f"Expected argument `trainable` to select at least one parameter of {names[:6]}"
+                f"{'...' if len(names) > 6 else ''}, but got {list(trainable or [])}"
+            )
+        params = dict(base.named_parameters())
+        self.names: list[str] = chosen
+        """The network's names of the trainable parameters, in :attr:`weights` order."""
+        self.weights = nn.ParameterList([params[n].detach().clone() for n in chosen])
+        for i, n in enumerate(chosen):
+            self.register_buffer(f"w0_{i}", params[n].detach().clone())
+        chosen_set = set(chosen)
+        self._frozen = {n: p for n, p in base.named_parameters() if n not in chosen_set}
+        self._base_buffers = dict(base.named_buffers())
+
+    @property
+    def network(self) -> nn.Module:
+        """The frozen copy of the network at :math:`w_0` (eval mode)."""
+        return self._base[0]
+
+    def w0(self) -> dict[str, torch.Tensor]:
+        """The expansion point of each trainable parameter, by its name in the network."""
+        return {n: getattr(self, f"w0_{i}") for i, n in enumerate(self.names)}
+
+    def delta(self) -> dict[str, torch.Tensor]:
+        """:math:`w - w_0` for each trainable parameter, by its name in the network."""
+        w0 = self.w0()
+        return {n: w - w0[n] for n, w in zip(self.names, self.weights, strict=True)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`f(x; w_0) + J_w f(x; w_0)(w - w_0)`."""
+        base = self.network
+        device = x.device
+        fixed = {n: t.to(device) for n, t in self._frozen.items()}
+        fixed |= {n: t.to(device) for n, t in self._base_buffers.items()}
+
+        def f(weights: dict[str, torch.Tensor]) -> torch.Tensor:
+            out: torch.Tensor = functional_call(base, {**fixed, **weights}, (x,))
+            return out
+
+        result = jvp(f, (self.w0(),), (self.delta(),))
+        out0, tangent = cast(torch.Tensor, result[0]), cast(torch.Tensor, result[1])
+        return out0 + tangent
