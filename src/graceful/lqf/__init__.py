@@ -2,7 +2,8 @@
 
 :class:`LinearizedModel` is the first-order Taylor expansion of a pre-trained network
 around its weights, ``f(x; w0) + J_w f(x; w0) (w - w0)``, computed with forward-mode
-Jacobian-vector products; :func:`to_leaky_relu` swaps ReLU/ReLU6 for leaky-ReLU first.
+Jacobian-vector products; :func:`to_leaky_relu` swaps ReLU/ReLU6 for leaky-ReLU first;
+:func:`kfac_factors` and :func:`precondition` give the Kronecker-factored curvature step.
 
 Example:
     >>> import torch
@@ -15,6 +16,7 @@ Example:
     True
 """
 
+from .kfac import KFACFactors, kfac_factors, precondition
 from .linearize import LinearizedModel, to_leaky_relu
 
-__all__ = ["LinearizedModel", "to_leaky_relu"]
+__all__ = ["KFACFactors", "LinearizedModel", "kfac_factors", "precondition", "to_leaky_relu"]
