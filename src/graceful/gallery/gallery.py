@@ -124,13 +124,12 @@ class Gallery:
     ) -> None:
         if (path is None) == (store is None):
             raise InputError("Expected exactly one of the arguments `path` and `store`")
-        if path is not None:
-            if str(path) != ":memory:" and not Path(path).parent.is_dir():
+        if store is None:
+            if str(path) != ":memory:" and not Path(str(path)).parent.is_dir():
                 raise InputError(
                     f"Expected argument `path` to be in an existing folder, got {str(path)!r}"
                 )
-            store = SQLiteStore(path)
-        assert store is not None
+            store = SQLiteStore(str(path))
         self.store: GalleryStore = store
         self._seq = 0
         self._versions: dict[str, VersionInfo] = {}
