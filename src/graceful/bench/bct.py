@@ -28,14 +28,11 @@ metric is recorded at each fraction re-embedded, and its area under the curve.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
-import os
-import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -45,9 +42,7 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset
 
-import graceful
 from graceful.data import (
-    LabelledArrays,
     Splits,
     load_animal_mnist,
     load_digits,
@@ -64,14 +59,16 @@ from graceful.losses import (
 )
 from graceful.models import EmbeddingMLP, EmbeddingOf, MLPHead, SmallCNN, WithEmbedding
 from graceful.report.bct import write_bct_html
-from graceful.retrieval import backfill_curve, curve_auc, retrieval_metrics, update_gain
+from graceful.retrieval import backfill_curve, curve_auc, update_gain
 from graceful.training import (
     CachedTeacher,
     TrainConfig,
-    Trainer,
     fit_transformation,
     seed_everything,
 )
+
+from ._common import embed, loo_retrieval, results_header, stat, train
+from .output import _cell
 
 __all__ = [
     "BCT_METHODS",
@@ -131,13 +128,6 @@ class BCTSetting:
     fractions: Sequence[float] = tuple(i / 10 for i in range(11))
 
 
-def _embed(model: nn.Module, part: LabelledArrays, batch_size: int = 512) -> torch.Tensor:
-    view = EmbeddingOf(model).eval()
-    x = torch.as_tensor(part.x)
-    with torch.no_grad():
-        return torch.cat([view(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-
-
 def _logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     model.eval()
     with torch.no_grad():
@@ -147,24 +137,6 @@ def _logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.T
 def _entropy(logits: torch.Tensor) -> np.ndarray:
     logp = torch.log_softmax(logits.double(), dim=1)
     return (-(logp.exp() * logp).sum(dim=1)).numpy()
-
-
-def _train(
-    model: nn.Module,
-    config: TrainConfig,
-    seed: int,
-    train: LabelledArrays,
-    val: LabelledArrays,
-    **kwargs: Any,
-) -> None:
-    seed_everything(seed)  # the weights were made under this seed by the caller too
-    Trainer(model, replace(config, seed=seed), **kwargs).fit(
-        train.to_tensor_dataset(), val.to_tensor_dataset()
-    )
-
-
-def _retrieval(q: torch.Tensor, g: torch.Tensor, labels: np.ndarray) -> dict[str, float]:
-    return retrieval_metrics(q, labels, g, labels, leave_one_out=True, top_k=(1, 5))
 
 
 def _image_seed(
@@ -185,21 +157,21 @@ def _image_seed(
     log(f"[{setting.name}] seed {seed}: old model ({k} of {n_classes} classes)")
     seed_everything(1000 * seed)
     old = SmallCNN(width=setting.old_width, num_classes=k, embedding_dim=dim)
-    _train(old, cfg, 1000 * seed, old_train, old_val)
-    old_train_emb = _embed(old, data.train)
+    train(old, cfg, 1000 * seed, old_train, old_val)
+    old_train_emb = embed(old, data.train)
     head = old.head
     if not isinstance(head, nn.Linear):  # the setting's models have linear heads
         raise TypeError("the old model's head must be linear")
     weight, bias = synthesize_classifier(
         head.weight, head.bias, old_train_emb, torch.as_tensor(data.train.y), n_classes
     )
-    out = {"old": _embed(old, data.test)}
+    out = {"old": embed(old, data.test)}
     extra = {"old_test_logits": _logits(old, torch.as_tensor(data.test.x))}
 
     log(f"[{setting.name}] seed {seed}: independent (new*)")
     independent = new_model(1)
-    _train(WithEmbedding(independent), cfg, 1000 * seed + 1, data.train, data.val)
-    out["independent"] = _embed(independent, data.test)
+    train(WithEmbedding(independent), cfg, 1000 * seed + 1, data.train, data.val)
+    out["independent"] = embed(independent, data.test)
 
     log(f"[{setting.name}] seed {seed}: L2 regression")
     both: ConcatDataset[Any] = ConcatDataset(
@@ -210,22 +182,22 @@ def _image_seed(
     loss = CompatibleEmbeddingLoss(
         regression=EmbeddingRegressionLoss(), lam_regression=setting.lam_regression
     )
-    _train(WithEmbedding(l2), cfg, 1000 * seed + 1, data.train, data.val, loss=loss,
+    train(WithEmbedding(l2), cfg, 1000 * seed + 1, data.train, data.val, loss=loss,
            teacher=teacher)  # fmt: skip
-    out["l2"] = _embed(l2, data.test)
+    out["l2"] = embed(l2, data.test)
 
     log(f"[{setting.name}] seed {seed}: BCT")
     bct = new_model(1)
     loss = CompatibleEmbeddingLoss(
         influence=BCTInfluenceLoss(weight, bias), lam_influence=setting.lam_influence
     )
-    _train(WithEmbedding(bct), cfg, 1000 * seed + 1, data.train, data.val, loss=loss)
-    out["bct"] = _embed(bct, data.test)
+    train(WithEmbedding(bct), cfg, 1000 * seed + 1, data.train, data.val, loss=loss)
+    out["bct"] = embed(bct, data.test)
 
     log(f"[{setting.name}] seed {seed}: transformation old -> new*")
     seed_everything(1000 * seed + 2)
     h = fit_transformation(
-        old_train_emb, _embed(independent, data.train), data.train.y, new_head=independent.head
+        old_train_emb, embed(independent, data.train), data.train.y, new_head=independent.head
     )
     with torch.no_grad():
         out["transformed_old"] = h(out["old"])
@@ -248,7 +220,7 @@ def _text_seed(
     log(f"[{setting.name}] seed {seed}: old classifier on the old encoder's vectors")
     seed_everything(1000 * seed)
     old_head = MLPHead(dim, n_classes, hidden=0)
-    _train(old_head, cfg, 1000 * seed, old_data.train, old_data.val)
+    train(old_head, cfg, 1000 * seed, old_data.train, old_data.val)
     linear = old_head.net
     if not isinstance(linear, nn.Linear):  # hidden=0 makes one linear layer
         raise TypeError("the old classifier must be linear")
@@ -261,8 +233,8 @@ def _text_seed(
 
     log(f"[{setting.name}] seed {seed}: independent projection")
     independent = projection(1)
-    _train(WithEmbedding(independent), cfg, 1000 * seed + 1, new_data.train, new_data.val)
-    out["independent"] = _embed(independent, new_data.test)
+    train(WithEmbedding(independent), cfg, 1000 * seed + 1, new_data.train, new_data.val)
+    out["independent"] = embed(independent, new_data.test)
 
     log(f"[{setting.name}] seed {seed}: L2 projection")
     ids = np.concatenate([old_data.train.ids, old_data.val.ids])
@@ -273,9 +245,9 @@ def _text_seed(
     loss = CompatibleEmbeddingLoss(
         regression=EmbeddingRegressionLoss(), lam_regression=setting.lam_regression
     )
-    _train(WithEmbedding(l2), cfg, 1000 * seed + 1, new_data.train, new_data.val, loss=loss,
+    train(WithEmbedding(l2), cfg, 1000 * seed + 1, new_data.train, new_data.val, loss=loss,
            teacher=teacher)  # fmt: skip
-    out["l2"] = _embed(l2, new_data.test)
+    out["l2"] = embed(l2, new_data.test)
 
     log(f"[{setting.name}] seed {seed}: BCT projection")
     bct = projection(1)
@@ -283,14 +255,14 @@ def _text_seed(
         influence=BCTInfluenceLoss(linear.weight, linear.bias),
         lam_influence=setting.lam_influence,
     )
-    _train(WithEmbedding(bct), cfg, 1000 * seed + 1, new_data.train, new_data.val, loss=loss)
-    out["bct"] = _embed(bct, new_data.test)
+    train(WithEmbedding(bct), cfg, 1000 * seed + 1, new_data.train, new_data.val, loss=loss)
+    out["bct"] = embed(bct, new_data.test)
 
     log(f"[{setting.name}] seed {seed}: transformation old -> new*")
     seed_everything(1000 * seed + 2)
     h = fit_transformation(
         old_data.train.x,
-        _embed(independent, new_data.train),
+        embed(independent, new_data.train),
         old_data.train.y,
         new_head=independent.head,
     )
@@ -319,20 +291,20 @@ def run_bct_setting(
         emb, extra = run(setting, seed, log)
         log(f"[{setting.name}] seed {seed}: retrieval evaluation")
         old, newstar = emb["old"], emb["newstar"]
-        old_old = _retrieval(old, old, labels)
-        star = _retrieval(newstar, newstar, labels)
+        old_old = loo_retrieval(old, old, labels)
+        star = loo_retrieval(newstar, newstar, labels)
         methods: dict[str, dict[str, dict[str, float]]] = {}
         for method in ("independent", "l2", "bct"):
             new = emb[method]
             methods[method] = {
                 "old_old": old_old,
-                "new_old": _retrieval(new, old, labels),
-                "new_new": star if method == "independent" else _retrieval(new, new, labels),
+                "new_old": loo_retrieval(new, old, labels),
+                "new_new": star if method == "independent" else loo_retrieval(new, new, labels),
                 "newstar_newstar": star,
             }
         methods["transformation"] = {
             "old_old": old_old,
-            "new_old": _retrieval(newstar, emb["transformed_old"], labels),
+            "new_old": loo_retrieval(newstar, emb["transformed_old"], labels),
             "new_new": star,
             "newstar_newstar": star,
         }
@@ -363,16 +335,6 @@ def run_bct_setting(
     return {"per_seed": per_seed, "seconds": time.perf_counter() - start}
 
 
-def _stat(values: Sequence[float]) -> dict[str, Any]:
-    arr = np.asarray(values, dtype=np.float64)
-    finite = arr[np.isfinite(arr)]
-    return {
-        "mean": float(finite.mean()) if len(finite) else None,
-        "std": float(finite.std(ddof=1)) if len(finite) > 1 else None,
-        "values": [float(v) if math.isfinite(v) else None for v in arr],
-    }
-
-
 def summarise_bct(setting: BCTSetting, raw: dict[str, Any]) -> dict[str, Any]:
     """Mean ± std tables, the criterion per seed, update gains, curves, AUCs and targets."""
     seeds = sorted(raw["per_seed"])
@@ -382,14 +344,12 @@ def summarise_bct(setting: BCTSetting, raw: dict[str, Any]) -> dict[str, Any]:
         row: dict[str, Any] = {"method": method, "label": label}
         for pair in PAIRS:
             for measure in MEASURES:
-                row[f"{pair}_{measure}"] = _stat(
-                    [r["methods"][method][pair][measure] for r in runs]
-                )
+                row[f"{pair}_{measure}"] = stat([r["methods"][method][pair][measure] for r in runs])
         for measure in ("top1", "map"):
             m = [r["methods"][method] for r in runs]
             compatible = [p["new_old"][measure] > p["old_old"][measure] for p in m]
             row[f"compatible_{measure}"] = compatible
-            row[f"gain_{measure}"] = _stat(
+            row[f"gain_{measure}"] = stat(
                 [
                     update_gain(
                         p["new_old"][measure], p["old_old"][measure], p["newstar_newstar"][measure]
@@ -404,12 +364,10 @@ def summarise_bct(setting: BCTSetting, raw: dict[str, Any]) -> dict[str, Any]:
         backfill[order] = {
             "fraction": fractions,
             **{
-                m: [
-                    _stat([r["backfill"][order][m][i] for r in runs]) for i in range(len(fractions))
-                ]
+                m: [stat([r["backfill"][order][m][i] for r in runs]) for i in range(len(fractions))]
                 for m in MEASURES
             },
-            "auc": {m: _stat([r["auc"][order][m] for r in runs]) for m in MEASURES},
+            "auc": {m: stat([r["auc"][order][m] for r in runs]) for m in MEASURES},
         }
     by = {row["method"]: row for row in rows}
     bct, ind, l2 = by["bct"], by["independent"], by["l2"]
@@ -547,20 +505,6 @@ def get_bct_setting(name: str) -> BCTSetting:
         ) from None
 
 
-def _pct(stat: dict[str, Any]) -> str:
-    if stat.get("mean") is None:
-        return "n/a"
-    text = f"{100 * stat['mean']:.2f}"
-    return text + (f" ± {100 * stat['std']:.2f}" if stat.get("std") is not None else "")
-
-
-def _num(stat: dict[str, Any]) -> str:
-    if stat.get("mean") is None:
-        return "n/a"
-    text = f"{stat['mean']:.2f}"
-    return text + (f" ± {stat['std']:.2f}" if stat.get("std") is not None else "")
-
-
 def bct_markdown(setting: dict[str, Any]) -> str:
     """One setting's tables (top-1 and mAP in %, mean ± std), backfill AUCs and targets.
 
@@ -587,11 +531,11 @@ def bct_markdown(setting: dict[str, Any]) -> str:
         ]
         for row in setting["rows"]:
             met = row[f"compatible_{measure}"]
-            cells = [_pct(row[f"{pair}_{measure}"]) for pair in PAIRS]
+            cells = [_cell(row[f"{pair}_{measure}"]) for pair in PAIRS]
             lines.append(
                 f"| {row['label']} | "
                 + " | ".join(cells)
-                + f" | {sum(met)}/{len(met)} | {_num(row[f'gain_{measure}'])} |"
+                + f" | {sum(met)}/{len(met)} | {_cell(row[f'gain_{measure}'], percent=False)} |"
             )
         lines.append("")
     if setting["backfill"]:
@@ -605,12 +549,12 @@ def bct_markdown(setting: dict[str, Any]) -> str:
         for order, curve in setting["backfill"].items():
             fractions = curve["fraction"]
             picks = [
-                _pct(curve["top1"][fractions.index(f)])
+                _cell(curve["top1"][fractions.index(f)])
                 for f in (0.0, 0.1, 0.3, 0.5, 1.0)
                 if f in fractions
             ]
             lines.append(
-                f"| {order} | {_pct(curve['auc']['top1'])} | {_pct(curve['auc']['map'])} | "
+                f"| {order} | {_cell(curve['auc']['top1'])} | {_cell(curve['auc']['map'])} | "
                 + " / ".join(picks)
                 + " |"
             )
@@ -644,20 +588,7 @@ def run_bct(
         The results dict (as written to JSON).
     """
     specs = [get_bct_setting(name) for name in settings]  # fail fast on a bad name
-    results: dict[str, Any] = {
-        "benchmark": "bct",
-        "title": "Backward-compatible embeddings (graceful bench bct)",
-        "graceful_version": graceful.__version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": command,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "platform": platform.platform(),
-            "threads": torch.get_num_threads(),
-        },
-        "settings": [],
-    }
+    results = results_header("bct", "Backward-compatible embeddings (graceful bench bct)", command)
     for spec in specs:
         results["settings"].append(summarise_bct(spec, run_bct_setting(spec, seeds, log=log)))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -24,14 +24,11 @@ gallery; the edge model is MiniLM-L6 with a trained projection into MPNet's spac
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
-import os
-import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -41,9 +38,7 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset
 
-import graceful
 from graceful.data import (
-    LabelledArrays,
     Splits,
     load_animal_mnist,
     load_digits,
@@ -62,8 +57,10 @@ from graceful.models import (
     pareto_front,
     profile_model,
 )
-from graceful.retrieval import retrieval_metrics
-from graceful.training import CachedTeacher, TrainConfig, Trainer, seed_everything
+from graceful.training import CachedTeacher, TrainConfig, seed_everything
+
+from ._common import embed, loo_retrieval, results_header, stat, train
+from .output import _cell
 
 __all__ = [
     "HETERO_SETTINGS",
@@ -118,30 +115,6 @@ class HeteroSetting:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _embed(model: nn.Module, part: LabelledArrays, batch_size: int = 512) -> torch.Tensor:
-    view = EmbeddingOf(model).eval()
-    x = torch.as_tensor(part.x)
-    with torch.no_grad():
-        return torch.cat([view(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-
-
-def _train(
-    model: nn.Module,
-    config: TrainConfig,
-    seed: int,
-    train: LabelledArrays,
-    val: LabelledArrays,
-    **kwargs: Any,
-) -> None:
-    Trainer(model, replace(config, seed=seed), **kwargs).fit(
-        train.to_tensor_dataset(), val.to_tensor_dataset()
-    )
-
-
-def _retrieval(q: torch.Tensor, g: torch.Tensor, labels: np.ndarray) -> dict[str, float]:
-    return retrieval_metrics(q, labels, g, labels, leave_one_out=True, top_k=(1, 5))
-
-
 def _compatibility_loss(setting: HeteroSetting, head: nn.Linear) -> CompatibleEmbeddingLoss:
     return CompatibleEmbeddingLoss(
         influence=BCTInfluenceLoss(head.weight, head.bias),
@@ -162,16 +135,16 @@ def _image_seed(
     log(f"[{setting.name}] seed {seed}: large model (SmallCNN width {setting.large_width})")
     seed_everything(1000 * seed)
     large = SmallCNN(width=setting.large_width, num_classes=n_classes, embedding_dim=dim)
-    _train(large, cfg, 1000 * seed, data.train, data.val)
+    train(large, cfg, 1000 * seed, data.train, data.val)
     head = large.head
     if not isinstance(head, nn.Linear):
         raise TypeError("the large model's head must be linear")
-    gallery = _embed(large, data.test)
+    gallery = embed(large, data.test)
     both: ConcatDataset[Any] = ConcatDataset(
         [data.train.to_tensor_dataset(), data.val.to_tensor_dataset()]
     )
     teacher = CachedTeacher.build(EmbeddingOf(large), both)
-    large_large = _retrieval(gallery, gallery, labels)
+    large_large = loo_retrieval(gallery, gallery, labels)
     result: dict[str, Any] = {"large_large": large_large, "candidates": {}}
     if profile:
         result["large_cost"] = _cost(large, setting)
@@ -191,12 +164,12 @@ def _image_seed(
         log(f"[{setting.name}] seed {seed}: compatible {spec.name}")
         model = small(spec)
         loss = _compatibility_loss(setting, head)
-        _train(WithEmbedding(model), small_cfg, 1000 * seed + 1, data.train, data.val,
+        train(WithEmbedding(model), small_cfg, 1000 * seed + 1, data.train, data.val,
                loss=loss, teacher=teacher)  # fmt: skip
-        emb = _embed(model, data.test)
+        emb = embed(model, data.test)
         entry = {
-            "small_large": _retrieval(emb, gallery, labels),
-            "small_small": _retrieval(emb, emb, labels),
+            "small_large": loo_retrieval(emb, gallery, labels),
+            "small_small": loo_retrieval(emb, emb, labels),
         }
         if profile:
             entry["cost"] = _cost(model, setting)
@@ -205,12 +178,12 @@ def _image_seed(
         spec = setting.independent
         log(f"[{setting.name}] seed {seed}: independent {spec.name}")
         model = small(spec)
-        _train(WithEmbedding(model), small_cfg, 1000 * seed + 1, data.train, data.val)
-        emb = _embed(model, data.test)
+        train(WithEmbedding(model), small_cfg, 1000 * seed + 1, data.train, data.val)
+        emb = embed(model, data.test)
         result["independent"] = {
             "name": spec.name,
-            "small_large": _retrieval(emb, gallery, labels),
-            "small_small": _retrieval(emb, emb, labels),
+            "small_large": loo_retrieval(emb, gallery, labels),
+            "small_small": loo_retrieval(emb, emb, labels),
         }
     return result
 
@@ -227,7 +200,7 @@ def _text_seed(
     log(f"[{setting.name}] seed {seed}: the large model's classifier")
     seed_everything(1000 * seed)
     large_head = MLPHead(large_dim, n_classes, hidden=0)
-    _train(large_head, cfg, 1000 * seed, large_data.train, large_data.val)
+    train(large_head, cfg, 1000 * seed, large_data.train, large_data.val)
     linear = large_head.net
     if not isinstance(linear, nn.Linear):
         raise TypeError("the large classifier must be linear")
@@ -239,8 +212,8 @@ def _text_seed(
         torch.as_tensor(np.concatenate([large_data.train.x, large_data.val.x])),
     )
     result: dict[str, Any] = {
-        "large_large": _retrieval(gallery, gallery, labels),
-        "small_raw": _retrieval(raw_small, raw_small, labels),
+        "large_large": loo_retrieval(gallery, gallery, labels),
+        "small_raw": loo_retrieval(raw_small, raw_small, labels),
         "candidates": {},
     }
 
@@ -250,21 +223,21 @@ def _text_seed(
 
     log(f"[{setting.name}] seed {seed}: compatible projection")
     model = projection()
-    _train(WithEmbedding(model), cfg, 1000 * seed + 1, small_data.train, small_data.val,
+    train(WithEmbedding(model), cfg, 1000 * seed + 1, small_data.train, small_data.val,
            loss=_compatibility_loss(setting, linear), teacher=teacher)  # fmt: skip
-    emb = _embed(model, small_data.test)
+    emb = embed(model, small_data.test)
     result["candidates"]["projection"] = {
-        "small_large": _retrieval(emb, gallery, labels),
-        "small_small": _retrieval(emb, emb, labels),
+        "small_large": loo_retrieval(emb, gallery, labels),
+        "small_small": loo_retrieval(emb, emb, labels),
     }
     log(f"[{setting.name}] seed {seed}: independent projection")
     model = projection()
-    _train(WithEmbedding(model), cfg, 1000 * seed + 1, small_data.train, small_data.val)
-    emb = _embed(model, small_data.test)
+    train(WithEmbedding(model), cfg, 1000 * seed + 1, small_data.train, small_data.val)
+    emb = embed(model, small_data.test)
     result["independent"] = {
         "name": "projection",
-        "small_large": _retrieval(emb, gallery, labels),
-        "small_small": _retrieval(emb, emb, labels),
+        "small_large": loo_retrieval(emb, gallery, labels),
+        "small_small": loo_retrieval(emb, emb, labels),
     }
     return result
 
@@ -292,21 +265,11 @@ def run_hetero_setting(
     return {"per_seed": per_seed, "seconds": time.perf_counter() - start}
 
 
-def _stat(values: Sequence[float]) -> dict[str, Any]:
-    arr = np.asarray(values, dtype=np.float64)
-    finite = arr[np.isfinite(arr)]
-    return {
-        "mean": float(finite.mean()) if len(finite) else None,
-        "std": float(finite.std(ddof=1)) if len(finite) > 1 else None,
-        "values": [float(v) if math.isfinite(v) else None for v in arr],
-    }
-
-
 def _pair_stats(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in ("small_large", "small_small"):
         for m in MEASURES:
-            out[f"{pair}_{m}"] = _stat([e[pair][m] for e in entries])
+            out[f"{pair}_{m}"] = stat([e[pair][m] for e in entries])
     out["compatible_top1"] = [e["small_large"]["top1"] > e["small_small"]["top1"] for e in entries]
     out["compatible_map"] = [e["small_large"]["map"] > e["small_small"]["map"] for e in entries]
     return out
@@ -316,7 +279,7 @@ def summarise_hetero(setting: HeteroSetting, raw: dict[str, Any]) -> dict[str, A
     """Tables per candidate, the Pareto front, the independent model and the targets."""
     seeds = sorted(raw["per_seed"])
     runs = [raw["per_seed"][s] for s in seeds]
-    paragon = {m: _stat([r["large_large"][m] for r in runs]) for m in MEASURES}
+    paragon = {m: stat([r["large_large"][m] for r in runs]) for m in MEASURES}
     first = runs[0]
     large_cost = first.get("large_cost")
     rows = []
@@ -354,7 +317,7 @@ def summarise_hetero(setting: HeteroSetting, raw: dict[str, Any]) -> dict[str, A
         "seconds": raw["seconds"],
     }
     if "small_raw" in first:
-        out["small_raw"] = {m: _stat([r["small_raw"][m] for r in runs]) for m in MEASURES}
+        out["small_raw"] = {m: stat([r["small_raw"][m] for r in runs]) for m in MEASURES}
     return out
 
 
@@ -433,13 +396,6 @@ def hetero_targets(
     return targets
 
 
-def _pct(stat: dict[str, Any] | None) -> str:
-    if not stat or stat.get("mean") is None:
-        return "n/a"
-    text = f"{100 * stat['mean']:.2f}"
-    return text + (f" ± {100 * stat['std']:.2f}" if stat.get("std") is not None else "")
-
-
 def hetero_markdown(setting: dict[str, Any]) -> str:
     """One setting's table: cost and asymmetric retrieval per candidate, then the targets.
 
@@ -481,8 +437,8 @@ def hetero_markdown(setting: dict[str, Any]) -> str:
         lines.append(
             f"| {row['name']} | "
             + " | ".join(cells)
-            + f" | {_pct(row['small_large_top1'])} | {_pct(row['small_small_top1'])}"
-            f" | {_pct(row['small_large_map'])} | {sum(met)}/{len(met)}"
+            + f" | {_cell(row['small_large_top1'])} | {_cell(row['small_small_top1'])}"
+            f" | {_cell(row['small_large_map'])} | {sum(met)}/{len(met)}"
             f" | {'yes' if row['name'] in front else ''} |"
         )
     ind = setting.get("independent")
@@ -490,8 +446,8 @@ def hetero_markdown(setting: dict[str, Any]) -> str:
         met = ind["compatible_top1"]
         lines.append(
             f"| independent {ind['name']} (not trained for compatibility) | | | | "
-            f"| {_pct(ind['small_large_top1'])} | {_pct(ind['small_small_top1'])}"
-            f" | {_pct(ind['small_large_map'])} | {sum(met)}/{len(met)} | |"
+            f"| {_cell(ind['small_large_top1'])} | {_cell(ind['small_small_top1'])}"
+            f" | {_cell(ind['small_large_map'])} | {sum(met)}/{len(met)} | |"
         )
     paragon = setting["paragon"]
     large_cells = (
@@ -501,13 +457,13 @@ def hetero_markdown(setting: dict[str, Any]) -> str:
         else " | | |"
     )
     lines.append(
-        f"| large model (paragon: M(large, large)) | {large_cells} | {_pct(paragon['top1'])}"
-        f" | | {_pct(paragon.get('map'))} | | |"
+        f"| large model (paragon: M(large, large)) | {large_cells} | {_cell(paragon['top1'])}"
+        f" | | {_cell(paragon.get('map'))} | | |"
     )
     if setting.get("small_raw"):
         raw = setting["small_raw"]
         lines.append(
-            f"| small encoder's raw vectors, small/small | | | | | | {_pct(raw['top1'])} | | | |"
+            f"| small encoder's raw vectors, small/small | | | | | | {_cell(raw['top1'])} | | | |"
         )
     lines.append("")
     if setting["targets"]:
@@ -588,20 +544,9 @@ def run_hetero(
 ) -> dict[str, Any]:
     """Run ``graceful bench hetero``; write ``<stem>.json``, ``.md`` and FLOPs plots (SVG)."""
     specs = [get_hetero_setting(name) for name in settings]  # fail fast on a bad name
-    results: dict[str, Any] = {
-        "benchmark": "hetero",
-        "title": "Compatible models across devices (graceful bench hetero)",
-        "graceful_version": graceful.__version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": command,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "platform": platform.platform(),
-            "threads": torch.get_num_threads(),
-        },
-        "settings": [],
-    }
+    results = results_header(
+        "hetero", "Compatible models across devices (graceful bench hetero)", command
+    )
     for spec in specs:
         results["settings"].append(summarise_hetero(spec, run_hetero_setting(spec, seeds, log=log)))
     write_hetero_results(results, out_dir, stem)

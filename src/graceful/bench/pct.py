@@ -50,6 +50,8 @@ from graceful.training import (
     seed_everything,
 )
 
+from ._common import stat
+
 __all__ = ["METHODS", "PCTSetting", "run_pct_setting", "summarise"]
 
 METHODS: dict[str, str] = {
@@ -328,16 +330,6 @@ def run_pct_setting(
     }
 
 
-def _stat(values: Sequence[float]) -> dict[str, Any]:
-    arr = np.asarray(values, dtype=np.float64)
-    finite = arr[np.isfinite(arr)]
-    return {
-        "mean": float(finite.mean()) if finite.size else None,
-        "std": float(finite.std(ddof=1)) if finite.size > 1 else None,
-        "values": [None if not math.isfinite(v) else float(v) for v in arr],
-    }
-
-
 def summarise(setting: PCTSetting, raw: dict[str, Any]) -> dict[str, Any]:
     """Mean ± std table, the issue's targets, the epoch-time ratio and the sweep curve.
 
@@ -357,7 +349,7 @@ def summarise(setting: PCTSetting, raw: dict[str, Any]) -> dict[str, Any]:
             "n_models": setting.ensemble_size if method == "paragon" else 1,
         }
         for key in _REPORTED:
-            row[key] = _stat([per_seed[s][method][key] for s in seeds])
+            row[key] = stat([per_seed[s][method][key] for s in seeds])
         row["diverged"] = sum(
             not math.isfinite(per_seed[s][method]["error_rate_new"]) for s in seeds
         )
@@ -417,8 +409,8 @@ def summarise(setting: PCTSetting, raw: dict[str, Any]) -> dict[str, Any]:
             "parameter": parameter,
             "value": value,
             "method": "fd_lm",
-            "error_rate_new": _stat([p["error_rate_new"] for p in points]),
-            "negative_flip_rate": _stat([p["negative_flip_rate"] for p in points]),
+            "error_rate_new": stat([p["error_rate_new"] for p in points]),
+            "negative_flip_rate": stat([p["negative_flip_rate"] for p in points]),
             "seeds": sorted(p["seed"] for p in points),
         }
         for (parameter, value), points in sweep_points.items()
@@ -432,9 +424,9 @@ def summarise(setting: PCTSetting, raw: dict[str, Any]) -> dict[str, Any]:
         "rows": rows,
         "targets": targets,
         "epoch_time": {
-            "plain_s": _stat([e["plain_s"] for e in raw["epoch_time"]]),
-            "fd_cached_s": _stat([e["fd_cached_s"] for e in raw["epoch_time"]]),
-            "ratio": _stat(ratios),
+            "plain_s": stat([e["plain_s"] for e in raw["epoch_time"]]),
+            "fd_cached_s": stat([e["fd_cached_s"] for e in raw["epoch_time"]]),
+            "ratio": stat(ratios),
         },
         "sweep": sweep,
     }

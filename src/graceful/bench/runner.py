@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-import os
-import platform
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-import graceful
-
+from ._common import results_header
 from .output import write_results
 from .pct import run_pct_setting, summarise
 from .settings import get_setting
@@ -48,20 +42,7 @@ def run_pct(
         The results dict (as written to JSON).
     """
     specs = [get_setting(name) for name in settings]  # fail fast on a bad name
-    results: dict[str, Any] = {
-        "benchmark": "pct",
-        "title": "Positive-congruent training (graceful bench pct)",
-        "graceful_version": graceful.__version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": command,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "platform": platform.platform(),
-            "threads": torch.get_num_threads(),
-        },
-        "settings": [],
-    }
+    results = results_header("pct", "Positive-congruent training (graceful bench pct)", command)
     for spec in specs:
         predictions = out_dir / stem / spec.name
         raw = run_pct_setting(spec, seeds, out_dir=predictions, sweep_seeds=sweep_seeds, log=log)
