@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
+from graceful.cli._common import fail, read_json
 from graceful.cli.gallery import gallery_app
 from graceful.errors import InputError
 
@@ -42,19 +44,8 @@ class IntervalKind(str, Enum):
     exact = "exact"
 
 
-def _fail(command: str, message: str) -> NoReturn:
-    typer.echo(f"graceful {command}: error: {message}", err=True)
-    raise typer.Exit(2)
-
-
 def _read_class_map(path: Path) -> dict[str, str]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"--class-map {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"--class-map {path}: cannot read as JSON: {reason}") from None
+    data = read_json(path, "--class-map")
     if not isinstance(data, dict) or not all(
         isinstance(v, (str, int)) and not isinstance(v, bool) for v in data.values()
     ):
@@ -223,9 +214,9 @@ def compare(
         except OSError as exc:
             raise InputError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
     except InputError as exc:
-        _fail("compare", str(exc))
+        fail("compare", str(exc))
     except (ValueError, TypeError) as exc:  # validation errors of the metrics layer
-        _fail("compare", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        fail("compare", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     if quiet:
         typer.echo(str(out / ("report.html" if html else "summary.json")))
@@ -322,7 +313,7 @@ def bench_pct(
             log=lambda line: typer.echo(line, err=True),
         )
     except InputError as exc:
-        _fail("bench pct", str(exc))
+        fail("bench pct", str(exc))
     from graceful.bench.output import markdown_table
 
     for summary in results["settings"]:
@@ -343,23 +334,7 @@ def bench_bct(
     """Backward-compatible embeddings: independent, L2, BCT, transformation; backfill curves."""
     from graceful.bench.bct import bct_markdown, run_bct
 
-    names = setting or ["animal_mnist", "rotten_tomatoes"]
-    try:
-        if seeds < 1:
-            raise InputError(f"--seeds must be >= 1, got {seeds}")
-        results = run_bct(
-            names,
-            list(range(seeds)),
-            out_dir=out,
-            stem=stem,
-            command="graceful bench bct " + " ".join(sys.argv[3:]),
-            log=lambda line: typer.echo(line, err=True),
-        )
-    except InputError as exc:
-        _fail("bench bct", str(exc))
-    for summary in results["settings"]:
-        typer.echo(bct_markdown(summary))
-    typer.echo(f"results: {out / (stem + '.md')}  {out / (stem + '.html')}")
+    _run_bench("bct", run_bct, bct_markdown, setting, seeds, out, stem, (".md", ".html"))
 
 
 @bench_app.command("hetero")
@@ -375,23 +350,36 @@ def bench_hetero(
     """Edge models that search a large model's gallery: cost vs asymmetric retrieval."""
     from graceful.bench.hetero import hetero_markdown, run_hetero
 
-    names = setting or ["animal_mnist", "rotten_tomatoes"]
+    _run_bench("hetero", run_hetero, hetero_markdown, setting, seeds, out, stem, (".md",))
+
+
+def _run_bench(
+    name: str,
+    run: Callable[..., dict[str, Any]],
+    markdown: Callable[[dict[str, Any]], str],
+    setting: list[str] | None,
+    seeds: int,
+    out: Path,
+    stem: str,
+    suffixes: tuple[str, ...],
+) -> None:
+    """Run a ``bench`` whose runner takes (settings, seeds, out_dir, stem, command, log)."""
     try:
         if seeds < 1:
             raise InputError(f"--seeds must be >= 1, got {seeds}")
-        results = run_hetero(
-            names,
+        results = run(
+            setting or ["animal_mnist", "rotten_tomatoes"],
             list(range(seeds)),
             out_dir=out,
             stem=stem,
-            command="graceful bench hetero " + " ".join(sys.argv[3:]),
+            command=f"graceful bench {name} " + " ".join(sys.argv[3:]),
             log=lambda line: typer.echo(line, err=True),
         )
     except InputError as exc:
-        _fail("bench hetero", str(exc))
+        fail(f"bench {name}", str(exc))
     for summary in results["settings"]:
-        typer.echo(hetero_markdown(summary))
-    typer.echo(f"results: {out / (stem + '.md')}")
+        typer.echo(markdown(summary))
+    typer.echo("results: " + "  ".join(str(out / (stem + suffix)) for suffix in suffixes))
 
 
 def main() -> None:

@@ -9,12 +9,12 @@ Every expected error is one line on stderr and exit status 2; nothing is half-wr
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
+from graceful.cli._common import fail, read_json
 from graceful.errors import InputError
 
 __all__ = ["gallery_app"]
@@ -28,8 +28,7 @@ GalleryArg = Annotated[Path, typer.Argument(help="The gallery's SQLite file.")]
 
 
 def _fail(command: str, message: str) -> NoReturn:
-    typer.echo(f"graceful gallery {command}: error: {message}", err=True)
-    raise typer.Exit(2)
+    fail(f"gallery {command}", message)
 
 
 def _open(path: Path, *, create: bool = False) -> Any:
@@ -41,13 +40,7 @@ def _open(path: Path, *, create: bool = False) -> Any:
 
 
 def _read_json(path: Path, option: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{option} {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{option} {path}: cannot read as JSON: {reason}") from None
+    data = read_json(path, option)
     if not isinstance(data, dict):
         raise InputError(f"{option} {path}: expected a JSON object")
     return data
