@@ -24,6 +24,7 @@ gallery; the edge model is MiniLM-L6 with a trained projection into MPNet's spac
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
@@ -525,11 +526,10 @@ def _flops_chart(setting: dict[str, Any], path: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.svg")
-    fig.savefig(tmp, format="svg")
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg")
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write_text(path, buffer.getvalue())
     return path
 
 
