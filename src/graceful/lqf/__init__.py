@@ -16,7 +16,14 @@ Example:
     True
 """
 
-from .kfac import KFACFactors, kfac_factors, precondition
+from .kfac import KFAC, KFACFactors, kfac_factors, precondition
 from .linearize import LinearizedModel, to_leaky_relu
 
-__all__ = ["KFACFactors", "LinearizedModel", "kfac_factors", "precondition", "to_leaky_relu"]
+__all__ = [
+    "KFAC",
+    "KFACFactors",
+    "LinearizedModel",
+    "kfac_factors",
+    "precondition",
+    "to_leaky_relu",
+]
