@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -182,3 +183,27 @@ def test_sorting_and_filtering(tmp_path: Path, summary: dict[str, Any]) -> None:
     negatives = sum(r["kind"] == "negative" for r in summary["flipped_examples"]["rows"])
     assert attributes["data-visible-negative"] == str(negatives)
     assert f"({negatives} match the filter)" in attributes["data-counter"]
+
+
+def test_demo_page_renders_without_script_errors(tmp_path: Path) -> None:
+    """The demo's story page; GRACEFUL_DEMO_DIR renders a finished `graceful demo` instead
+    of a quick one, and GRACEFUL_SCREENSHOT copies the screenshot there (the README's)."""
+    from graceful.demo import DemoConfig, run_demo
+
+    source = os.environ.get("GRACEFUL_DEMO_DIR")
+    if source:
+        page = Path(source) / "report.html"
+        searches = len(json.loads((Path(source) / "demo.json").read_text())["searches"])
+    else:
+        story = run_demo(tmp_path / "demo", DemoConfig(epochs=2, examples=2), progress=False,
+                         log=lambda _: None)  # fmt: skip
+        page = tmp_path / "demo" / "report.html"
+        searches = len(story["searches"])
+    _assert_screenshot_not_blank(page, tmp_path)
+    attributes = _dump_dom(page, tmp_path)
+    assert attributes.get("data-script-errors") == "0", attributes
+    assert attributes.get("data-ready") == "1", attributes
+    assert attributes.get("data-searches") == str(searches), attributes
+    target = os.environ.get("GRACEFUL_SCREENSHOT")
+    if target:
+        shutil.copyfile(tmp_path / f"{page.stem}.png", target)

@@ -146,3 +146,13 @@ def test_ensemble_rejects_bad_members():
     other = CachedTeacher(torch.arange(N), torch.zeros(N, C + 1))
     with pytest.raises(InputError, match="one shape"):
         EnsembleTeacher([_model(0), other])(torch.zeros(2, D), torch.arange(2))
+
+
+def test_online_teacher_of_an_embedding_model_gives_its_logits():
+    from graceful.models import SmallCNN, WithEmbedding
+
+    torch.manual_seed(0)
+    net = SmallCNN(width=2, embedding_dim=4)
+    x = torch.rand(3, 1, 8, 8)
+    out = OnlineTeacher(WithEmbedding(net))(x, torch.arange(3))
+    torch.testing.assert_close(out, net.eval()(x))

@@ -1,7 +1,8 @@
 """The ``graceful`` command line: a thin layer over :mod:`graceful.release`.
 
 Exit status: 0 when the update passes (or no gate is set), 1 when it breaks a gate bar,
-2 on bad input (one line on stderr, no traceback, no output file written).
+2 on bad input (one line on stderr, no traceback, no output file written). ``compare``
+logs to MLflow, when asked, after writing its files: a run MLflow refuses is exit 2 too.
 """
 
 from __future__ import annotations
@@ -156,12 +157,37 @@ def compare(
     quiet: Annotated[
         bool, typer.Option(help="Print only the report path and the verdict.")
     ] = False,
+    mlflow_experiment: Annotated[
+        str | None,
+        typer.Option(
+            help="Also log the metrics, the gate's verdict and the report as a run of this"
+            " MLflow experiment (needs graceful[mlflow])."
+        ),
+    ] = None,
+    mlflow_tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="Also log to MLflow, at this tracking URI [default: $MLFLOW_TRACKING_URI,"
+            " else MLflow's own]."
+        ),
+    ] = None,
 ) -> None:
     """Compare two models' predictions: metrics, significance, breakdowns, report and gate."""
     from graceful.io.atomic import atomic_write_text
-    from graceful.release import Gate, compare_files
+    from graceful.release import Gate, compare_files, log_comparison
+    from graceful.release.mlflow import require_mlflow
 
+    log_mlflow = mlflow_experiment is not None or mlflow_tracking_uri is not None
+    run_id = None
     try:
+        if log_mlflow:
+            require_mlflow()  # before anything is computed or written
+            for option, value in (
+                ("--mlflow-experiment", mlflow_experiment),
+                ("--mlflow-tracking-uri", mlflow_tracking_uri),
+            ):
+                if value is not None and not value.strip():
+                    raise InputError(f"{option} must not be empty")
         if max_examples < 0:
             raise InputError(f"--max-examples must be >= 0, got {max_examples}")
         if out.exists() and not out.is_dir():
@@ -213,6 +239,14 @@ def compare(
                 atomic_write_text(out / "report.html", page)
         except OSError as exc:
             raise InputError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
+        if log_mlflow:  # after the files: a run MLflow refuses still leaves the report
+            run_id = log_comparison(
+                summary,
+                run_name=summary["title"],
+                experiment=mlflow_experiment,
+                tracking_uri=mlflow_tracking_uri,
+                report=None if page is None else out / "report.html",
+            )
     except InputError as exc:
         fail("compare", str(exc))
     except (ValueError, TypeError) as exc:  # validation errors of the metrics layer
@@ -225,6 +259,8 @@ def compare(
         typer.echo(f"summary: {out / 'summary.json'}")
         if html:
             typer.echo(f"report:  {out / 'report.html'}")
+        if run_id is not None:
+            typer.echo(f"mlflow:  run {run_id}")
     if result.gate is not None:
         typer.echo(
             "gate: PASSED" if result.gate.passed else "gate: FAILED", err=not result.gate.passed
@@ -235,42 +271,41 @@ def compare(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the predictions and the report.")] = Path(
-        "demo-output"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="Folder for the predictions, gallery and report.")
+    ] = Path("demo-output"),
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Train two real models on scikit-learn's digits and compare them (the README's demo)."""
-    from graceful.demo import make_digits_predictions
+    """The whole idea on real data (digits), ending in one HTML report.
 
-    typer.echo("training an old (logistic regression) and a new (MLP) digits classifier ...")
-    old, new = make_digits_predictions(out)
-    typer.echo(f"predictions: {old}  {new}")
-    compare(
-        old,
-        new,
-        labels=None,
-        id_col="id",
-        label_col="label",
-        pred_col=None,
-        score_prefix="prob_",
-        scores=ScoreKind.probs,
-        class_map=None,
-        group_col=["ink"],
-        top_k=1,
-        out=out / "report",
-        confidence=0.95,
-        interval=IntervalKind.wilson,
-        alpha=0.05,
-        bootstrap=2000,
-        seed=0,
-        max_examples=500,
-        max_nfr=None,
-        max_rel_nfr=None,
-        min_btc=None,
-        fail_on_significant_regression=False,
-        html=True,
-        quiet=False,
+    An update without new errors, a gallery the new model searches without a backfill,
+    then a partial backfill.
+    """
+    from graceful.demo import run_demo
+
+    try:
+        story = run_demo(out, progress=progress, log=lambda line: typer.echo(line, err=True))
+    except InputError as exc:
+        fail("demo", str(exc))
+    for name in ("naive", "graceful"):
+        m = story["updates"][name]["metrics"]
+        typer.echo(
+            f"old -> {name:8s} error {100 * m['error_rate_old']:.2f}% -> "
+            f"{100 * m['error_rate_new']:.2f}%,"
+            f" negative flip rate {100 * m['negative_flip_rate']:.2f}%"
+        )
+    r = story["retrieval"]
+    typer.echo(
+        f"top-1 retrieval: old->old {100 * r['old->old']['top1']:.1f}%,"
+        f" naive->old {100 * r['naive->old']['top1']:.1f}%,"
+        f" graceful->old {100 * r['graceful->old']['top1']:.1f}%"
     )
+    b = story["backfill"]
+    typer.echo(
+        f"backfill: {b['done']} of {b['total']} items re-embedded; top-1 through the mixed gallery"
+        f" {100 * b['top1_mixed_gallery']:.1f}%"
+    )
+    typer.echo(f"report: {out / 'report.html'}  ({story['timings']['total']:.0f} s)")
 
 
 app.add_typer(gallery_app, name="gallery")

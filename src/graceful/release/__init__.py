@@ -1,4 +1,4 @@
-"""Release decisions: compare two model versions and gate the update.
+"""Release decisions: compare two model versions, gate the update, log it to MLflow.
 
 Example:
     >>> from graceful.release import Gate
@@ -8,5 +8,15 @@ Example:
 
 from .compare import Comparison, compare, compare_files
 from .gate import Gate, GateCheck, GateResult
+from .mlflow import log_comparison, mlflow_records
 
-__all__ = ["Comparison", "Gate", "GateCheck", "GateResult", "compare", "compare_files"]
+__all__ = [
+    "Comparison",
+    "Gate",
+    "GateCheck",
+    "GateResult",
+    "compare",
+    "compare_files",
+    "log_comparison",
+    "mlflow_records",
+]

@@ -133,8 +133,7 @@ class OnlineTeacher:
         """The old model's logits for ``x`` (``ids`` is not used)."""
         if self.model.training:  # someone switched it back; a teacher is always in eval mode
             self.model.eval()
-        out: Tensor = self.model(x)
-        return out.detach().float()
+        return _logits_of(self.model(x)).detach().float()  # an EmbeddingOutput's logits
 
 
 def _checksum(ids: Tensor, logits: Tensor) -> str:
