@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import os
 import platform
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,11 +18,19 @@ from torch import nn
 
 import graceful
 from graceful.data import LabelledArrays
+from graceful.io.atomic import atomic_write_text
 from graceful.models import EmbeddingOf
 from graceful.retrieval import retrieval_metrics
 from graceful.training import TrainConfig, Trainer
 
-__all__ = ["embed", "loo_retrieval", "results_header", "stat", "train"]
+__all__ = [
+    "embed",
+    "loo_retrieval",
+    "results_header",
+    "stat",
+    "train",
+    "write_json_and_markdown",
+]
 
 
 def stat(values: Sequence[float]) -> dict[str, Any]:
@@ -55,6 +65,31 @@ def results_header(benchmark: str, title: str, command: str) -> dict[str, Any]:
         },
         "settings": [],
     }
+
+
+def write_json_and_markdown(
+    results: dict[str, Any], out_dir: Path, stem: str, sections: Sequence[str]
+) -> tuple[Path, Path]:
+    """Write ``<stem>.json`` (the results) and ``<stem>.md`` (a header line, then ``sections``).
+
+    The Markdown starts with the title and a line naming the version, torch, the CPU count
+    and the command; each of ``sections`` (one per setting, already rendered) follows.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"{stem}.json"
+    atomic_write_text(json_path, json.dumps(results, indent=2, allow_nan=False) + "\n")
+    machine = results.get("machine", {})
+    md = [
+        f"# {results['title']}",
+        "",
+        f"graceful {results['graceful_version']}, torch {machine.get('torch')}, "
+        f"{machine.get('cpus')} CPU cores. Command: `{results.get('command', '')}`.",
+        "",
+        *sections,
+    ]
+    md_path = out_dir / f"{stem}.md"
+    atomic_write_text(md_path, "\n".join(md))
+    return json_path, md_path
 
 
 def train(

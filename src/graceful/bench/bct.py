@@ -28,7 +28,6 @@ metric is recorded at each fraction re-embedded, and its area under the curve.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -67,7 +66,14 @@ from graceful.training import (
     seed_everything,
 )
 
-from ._common import embed, loo_retrieval, results_header, stat, train
+from ._common import (
+    embed,
+    loo_retrieval,
+    results_header,
+    stat,
+    train,
+    write_json_and_markdown,
+)
 from .output import _cell
 
 __all__ = [
@@ -591,20 +597,8 @@ def run_bct(
     results = results_header("bct", "Backward-compatible embeddings (graceful bench bct)", command)
     for spec in specs:
         results["settings"].append(summarise_bct(spec, run_bct_setting(spec, seeds, log=log)))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        out_dir / f"{stem}.json", json.dumps(results, indent=2, allow_nan=False) + "\n"
-    )
-    machine = results["machine"]
-    md = [
-        f"# {results['title']}",
-        "",
-        f"graceful {results['graceful_version']}, torch {machine['torch']}, "
-        f"{machine['cpus']} CPU cores. Command: `{command}`.",
-        "",
-    ]
-    md += [bct_markdown(setting) for setting in results["settings"]]
-    atomic_write_text(out_dir / f"{stem}.md", "\n".join(md))
+    sections = [bct_markdown(setting) for setting in results["settings"]]
+    write_json_and_markdown(results, out_dir, stem, sections)
     write_bct_html(results, out_dir / f"{stem}.html")
     write_backfill_svgs(results, out_dir, stem)
     return results

@@ -25,7 +25,6 @@ gallery; the edge model is MiniLM-L6 with a trained projection into MPNet's spac
 from __future__ import annotations
 
 import io
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -60,7 +59,14 @@ from graceful.models import (
 )
 from graceful.training import CachedTeacher, TrainConfig, seed_everything
 
-from ._common import embed, loo_retrieval, results_header, stat, train
+from ._common import (
+    embed,
+    loo_retrieval,
+    results_header,
+    stat,
+    train,
+    write_json_and_markdown,
+)
 from .output import _cell
 
 __all__ = [
@@ -556,24 +562,14 @@ def run_hetero(
 def write_hetero_results(results: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
     """Write ``<stem>.json``, ``<stem>.md`` and one FLOPs plot per image setting."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        out_dir / f"{stem}.json", json.dumps(results, indent=2, allow_nan=False) + "\n"
-    )
-    machine = results["machine"]
-    md: list[str] = [
-        f"# {results['title']}",
-        "",
-        f"graceful {results['graceful_version']}, torch {machine['torch']}, "
-        f"{machine['cpus']} CPU cores. Command: `{results['command']}`.",
-        "",
-    ]
+    sections: list[str] = []
     for setting in results["settings"]:
-        md.append(hetero_markdown(setting))
+        section = hetero_markdown(setting)
         chart = _flops_chart(setting, out_dir / f"{stem}_flops_{setting['name']}.svg")
         if chart is not None:
-            md += [f"![FLOPs vs accuracy]({chart.name})", ""]
-    atomic_write_text(out_dir / f"{stem}.md", "\n".join(md))
-    paths = [out_dir / f"{stem}.json", out_dir / f"{stem}.md"]
+            section += f"\n![FLOPs vs accuracy]({chart.name})\n"
+        sections.append(section)
+    paths = list(write_json_and_markdown(results, out_dir, stem, sections))
     return paths + sorted(out_dir.glob(f"{stem}_flops_*.svg"))
 
 

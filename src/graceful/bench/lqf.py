@@ -49,7 +49,7 @@ from graceful.io.atomic import atomic_write_text
 from graceful.lqf import FinetuneConfig, LinearizedModel, finetune, predict, to_leaky_relu
 from graceful.models import SmallCNN, load_efficientnet_lite0
 
-from ._common import results_header, stat
+from ._common import results_header, stat, write_json_and_markdown
 from .output import _cell
 
 __all__ = [
@@ -680,16 +680,5 @@ def run_lqf(
         atomic_write_text(
             out_dir / f"{stem}_tuning.json", json.dumps(tuning, indent=2, sort_keys=True) + "\n"
         )
-    atomic_write_text(
-        out_dir / f"{stem}.json", json.dumps(results, indent=2, allow_nan=False) + "\n"
-    )
-    md = [f"# {results['title']}", ""]
-    machine = results["machine"]
-    md.append(
-        f"graceful {results['graceful_version']}, torch {machine['torch']},"
-        f" {machine['cpus']} CPU cores. Command: `{command}`."
-    )
-    md.append("")
-    md += [lqf_markdown(s) for s in results["settings"]]
-    atomic_write_text(out_dir / f"{stem}.md", "\n".join(md))
+    write_json_and_markdown(results, out_dir, stem, [lqf_markdown(s) for s in results["settings"]])
     return results

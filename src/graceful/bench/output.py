@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-from graceful.io.atomic import atomic_write_text
+from ._common import write_json_and_markdown
 
 __all__ = ["markdown_table", "write_results"]
 
@@ -85,19 +84,7 @@ def write_results(results: dict[str, Any], out_dir: Path, stem: str) -> list[Pat
     """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.html`` into ``out_dir``."""
     from graceful.report import write_bench_html
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / f"{stem}.json"
-    atomic_write_text(json_path, json.dumps(results, indent=2, allow_nan=False) + "\n")
-    md = [f"# {results['title']}", ""]
-    machine = results.get("machine", {})
-    md.append(
-        f"graceful {results['graceful_version']}, torch {machine.get('torch')}, "
-        f"{machine.get('cpus')} CPU cores. Command: `{results.get('command', '')}`."
-    )
-    md.append("")
-    for setting in results["settings"]:
-        md.append(markdown_table(setting))
-    md_path = out_dir / f"{stem}.md"
-    atomic_write_text(md_path, "\n".join(md))
+    sections = [markdown_table(setting) for setting in results["settings"]]
+    json_path, md_path = write_json_and_markdown(results, out_dir, stem, sections)
     html_path = write_bench_html(results, out_dir / f"{stem}.html")
     return [json_path, md_path, html_path]
