@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -408,25 +408,11 @@ def bench_lqf(
     """Linearized fine-tuning (LQF) vs nonlinear fine-tuning, ablations, predictability."""
     from graceful.bench.lqf import lqf_markdown, run_lqf
 
-    try:
-        if seeds < 2:
-            raise InputError(
-                f"--seeds must be >= 2 (runs from different seeds are compared), got {seeds}"
-            )
-        results = run_lqf(
-            setting or ["mnist_cnn", "efficientnet"],
-            list(range(seeds)),
-            out_dir=out,
-            stem=stem,
-            command="graceful bench lqf " + " ".join(sys.argv[3:]),
-            log=lambda line: typer.echo(line, err=True),
-            tune=tune,
-        )
-    except InputError as exc:
-        fail("bench lqf", str(exc))
-    for summary in results["settings"]:
-        typer.echo(lqf_markdown(summary))
-    typer.echo(f"results: {out / (stem + '.md')}  {out / (stem + '.json')}")
+    _run_bench(
+        "lqf", run_lqf, lqf_markdown, setting, seeds, out, stem, (".md", ".json"),
+        defaults=("mnist_cnn", "efficientnet"), min_seeds=2,
+        why=" (runs from different seeds are compared)", tune=tune,
+    )  # fmt: skip
 
 
 def _run_bench(
@@ -438,18 +424,27 @@ def _run_bench(
     out: Path,
     stem: str,
     suffixes: tuple[str, ...],
+    *,
+    defaults: Sequence[str] = ("animal_mnist", "rotten_tomatoes"),
+    min_seeds: int = 1,
+    why: str = "",
+    **options: Any,
 ) -> None:
-    """Run a ``bench`` whose runner takes (settings, seeds, out_dir, stem, command, log)."""
+    """Run a ``bench`` whose runner takes (settings, seeds, out_dir, stem, command, log).
+
+    ``defaults`` are the settings run when none is named; ``options`` go to the runner.
+    """
     try:
-        if seeds < 1:
-            raise InputError(f"--seeds must be >= 1, got {seeds}")
+        if seeds < min_seeds:
+            raise InputError(f"--seeds must be >= {min_seeds}{why}, got {seeds}")
         results = run(
-            setting or ["animal_mnist", "rotten_tomatoes"],
+            setting or list(defaults),
             list(range(seeds)),
             out_dir=out,
             stem=stem,
             command=f"graceful bench {name} " + " ".join(sys.argv[3:]),
             log=lambda line: typer.echo(line, err=True),
+            **options,
         )
     except InputError as exc:
         fail(f"bench {name}", str(exc))
