@@ -24,6 +24,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from graceful.errors import InputError
 
+from ._checks import check_curvature_loss, check_positive
 from .kfac import KFAC
 from .linearize import LinearizedModel
 
@@ -85,8 +86,7 @@ class SquaredLoss(nn.Module):
     def __init__(self, *, scale: float = 5.0, reduction: str = "mean") -> None:
         super().__init__()
         _check_reduction(reduction)
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-            raise InputError(f"Expected argument `scale` to be a number > 0, but got {scale!r}")
+        check_positive("scale", scale)
         self.scale = float(scale)
         self.reduction = reduction
 
@@ -132,11 +132,7 @@ class FinetuneConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.loss not in ("squared", "cross_entropy"):
-            raise InputError(
-                "Expected argument `loss` to be 'squared' or 'cross_entropy', but got"
-                f" {self.loss!r}"
-            )
+        check_curvature_loss(self.loss)
         if self.optimizer not in ("sgd", "adam", "kfac"):
             raise InputError(
                 "Expected argument `optimizer` to be 'sgd', 'adam' or 'kfac', but got"
@@ -147,11 +143,7 @@ class FinetuneConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"Expected argument `{name}` to be an int >= 1, but got {value!r}")
         for name in ("lr", "target_scale", "damping"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise InputError(
-                    f"Expected argument `{name}` to be a number > 0, but got {value!r}"
-                )
+            check_positive(name, getattr(self, name))
         wd = self.weight_decay
         if isinstance(wd, bool) or not isinstance(wd, (int, float)) or not wd >= 0:
             raise InputError(

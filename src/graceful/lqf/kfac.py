@@ -45,6 +45,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from graceful.errors import InputError
 
+from ._checks import check_curvature_loss, check_positive
 from .linearize import LinearizedModel
 
 __all__ = ["KFAC", "KFACFactors", "kfac_factors", "precondition"]
@@ -195,10 +196,7 @@ def kfac_factors(
         >>> torch.equal(G[0], torch.eye(3, dtype=torch.float64))  # one layer: G = I
         True
     """
-    if loss not in ("squared", "cross_entropy"):
-        raise InputError(
-            f"Expected argument `loss` to be 'squared' or 'cross_entropy', but got {loss!r}"
-        )
+    check_curvature_loss(loss)
     chosen = _layers(model, layers)
     network = model.network if isinstance(model, LinearizedModel) else model
     inputs: dict[str, torch.Tensor] = {}
@@ -303,11 +301,6 @@ def _damped_inverses(
     return inverses
 
 
-def _check_damping(damping: float) -> None:
-    if isinstance(damping, bool) or not isinstance(damping, (int, float)) or not damping > 0:
-        raise InputError(f"Expected argument `damping` to be a number > 0, but got {damping!r}")
-
-
 def _apply(
     layers: dict[str, _Layer], inverses: dict[str, tuple[torch.Tensor, torch.Tensor]]
 ) -> None:
@@ -362,7 +355,7 @@ def precondition(model: nn.Module, factors: KFACFactors, *, damping: float = 1e-
         >>> layer.weight.grad
         tensor([[2.0000, 1.3333]])
     """
-    _check_damping(damping)
+    check_positive("damping", damping)
     _apply(_layers(model, None), _damped_inverses(factors, damping))
 
 
@@ -415,9 +408,8 @@ class KFAC:
         loss: CurvatureLoss = "squared",
         layers: Sequence[str] | None = None,
     ) -> None:
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-            raise InputError(f"Expected argument `lr` to be a number > 0, but got {lr!r}")
-        _check_damping(damping)
+        check_positive("lr", lr)
+        check_positive("damping", damping)
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
             raise InputError(f"Expected argument `momentum` to be in [0, 1), but got {momentum!r}")
         if not 0.0 <= momentum < 1.0:
@@ -434,10 +426,7 @@ class KFAC:
             raise InputError(
                 f"Expected argument `decay` to be None or in [0, 1), but got {decay!r}"
             )
-        if loss not in ("squared", "cross_entropy"):
-            raise InputError(
-                f"Expected argument `loss` to be 'squared' or 'cross_entropy', but got {loss!r}"
-            )
+        check_curvature_loss(loss)
         self.model = model
         self.damping = float(damping)
         self.refresh = refresh
