@@ -142,15 +142,8 @@ class LQFSetting:
     """method -> size ("10" or "50") -> the chosen ``{"optimizer", "lr"[, "damping"]}``."""
 
 
-def _features(extractor: nn.Module, x: np.ndarray, batch: int = 256) -> torch.Tensor:
-    extractor.eval()
-    with torch.no_grad():
-        xt = torch.as_tensor(x)
-        return torch.cat([extractor(xt[i : i + batch]) for i in range(0, len(xt), batch)])
-
-
 def _tensors(part: LabelledArrays, extractor: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    return _features(extractor, part.x), torch.as_tensor(part.y)
+    return predict(extractor, torch.as_tensor(part.x), batch_size=256), torch.as_tensor(part.y)
 
 
 # --- setting (a): a CNN pre-trained on MNIST -----------------------------------------------
