@@ -163,14 +163,14 @@ def _write_predictions(path: Path, test: LabelledArrays, probs: np.ndarray) -> P
 
 
 def _compare(old: Path, new: Path, out: Path, title: str) -> dict[str, Any]:
-    from graceful.report import render_html
+    from graceful.report import write_html
 
     result = compare_files(old, new, id_col="id", score_prefix="prob_", group_cols=("ink",))
     summary = result.summary(max_examples=50, paths={"old": str(old), "new": str(new)})
     summary["title"] = title
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
-    atomic_write_text(out / "report.html", render_html(summary))
+    write_html(summary, out / "report.html")
     return summary
 
 
