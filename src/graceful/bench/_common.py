@@ -7,10 +7,10 @@ import json
 import math
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from torch import nn
 
 import graceful
 from graceful.data import LabelledArrays
+from graceful.errors import InputError
 from graceful.io.atomic import atomic_write_text
 from graceful.models import EmbeddingOf
 from graceful.retrieval import retrieval_metrics
@@ -27,6 +28,7 @@ __all__ = [
     "embed",
     "loo_retrieval",
     "results_header",
+    "setting_from",
     "stat",
     "train",
     "write_json_and_markdown",
@@ -65,6 +67,25 @@ def results_header(benchmark: str, title: str, command: str) -> dict[str, Any]:
         },
         "settings": [],
     }
+
+
+_Setting = TypeVar("_Setting")
+
+
+def setting_from(factories: Mapping[str, Callable[[], _Setting]], name: str) -> _Setting:
+    """Build the setting called ``name`` from its factory, or say which names exist.
+
+    Example:
+        >>> setting_from({"a": lambda: 1}, "a")
+        1
+    """
+    try:
+        factory = factories[name]
+    except KeyError:
+        raise InputError(
+            f"Expected a setting among {sorted(factories)}, but got {name!r}"
+        ) from None
+    return factory()
 
 
 def write_json_and_markdown(

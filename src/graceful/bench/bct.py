@@ -70,6 +70,7 @@ from ._common import (
     embed,
     loo_retrieval,
     results_header,
+    setting_from,
     stat,
     train,
     write_json_and_markdown,
@@ -503,12 +504,7 @@ def get_bct_setting(name: str) -> BCTSetting:
         >>> get_bct_setting("animal_mnist").old_classes
         5
     """
-    try:
-        return BCT_SETTINGS[name]()
-    except KeyError:
-        raise InputError(
-            f"Expected a setting among {sorted(BCT_SETTINGS)}, but got {name!r}"
-        ) from None
+    return setting_from(BCT_SETTINGS, name)
 
 
 def bct_markdown(setting: dict[str, Any]) -> str:

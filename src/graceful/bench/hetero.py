@@ -63,6 +63,7 @@ from ._common import (
     embed,
     loo_retrieval,
     results_header,
+    setting_from,
     stat,
     train,
     write_json_and_markdown,
@@ -659,9 +660,4 @@ def get_hetero_setting(name: str) -> HeteroSetting:
         >>> len(get_hetero_setting("animal_mnist").grid)
         12
     """
-    try:
-        return HETERO_SETTINGS[name]()
-    except KeyError:
-        raise InputError(
-            f"Expected a setting among {sorted(HETERO_SETTINGS)}, but got {name!r}"
-        ) from None
+    return setting_from(HETERO_SETTINGS, name)

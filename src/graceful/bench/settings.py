@@ -14,10 +14,10 @@ from collections.abc import Callable
 from functools import cache
 
 from graceful.data import Splits, load_animal_mnist, load_digits, load_rotten_tomatoes
-from graceful.errors import InputError
 from graceful.models import MLPHead, SmallCNN
 from graceful.training import TrainConfig
 
+from ._common import setting_from
 from .pct import PCTSetting
 
 __all__ = ["SETTINGS", "get_setting"]
@@ -125,7 +125,4 @@ def get_setting(name: str) -> PCTSetting:
         >>> get_setting("digits").ensemble_size
         2
     """
-    try:
-        return SETTINGS[name]()
-    except KeyError:
-        raise InputError(f"Expected a setting among {sorted(SETTINGS)}, but got {name!r}") from None
+    return setting_from(SETTINGS, name)
