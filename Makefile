@@ -42,25 +42,25 @@ bench: $(STAMP)
 
 # Positive-congruent training on Animal-MNIST and Rotten Tomatoes (about 10 min each).
 bench-pct: bench-data
-	$(BIN)/graceful bench pct --setting animal_mnist --seeds 3 --sweep-seeds 1 \
+	$(BIN)/python -m benchmarks pct --setting animal_mnist --seeds 3 --sweep-seeds 1 \
 	  --out benchmarks/results --stem pct_animal_mnist
-	$(BIN)/graceful bench pct --setting rotten_tomatoes --seeds 3 --sweep-seeds 3 \
+	$(BIN)/python -m benchmarks pct --setting rotten_tomatoes --seeds 3 --sweep-seeds 3 \
 	  --out benchmarks/results --stem pct_rotten_tomatoes
 
 # Backward-compatible embeddings on Animal-MNIST and Rotten Tomatoes (3 seeds each).
 bench-bct: bench-data
-	$(BIN)/graceful bench bct --setting animal_mnist --setting rotten_tomatoes --seeds 3 \
+	$(BIN)/python -m benchmarks bct --setting animal_mnist --setting rotten_tomatoes --seeds 3 \
 	  --out benchmarks/results --stem bct
 
 # Small (edge) models that search a large model's gallery: cost vs asymmetric retrieval.
 bench-hetero: bench-data
-	$(BIN)/graceful bench hetero --setting animal_mnist --setting rotten_tomatoes --seeds 3 \
+	$(BIN)/python -m benchmarks hetero --setting animal_mnist --setting rotten_tomatoes --seeds 3 \
 	  --out benchmarks/results --stem hetero
 
 # Linearized fine-tuning (LQF) vs nonlinear fine-tuning: MNIST CNN and EfficientNet-Lite0 on
 # Animal-MNIST, 10/50/all per class, 3 seeds, with the hyperparameters chosen by --tune.
 bench-lqf: bench-data
-	$(BIN)/graceful bench lqf --setting mnist_cnn --setting efficientnet --seeds 3 \
+	$(BIN)/python -m benchmarks lqf --setting mnist_cnn --setting efficientnet --seeds 3 \
 	  --out benchmarks/results --stem lqf
 
 # Search throughput of the versioned gallery against the raw faiss index (1M x 128).

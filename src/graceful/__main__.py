@@ -1,5 +1,5 @@
 """``python -m graceful`` runs the command line."""
 
-from graceful.cli.app import main
+from graceful.cli import main
 
 main()

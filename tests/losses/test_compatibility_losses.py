@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.nn import functional as F  # noqa: N812
 
+from graceful.embedding import EmbeddingOutput
 from graceful.errors import InputError
 from graceful.losses import (
     BCTInfluenceLoss,
@@ -13,7 +14,6 @@ from graceful.losses import (
     embedding_regression_loss,
     synthesize_classifier,
 )
-from graceful.models import EmbeddingOutput
 
 N, D, C = 7, 5, 4
 

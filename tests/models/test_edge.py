@@ -2,8 +2,9 @@ import pytest
 import torch
 from torch import nn
 
+from graceful.embedding import EmbeddingOf, WithEmbedding
 from graceful.errors import InputError
-from graceful.models import EdgeCNN, EmbeddingOf, SmallCNN, WithEmbedding, count_parameters
+from graceful.models import EdgeCNN, SmallCNN, count_parameters
 
 
 @pytest.fixture(autouse=True)

@@ -1,16 +1,15 @@
 import pytest
 import torch
 
-from graceful.errors import InputError
-from graceful.models import (
+from graceful.embedding import (
     CosineClassifier,
-    EmbeddingMLP,
     EmbeddingOf,
     EmbeddingOutput,
-    SmallCNN,
     WithEmbedding,
     classifier_logits,
 )
+from graceful.errors import InputError
+from graceful.models import EmbeddingMLP, SmallCNN
 
 
 def test_default_cnn_is_unchanged_by_the_embedding_options():

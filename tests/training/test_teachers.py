@@ -149,7 +149,8 @@ def test_ensemble_rejects_bad_members():
 
 
 def test_online_teacher_of_an_embedding_model_gives_its_logits():
-    from graceful.models import SmallCNN, WithEmbedding
+    from graceful.embedding import WithEmbedding
+    from graceful.models import SmallCNN
 
     torch.manual_seed(0)
     net = SmallCNN(width=2, embedding_dim=4)

@@ -322,8 +322,9 @@ def test_gradient_clipping_bounds_the_step():
 
 
 def test_embedding_model_trains_with_a_compatibility_loss_and_an_embedding_teacher():
+    from graceful.embedding import EmbeddingOf, WithEmbedding
     from graceful.losses import BCTInfluenceLoss, CompatibleEmbeddingLoss, EmbeddingRegressionLoss
-    from graceful.models import EmbeddingMLP, EmbeddingOf, WithEmbedding
+    from graceful.models import EmbeddingMLP
 
     torch.manual_seed(0)
     old = EmbeddingMLP(D, 4, C).eval()

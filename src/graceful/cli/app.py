@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -249,8 +248,6 @@ def compare(
             )
     except InputError as exc:
         fail("compare", str(exc))
-    except (ValueError, TypeError) as exc:  # validation errors of the metrics layer
-        fail("compare", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     if quiet:
         typer.echo(str(out / ("report.html" if html else "summary.json")))
@@ -309,148 +306,6 @@ def demo(
 
 
 app.add_typer(gallery_app, name="gallery")
-
-bench_app = typer.Typer(
-    no_args_is_help=True, help="Benchmarks on real data (results in benchmarks/results/)."
-)
-app.add_typer(bench_app, name="bench")
-
-
-@bench_app.command("pct")
-def bench_pct(
-    setting: Annotated[
-        list[str] | None,
-        typer.Option(help="Setting to run (repeatable): animal_mnist, rotten_tomatoes, digits."),
-    ] = None,
-    seeds: Annotated[int, typer.Option(help="Number of model seeds (0, 1, ...).")] = 3,
-    sweep_seeds: Annotated[
-        int, typer.Option(help="Seeds on which FD-LM's beta and lambda are swept (0: none).")
-    ] = 1,
-    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
-    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "pct",
-) -> None:
-    """Positive-congruent training: no treatment, KD, FD-KL, FD-LM, LDI, ELODI, paragon."""
-    from graceful.bench import run_pct
-
-    names = setting or ["animal_mnist", "rotten_tomatoes"]
-    try:
-        if seeds < 1:
-            raise InputError(f"--seeds must be >= 1, got {seeds}")
-        if not 0 <= sweep_seeds <= seeds:
-            raise InputError(f"--sweep-seeds must be in [0, --seeds], got {sweep_seeds}")
-        results = run_pct(
-            names,
-            list(range(seeds)),
-            out_dir=out,
-            sweep_seeds=list(range(sweep_seeds)),
-            stem=stem,
-            command="graceful bench pct " + " ".join(sys.argv[3:]),
-            log=lambda line: typer.echo(line, err=True),
-        )
-    except InputError as exc:
-        fail("bench pct", str(exc))
-    from graceful.bench.output import markdown_table
-
-    for summary in results["settings"]:
-        typer.echo(markdown_table(summary))
-    typer.echo(f"results: {out / (stem + '.md')}  {out / (stem + '.html')}")
-
-
-@bench_app.command("bct")
-def bench_bct(
-    setting: Annotated[
-        list[str] | None,
-        typer.Option(help="Setting to run (repeatable): animal_mnist, rotten_tomatoes, digits."),
-    ] = None,
-    seeds: Annotated[int, typer.Option(help="Number of model seeds (0, 1, ...).")] = 3,
-    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
-    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "bct",
-) -> None:
-    """Backward-compatible embeddings: independent, L2, BCT, transformation; backfill curves."""
-    from graceful.bench.bct import bct_markdown, run_bct
-
-    _run_bench("bct", run_bct, bct_markdown, setting, seeds, out, stem, (".md", ".html"))
-
-
-@bench_app.command("hetero")
-def bench_hetero(
-    setting: Annotated[
-        list[str] | None,
-        typer.Option(help="Setting to run (repeatable): animal_mnist, rotten_tomatoes, digits."),
-    ] = None,
-    seeds: Annotated[int, typer.Option(help="Number of model seeds (0, 1, ...).")] = 3,
-    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
-    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "hetero",
-) -> None:
-    """Edge models that search a large model's gallery: cost vs asymmetric retrieval."""
-    from graceful.bench.hetero import hetero_markdown, run_hetero
-
-    _run_bench("hetero", run_hetero, hetero_markdown, setting, seeds, out, stem, (".md",))
-
-
-@bench_app.command("lqf")
-def bench_lqf(
-    setting: Annotated[
-        list[str] | None,
-        typer.Option(help="Setting to run (repeatable): mnist_cnn, efficientnet."),
-    ] = None,
-    seeds: Annotated[int, typer.Option(help="Number of seeds (0, 1, ...), at least 2.")] = 3,
-    tune: Annotated[
-        bool,
-        typer.Option(
-            help="Search each method's grid on the validation images first (seed 0) and use"
-            " its choices; writes <stem>_tuning.json."
-        ),
-    ] = False,
-    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
-    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "lqf",
-) -> None:
-    """Linearized fine-tuning (LQF) vs nonlinear fine-tuning, ablations, predictability."""
-    from graceful.bench.lqf import lqf_markdown, run_lqf
-
-    _run_bench(
-        "lqf", run_lqf, lqf_markdown, setting, seeds, out, stem, (".md", ".json"),
-        defaults=("mnist_cnn", "efficientnet"), min_seeds=2,
-        why=" (runs from different seeds are compared)", tune=tune,
-    )  # fmt: skip
-
-
-def _run_bench(
-    name: str,
-    run: Callable[..., dict[str, Any]],
-    markdown: Callable[[dict[str, Any]], str],
-    setting: list[str] | None,
-    seeds: int,
-    out: Path,
-    stem: str,
-    suffixes: tuple[str, ...],
-    *,
-    defaults: Sequence[str] = ("animal_mnist", "rotten_tomatoes"),
-    min_seeds: int = 1,
-    why: str = "",
-    **options: Any,
-) -> None:
-    """Run a ``bench`` whose runner takes (settings, seeds, out_dir, stem, command, log).
-
-    ``defaults`` are the settings run when none is named; ``options`` go to the runner.
-    """
-    try:
-        if seeds < min_seeds:
-            raise InputError(f"--seeds must be >= {min_seeds}{why}, got {seeds}")
-        results = run(
-            setting or list(defaults),
-            list(range(seeds)),
-            out_dir=out,
-            stem=stem,
-            command=f"graceful bench {name} " + " ".join(sys.argv[3:]),
-            log=lambda line: typer.echo(line, err=True),
-            **options,
-        )
-    except InputError as exc:
-        fail(f"bench {name}", str(exc))
-    for summary in results["settings"]:
-        typer.echo(markdown(summary))
-    typer.echo("results: " + "  ".join(str(out / (stem + suffix)) for suffix in suffixes))
 
 
 def main() -> None:

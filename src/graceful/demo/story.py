@@ -36,11 +36,12 @@ from torch import nn
 
 import graceful
 from graceful.data import LabelledArrays, load_digits
+from graceful.embedding import EmbeddingOf, EmbeddingOutput, WithEmbedding
 from graceful.errors import InputError
 from graceful.gallery import Gallery, IncompatibleVersionsError, RandomOrder, backfill
 from graceful.io.atomic import atomic_open, atomic_write_text
 from graceful.losses import BCTInfluenceLoss, CompatibleEmbeddingLoss, FocalDistillationLoss
-from graceful.models import EmbeddingOf, EmbeddingOutput, SmallCNN, WithEmbedding
+from graceful.models import SmallCNN
 from graceful.release import compare_files
 from graceful.retrieval import backfill_curve, cross_model_metrics, is_compatible, update_gain
 from graceful.training import CachedTeacher, TrainConfig, Trainer
@@ -87,7 +88,7 @@ class GracefulUpdateLoss(nn.Module):
     influence loss of the new embedding :math:`e` through the frozen old classifier
     (:class:`~graceful.losses.BCTInfluenceLoss`) and focal distillation towards the old
     logits (:class:`~graceful.losses.FocalDistillationLoss`), for the ``Trainer`` with a
-    teacher of old logits and a :class:`~graceful.models.WithEmbedding` model.
+    teacher of old logits and a :class:`~graceful.embedding.WithEmbedding` model.
 
     Example:
         >>> loss = GracefulUpdateLoss(torch.eye(3, 2), None, lam_focal=1.0)

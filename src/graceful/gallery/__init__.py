@@ -12,7 +12,13 @@ Example:
     >>> g.register_version("v1", dim=2, compatible_with=["v0"], evidence={"top1": 0.6})
     >>> g.search(np.array([[0.0, 1.0]]), 1, version="v1").ids.tolist()
     [['b']]
+
+Needs the ``gallery`` extra (faiss-cpu, pyarrow).
 """
+
+from graceful._extras import require
+
+require("gallery", "graceful.gallery")
 
 from .backfill import (
     BackfillPolicy,

@@ -22,6 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from graceful._extras import require
+
+require("io", "reading prediction and embedding files")
+
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json

@@ -33,6 +33,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from graceful._extras import require
+
+require("io", "reading prediction and embedding files")
+
 import pyarrow as pa
 import pyarrow.compute as pc
 

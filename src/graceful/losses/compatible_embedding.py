@@ -26,8 +26,8 @@ class CompatibleEmbeddingLoss(nn.Module):
               + \lambda_{reg}\, \lVert e^{new} - e^{old} \rVert^2
 
     Called as ``loss(outputs, old_embeddings, target)`` where ``outputs`` is an
-    :class:`~graceful.models.EmbeddingOutput` ``(logits, embedding)`` (what
-    :class:`~graceful.models.WithEmbedding` returns) and ``old_embeddings`` come from a
+    :class:`~graceful.embedding.EmbeddingOutput` ``(logits, embedding)`` (what
+    :class:`~graceful.embedding.WithEmbedding` returns) and ``old_embeddings`` come from a
     teacher (a :class:`~graceful.training.CachedTeacher` of the old model's embeddings);
     they may be ``None`` when there is no regression term. Each combination is a method of
     the BCT paper: independent training (no term), L2 (``regression`` only), BCT
@@ -44,7 +44,7 @@ class CompatibleEmbeddingLoss(nn.Module):
 
     Example:
         >>> from graceful.losses import BCTInfluenceLoss
-        >>> from graceful.models import EmbeddingOutput
+        >>> from graceful.embedding import EmbeddingOutput
         >>> loss = CompatibleEmbeddingLoss(influence=BCTInfluenceLoss(torch.eye(2)))
         >>> out = EmbeddingOutput(torch.zeros(2, 3), torch.tensor([[2.0, 0.0], [0.0, 2.0]]))
         >>> loss(out, None, torch.tensor([0, 1]))  # log(3) + CE under the old head
@@ -96,7 +96,7 @@ class CompatibleEmbeddingLoss(nn.Module):
         ):
             raise InputError(
                 "Expected argument `outputs` to be an EmbeddingOutput (logits, embedding):"
-                " wrap the model in graceful.models.WithEmbedding,"
+                " wrap the model in graceful.embedding.WithEmbedding,"
                 f" but got {type(outputs).__name__}"
             )
         logits, embedding = outputs

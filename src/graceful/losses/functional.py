@@ -226,7 +226,7 @@ def _bct_influence(
     reduction: Reduction,
 ) -> torch.Tensor:
     # the model-free import keeps graceful.losses independent of graceful.models' modules
-    from graceful.models.embedding import classifier_logits
+    from graceful.embedding import classifier_logits
 
     new = _check_embeddings("new_embeddings", new_embeddings, reduction=reduction)
     labels = check_target(target, new.shape[0])

@@ -1,4 +1,10 @@
-"""Small reference models for the benchmarks and examples: CNNs, MLP heads, embedding models.
+"""Reference models of the demo, the guide and the benchmarks, and the cost of a model.
+
+:class:`SmallCNN` (a plain 3-block CNN) and :class:`EdgeCNN` (a family of small edge
+CNNs) are embedding models in the sense of :mod:`graceful.embedding`; :class:`MLPHead`
+and :class:`EmbeddingMLP` are heads over fixed features. :func:`profile_model` measures
+parameters, FLOPs and CPU latency, and :func:`pareto_front` picks the candidates that no
+other beats on both cost and value.
 
 Example:
     >>> import torch
@@ -9,16 +15,7 @@ Example:
 
 from .cnn import SmallCNN
 from .edge import EdgeCNN
-from .embedding import (
-    CosineClassifier,
-    EmbeddingModel,
-    EmbeddingOf,
-    EmbeddingOutput,
-    WithEmbedding,
-    classifier_logits,
-)
 from .mlp import EmbeddingMLP, MLPHead
-from .pretrained import load_efficientnet_lite0
 from .profile import (
     ModelCost,
     count_flops,
@@ -29,20 +26,13 @@ from .profile import (
 )
 
 __all__ = [
-    "CosineClassifier",
     "EdgeCNN",
     "EmbeddingMLP",
-    "EmbeddingModel",
-    "EmbeddingOf",
-    "EmbeddingOutput",
     "MLPHead",
     "ModelCost",
     "SmallCNN",
-    "WithEmbedding",
-    "classifier_logits",
     "count_flops",
     "count_parameters",
-    "load_efficientnet_lite0",
     "measure_latency",
     "pareto_front",
     "profile_model",

@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from graceful.embedding import make_head
 from graceful.errors import InputError
-
-from .embedding import make_head
 
 __all__ = ["SmallCNN"]
 
@@ -35,7 +34,7 @@ class SmallCNN(nn.Module):
             dimensions is the embedding (so models of different widths can share an
             embedding space); ``None``: the pooled features (``4 * width``) are.
         head: the classifier, ``"linear"`` or ``"cosine"`` (see
-            :class:`~graceful.models.CosineClassifier`).
+            :class:`~graceful.embedding.CosineClassifier`).
         scale: the cosine head's scale.
 
     Example:

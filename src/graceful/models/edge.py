@@ -13,9 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from graceful.embedding import make_head
 from graceful.errors import InputError
-
-from .embedding import make_head
 
 __all__ = ["EdgeCNN"]
 
@@ -110,7 +109,7 @@ class EdgeCNN(nn.Module):
             features is the embedding (so models of different widths can share the large
             model's embedding space); ``None``: the pooled ``4 * width`` features are.
         head: the classifier, ``"linear"`` or ``"cosine"`` (see
-            :class:`~graceful.models.CosineClassifier`).
+            :class:`~graceful.embedding.CosineClassifier`).
         scale: the cosine head's scale (> 0).
 
     Attributes:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from graceful.embedding import make_head
 from graceful.errors import InputError
-
-from .embedding import make_head
 
 __all__ = ["EmbeddingMLP", "MLPHead"]
 

@@ -12,14 +12,13 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 import graceful
 from graceful.errors import InputError
-from graceful.io.predictions import ComparisonInputs, load_comparison
 from graceful.metrics import (
     METRICS,
     FlipFrame,
@@ -32,6 +31,9 @@ from graceful.metrics import (
 from graceful.metrics._counts import CELL_NEGATIVE_FLIP, CELL_POSITIVE_FLIP
 
 from .gate import Gate, GateResult
+
+if TYPE_CHECKING:
+    from graceful.io.predictions import ComparisonInputs
 
 __all__ = ["Comparison", "compare", "compare_files"]
 
@@ -359,6 +361,8 @@ def compare_files(
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InputError(f"Expected argument `top_k` to be a positive int, but got {top_k!r}")
+    from graceful.io.predictions import load_comparison
+
     inputs = load_comparison(
         old,
         new,

@@ -9,10 +9,9 @@ these keys, all optional except that a useful page needs ``metrics``:
 ``counts``, ``mcnemar``, ``class_names``, ``by_class``, ``by_group``, ``most_affected``,
 ``flip_matrix`` (``rows``/``columns``/``counts``), ``flipped_examples`` and ``gate``.
 
-:func:`render_bench_html` and :func:`write_bench_html` do the same, in the same style, for the
-results of a benchmark such as ``graceful bench pct`` (see :mod:`graceful.report.bench`);
-:func:`render_bct_html` and :func:`write_bct_html` for those of ``graceful bench bct``, the
-backward-compatible embeddings benchmark (see :mod:`graceful.report.bct`).
+:func:`render_page` renders any other page in the same style (the demo's, the benchmarks'),
+and :mod:`graceful.report.charts` draws the charts as inline SVG. Needs the ``report``
+extra (jinja2, matplotlib).
 
 Example:
     >>> from graceful.report import render_html
@@ -22,15 +21,24 @@ Example:
 
 from __future__ import annotations
 
-from graceful.report.bct import render_bct_html, write_bct_html
-from graceful.report.bench import render_bench_html, write_bench_html
-from graceful.report.html import render_html, write_html
+from graceful._extras import require
+
+require("report", "graceful.report")
+
+from graceful.report.html import (
+    ERROR_HOOK_SCRIPT,
+    render_html,
+    render_page,
+    script_json,
+    write_html,
+    write_page,
+)
 
 __all__ = [
-    "render_bct_html",
-    "render_bench_html",
+    "ERROR_HOOK_SCRIPT",
     "render_html",
-    "write_bct_html",
-    "write_bench_html",
+    "render_page",
+    "script_json",
     "write_html",
+    "write_page",
 ]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from graceful.report.charts import curve_chart, nfr_bar_chart
-from graceful.report.html import ERROR_HOOK_SCRIPT, _environment, _script_json, write_page
+from graceful.report.html import ERROR_HOOK_SCRIPT, render_page, script_json, write_page
 
 __all__ = ["render_demo_html", "write_demo_html"]
 
@@ -215,9 +215,9 @@ def render_demo_html(story: Mapping[str, Any]) -> str:
         },
         "charts": _charts(story),
         "timings": [(k, f"{v:.1f} s") for k, v in timings.items() if isinstance(v, (int, float))],
-        "results_json": _script_json(story),
+        "results_json": script_json(story),
     }
-    return _environment().get_template("demo.html.j2").render(**context)
+    return render_page("demo.html.j2", context)
 
 
 def write_demo_html(story: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:

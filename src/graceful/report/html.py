@@ -30,7 +30,14 @@ from graceful.io.atomic import atomic_write_text
 from graceful.report.charts import finite_or_none as _number
 from graceful.report.charts import flip_matrix_heatmap, nfr_bar_chart
 
-__all__ = ["render_html", "write_html"]
+__all__ = [
+    "ERROR_HOOK_SCRIPT",
+    "render_html",
+    "render_page",
+    "script_json",
+    "write_html",
+    "write_page",
+]
 
 ERROR_HOOK_SCRIPT = (
     "(function(){var d=document.documentElement;d.dataset.scriptErrors='0';"
@@ -314,8 +321,13 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _script_json(value: Any) -> str:
-    """Serialise ``value`` as JSON that is safe inside a ``<script>`` element."""
+def script_json(value: Any) -> str:
+    r"""Serialise ``value`` as JSON that is safe inside a ``<script>`` element.
+
+    Example:
+        >>> script_json({"id": "</script>"})
+        '{"id": "\\u003c/script\\u003e"}'
+    """
     text = json.dumps(_jsonable(value), ensure_ascii=False, allow_nan=False)
     return (
         text.replace("<", "\\u003c")
@@ -326,20 +338,48 @@ def _script_json(value: Any) -> str:
     )
 
 
-def _environment() -> jinja2.Environment:
-    """Return the Jinja2 environment that loads the packaged templates."""
-    templates = importlib.resources.files("graceful.report") / "templates"
+def render_page(
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    templates: str | os.PathLike[str] | None = None,
+) -> str:
+    """Render a page in the report's style: self-contained, autoescaped, with the error hook.
+
+    ``template`` is looked up in the folder ``templates`` first (when given), then among
+    the report's own templates, so any page can ``{% include "_head.html.j2" %}`` (the
+    error hook, charset and Content-Security-Policy) and ``"_style.css.j2"``. The context
+    gets ``hook``, the error-hook script, unless it has one. Undefined names are errors.
+
+    Args:
+        template: the template's file name.
+        context: the template's variables.
+        templates: a folder of further templates, searched first.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "p.html.j2").write_text("{% include '_head.html.j2' %}{{ x }}")
+        >>> page = render_page("p.html.j2", {"x": "<b>", "version": "0"}, templates=folder)
+        >>> "Content-Security-Policy" in page and "&lt;b&gt;" in page
+        True
+    """
+    own = importlib.resources.files("graceful.report") / "templates"
+    extra = None if templates is None else Path(templates)
 
     def load(name: str) -> str:
-        return (templates / name).read_text(encoding="utf-8")
+        if extra is not None and (extra / name).is_file():
+            return (extra / name).read_text(encoding="utf-8")
+        return (own / name).read_text(encoding="utf-8")
 
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FunctionLoader(load),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    return environment.get_template(template).render(**{"hook": ERROR_HOOK_SCRIPT, **context})
 
 
 def _context(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -423,7 +463,7 @@ def _context(summary: Mapping[str, Any]) -> dict[str, Any]:
         "examples_shown": _count(shown),
         "examples_total": _count(total),
         "examples_capped": total > shown,
-        "summary_json": _script_json(summary),
+        "summary_json": script_json(summary),
     }
 
 
@@ -465,8 +505,7 @@ def render_html(summary: Mapping[str, Any]) -> str:
             f"Expected argument `summary` to be a mapping, but got {type(summary).__name__}: "
             f"{_clip(summary)}"
         )
-    template = _environment().get_template("report.html.j2")
-    return template.render(**_context(summary))
+    return render_page("report.html.j2", _context(summary))
 
 
 def write_html(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:

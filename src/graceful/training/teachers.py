@@ -24,9 +24,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from graceful.embedding import EmbeddingOutput
 from graceful.errors import InputError
 from graceful.io.atomic import atomic_open
-from graceful.models.embedding import EmbeddingOutput
 
 __all__ = ["CachedTeacher", "EnsembleTeacher", "OnlineTeacher", "Teacher"]
 

@@ -3,8 +3,8 @@
 Data: a :class:`~torch.utils.data.Dataset` of ``(x, y, id)`` items (``y`` an int64 class,
 ``id`` a stable int64 sample id). Loss: an ``nn.Module`` called as
 ``loss(new_logits, old_logits, target)``, ``old_logits`` coming from the teacher (``None``
-without one). A model may instead return an :class:`~graceful.models.EmbeddingOutput`
-(wrap it in :class:`~graceful.models.WithEmbedding`): the loss then gets that output
+without one). A model may instead return an :class:`~graceful.embedding.EmbeddingOutput`
+(wrap it in :class:`~graceful.embedding.WithEmbedding`): the loss then gets that output
 (e.g. :class:`~graceful.losses.CompatibleEmbeddingLoss`, whose teacher gives the old
 model's *embeddings*), and validation and prediction use its logits.
 
@@ -251,7 +251,7 @@ def select_epoch(history: Sequence[dict[str, float]], criterion: str) -> int:
 class _CrossEntropy(nn.Module):
     """Plain cross-entropy with the loss signature ``(new_logits, old_logits, target)``.
 
-    ``new_logits`` may be an :class:`~graceful.models.EmbeddingOutput` (its logits are used).
+    ``new_logits`` may be an :class:`~graceful.embedding.EmbeddingOutput` (its logits are used).
     """
 
     def forward(self, new_logits: object, old_logits: Tensor | None, target: Tensor) -> Tensor:

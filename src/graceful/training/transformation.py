@@ -16,9 +16,10 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from graceful.embedding import WithEmbedding
 from graceful.errors import InputError
 from graceful.losses import CompatibleEmbeddingLoss, EmbeddingRegressionLoss
-from graceful.models import EmbeddingMLP, WithEmbedding
+from graceful.models import EmbeddingMLP
 
 from .teachers import CachedTeacher
 from .trainer import TrainConfig, Trainer

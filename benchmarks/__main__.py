@@ -1,0 +1,170 @@
+"""Run a benchmark: ``python -m benchmarks <name> [options]`` from the repository root.
+
+The ``make bench-*`` targets call these commands with the settings whose results are
+committed in ``benchmarks/results/``. Exit status 2 and one line on stderr on bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from graceful.errors import InputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Benchmarks on real data (results in benchmarks/results/).",
+)
+
+
+def fail(command: str, message: str) -> NoReturn:
+    """Print ``benchmarks <command>: error: <message>`` on stderr and exit with status 2."""
+    typer.echo(f"benchmarks {command}: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command("pct")
+def bench_pct(
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(help="Setting to run (repeatable): animal_mnist, rotten_tomatoes, digits."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Number of model seeds (0, 1, ...).")] = 3,
+    sweep_seeds: Annotated[
+        int, typer.Option(help="Seeds on which FD-LM's beta and lambda are swept (0: none).")
+    ] = 1,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
+    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "pct",
+) -> None:
+    """Positive-congruent training: no treatment, KD, FD-KL, FD-LM, LDI, ELODI, paragon."""
+    from benchmarks.runner import run_pct
+
+    names = setting or ["animal_mnist", "rotten_tomatoes"]
+    try:
+        if seeds < 1:
+            raise InputError(f"--seeds must be >= 1, got {seeds}")
+        if not 0 <= sweep_seeds <= seeds:
+            raise InputError(f"--sweep-seeds must be in [0, --seeds], got {sweep_seeds}")
+        results = run_pct(
+            names,
+            list(range(seeds)),
+            out_dir=out,
+            sweep_seeds=list(range(sweep_seeds)),
+            stem=stem,
+            command="python -m benchmarks pct " + " ".join(sys.argv[2:]),
+            log=lambda line: typer.echo(line, err=True),
+        )
+    except InputError as exc:
+        fail("pct", str(exc))
+    from benchmarks.output import markdown_table
+
+    for summary in results["settings"]:
+        typer.echo(markdown_table(summary))
+    typer.echo(f"results: {out / (stem + '.md')}  {out / (stem + '.html')}")
+
+
+@app.command("bct")
+def bench_bct(
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(help="Setting to run (repeatable): animal_mnist, rotten_tomatoes, digits."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Number of model seeds (0, 1, ...).")] = 3,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
+    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "bct",
+) -> None:
+    """Backward-compatible embeddings: independent, L2, BCT, transformation; backfill curves."""
+    from benchmarks.bct import bct_markdown, run_bct
+
+    _run_bench("bct", run_bct, bct_markdown, setting, seeds, out, stem, (".md", ".html"))
+
+
+@app.command("hetero")
+def bench_hetero(
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(help="Setting to run (repeatable): animal_mnist, rotten_tomatoes, digits."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Number of model seeds (0, 1, ...).")] = 3,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
+    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "hetero",
+) -> None:
+    """Edge models that search a large model's gallery: cost vs asymmetric retrieval."""
+    from benchmarks.hetero import hetero_markdown, run_hetero
+
+    _run_bench("hetero", run_hetero, hetero_markdown, setting, seeds, out, stem, (".md",))
+
+
+@app.command("lqf")
+def bench_lqf(
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(help="Setting to run (repeatable): mnist_cnn, efficientnet."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Number of seeds (0, 1, ...), at least 2.")] = 3,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            help="Search each method's grid on the validation images first (seed 0) and use"
+            " its choices; writes <stem>_tuning.json."
+        ),
+    ] = False,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
+    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "lqf",
+) -> None:
+    """Linearized fine-tuning (LQF) vs nonlinear fine-tuning, ablations, predictability."""
+    from benchmarks.lqf import lqf_markdown, run_lqf
+
+    _run_bench(
+        "lqf", run_lqf, lqf_markdown, setting, seeds, out, stem, (".md", ".json"),
+        defaults=("mnist_cnn", "efficientnet"), min_seeds=2,
+        why=" (runs from different seeds are compared)", tune=tune,
+    )  # fmt: skip
+
+
+def _run_bench(
+    name: str,
+    run: Callable[..., dict[str, Any]],
+    markdown: Callable[[dict[str, Any]], str],
+    setting: list[str] | None,
+    seeds: int,
+    out: Path,
+    stem: str,
+    suffixes: tuple[str, ...],
+    *,
+    defaults: Sequence[str] = ("animal_mnist", "rotten_tomatoes"),
+    min_seeds: int = 1,
+    why: str = "",
+    **options: Any,
+) -> None:
+    """Run a ``bench`` whose runner takes (settings, seeds, out_dir, stem, command, log).
+
+    ``defaults`` are the settings run when none is named; ``options`` go to the runner.
+    """
+    try:
+        if seeds < min_seeds:
+            raise InputError(f"--seeds must be >= {min_seeds}{why}, got {seeds}")
+        results = run(
+            setting or list(defaults),
+            list(range(seeds)),
+            out_dir=out,
+            stem=stem,
+            command=f"python -m benchmarks {name} " + " ".join(sys.argv[2:]),
+            log=lambda line: typer.echo(line, err=True),
+            **options,
+        )
+    except InputError as exc:
+        fail(name, str(exc))
+    for summary in results["settings"]:
+        typer.echo(markdown(summary))
+    typer.echo("results: " + "  ".join(str(out / (stem + suffix)) for suffix in suffixes))
+
+
+if __name__ == "__main__":
+    app()
