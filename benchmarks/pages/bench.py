@@ -312,8 +312,7 @@ def render_bench_html(results: Mapping[str, Any]) -> str:
         The HTML page as a string. It references no external resource.
 
     Raises:
-        TypeError: if ``results`` is not a mapping.
-        graceful.errors.InputError: if a section of ``results`` has the wrong type.
+        InputError: if ``results`` is not a mapping or a section has the wrong type.
 
     Example:
         >>> page = render_bench_html({
@@ -327,7 +326,7 @@ def render_bench_html(results: Mapping[str, Any]) -> str:
         True
     """
     if not isinstance(results, Mapping):
-        raise TypeError(
+        raise InputError(
             f"Expected argument `results` to be a mapping, but got {type(results).__name__}: "
             f"{_clip(results)}"
         )
@@ -349,7 +348,6 @@ def write_bench_html(results: Mapping[str, Any], path: str | os.PathLike[str]) -
         ``path`` as a :class:`pathlib.Path`.
 
     Raises:
-        TypeError: if ``results`` is not a mapping.
         graceful.errors.InputError: if ``results`` is malformed or the folder of ``path``
             does not exist.
 

@@ -365,7 +365,7 @@ def test_no_external_resources(page: str) -> None:
 
 @pytest.mark.parametrize("bad", [None, [], "results"])
 def test_render_rejects_non_mapping(bad: Any) -> None:
-    with pytest.raises(TypeError, match="argument `results` to be a mapping"):
+    with pytest.raises(InputError, match="argument `results` to be a mapping"):
         render_bct_html(bad)
 
 
@@ -515,9 +515,9 @@ def test_curve_chart_nothing_drawable() -> None:
 
 def test_curve_chart_rejects_bad_series() -> None:
     kwargs: dict[str, Any] = {"x_label": "x", "y_label": "y", "chart_id": "e"}
-    with pytest.raises(TypeError, match=r"argument `series\[0\]` to be a mapping"):
+    with pytest.raises(InputError, match=r"argument `series\[0\]` to be a mapping"):
         curve_chart([[0.1, 0.2]], **kwargs)  # type: ignore[list-item]
-    with pytest.raises(TypeError, match=r"argument `series\[1\]\['y'\]` to be a sequence"):
+    with pytest.raises(InputError, match=r"argument `series\[1\]\['y'\]` to be a sequence"):
         curve_chart([{"x": [0], "y": [1]}, {"x": [0], "y": "0.5"}], **kwargs)
-    with pytest.raises(ValueError, match=r"`series\[0\]` to have as many 'y' as 'x' values"):
+    with pytest.raises(InputError, match=r"`series\[0\]` to have as many 'y' as 'x' values"):
         curve_chart([{"x": [0, 1], "y": [0.5]}], **kwargs)

@@ -180,7 +180,7 @@ def test_no_external_resources(page: str) -> None:
 
 @pytest.mark.parametrize("bad", [None, [], "results"])
 def test_render_rejects_non_mapping(bad: Any) -> None:
-    with pytest.raises(TypeError, match="argument `results` to be a mapping"):
+    with pytest.raises(InputError, match="argument `results` to be a mapping"):
         render_bench_html(bad)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -30,8 +30,6 @@ __all__ = [
     "describe",
     "fail",
 ]
-
-_T = TypeVar("_T")
 
 
 def _subject(name: str) -> str:
@@ -202,7 +200,9 @@ def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     raise fail(name, "one of " + ", ".join(repr(c) for c in choices), value)
 
 
-def check_instance(name: str, value: object, kind: type[_T], what: str | None = None) -> _T:
+def check_instance(
+    name: str, value: object, kind: type[Any] | tuple[type[Any], ...], what: str | None = None
+) -> Any:
     """``value`` if it is an instance of ``kind`` (``what`` names it in the message).
 
     Example:
@@ -213,7 +213,7 @@ def check_instance(name: str, value: object, kind: type[_T], what: str | None = 
     """
     if isinstance(value, kind):
         return value
-    expected = what or f"a {kind.__name__}"
+    expected = what or f"a {getattr(kind, '__name__', kind)}"
     raise InputError(f"Expected {_subject(name)} to be {expected}, but got {type(value).__name__}")
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
+from graceful._validation import check_instance, check_int, check_real, fail
 from graceful.errors import InputError
 
 __all__ = [
@@ -47,18 +48,15 @@ class EmbeddingModel(Protocol):
 
 
 def _check_embedding_model(model: object, name: str) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise InputError(
-            f"Expected argument `{name}` to be a torch.nn.Module, but got {type(model).__name__}"
-        )
-    if not callable(getattr(model, "embed", None)) or not isinstance(
-        getattr(model, "head", None), nn.Module
+    module: nn.Module = check_instance(name, model, nn.Module, "a torch.nn.Module")
+    if not callable(getattr(module, "embed", None)) or not isinstance(
+        getattr(module, "head", None), nn.Module
     ):
         raise InputError(
             f"Expected argument `{name}` to have an `embed(x)` method and a `head` module,"
-            f" but {type(model).__name__} lacks one"
+            f" but {type(module).__name__} lacks one"
         )
-    return model
+    return module
 
 
 class WithEmbedding(nn.Module):
@@ -142,7 +140,7 @@ def classifier_logits(
         return F.linear(embeddings, weight, bias)
     if head == "cosine":
         return scale * F.linear(F.normalize(embeddings, dim=1), F.normalize(weight, dim=1))
-    raise InputError(f"Expected argument `head` to be 'linear' or 'cosine', but got {head!r}")
+    raise fail("head", "one of 'linear', 'cosine'", head)
 
 
 class CosineClassifier(nn.Module):
@@ -163,13 +161,8 @@ class CosineClassifier(nn.Module):
     def __init__(self, in_features: int, num_classes: int, *, scale: float = 16.0) -> None:
         super().__init__()
         for value, name in ((in_features, "in_features"), (num_classes, "num_classes")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(
-                    f"Expected argument `{name}` to be a positive int, but got {value!r}"
-                )
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-            raise InputError(f"Expected argument `scale` to be a number > 0, but got {scale!r}")
-        self.scale = float(scale)
+            check_int(name, value, low=1)
+        self.scale = check_real("scale", scale, low=0.0, low_open=True)
         self.weight = nn.Parameter(torch.empty(num_classes, in_features))
         nn.init.normal_(self.weight, std=in_features**-0.5)
 
@@ -194,4 +187,4 @@ def make_head(in_features: int, num_classes: int, head: str, scale: float) -> nn
         return nn.Linear(in_features, num_classes)
     if head == "cosine":
         return CosineClassifier(in_features, num_classes, scale=scale)
-    raise InputError(f"Expected argument `head` to be 'linear' or 'cosine', but got {head!r}")
+    raise fail("head", "one of 'linear', 'cosine'", head)

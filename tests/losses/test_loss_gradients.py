@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from loss_reference import make_case
 from torch.autograd import gradcheck
 
 from graceful.losses import (
@@ -63,7 +62,7 @@ MODULES: dict[str, torch.nn.Module] = {
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
-def test_gradcheck(name):
+def test_gradcheck(make_case, name):
     new, old, target = make_case(seed=3, n=8, c=4)
     fn = FUNCTIONS[name]
     new.requires_grad_(True)
@@ -71,7 +70,7 @@ def test_gradcheck(name):
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
-def test_no_gradient_to_old_logits_function(name):
+def test_no_gradient_to_old_logits_function(make_case, name):
     new, old, target = make_case(seed=4)
     new.requires_grad_(True)
     old.requires_grad_(True)
@@ -82,7 +81,7 @@ def test_no_gradient_to_old_logits_function(name):
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
-def test_no_gradient_to_old_logits_module(name):
+def test_no_gradient_to_old_logits_module(make_case, name):
     new, old, target = make_case(seed=5, dtype=torch.float32)
     new.requires_grad_(True)
     old.requires_grad_(True)
@@ -91,7 +90,7 @@ def test_no_gradient_to_old_logits_module(name):
     assert new.grad is not None
 
 
-def test_old_right_mask_carries_no_gradient():
+def test_old_right_mask_carries_no_gradient(make_case):
     # The negative-flip filter reads the new model's top-1 without gradient: the gradient
     # of FD equals the weighted gradient of the distance with the weights held fixed.
     new, old, target = make_case(seed=6)

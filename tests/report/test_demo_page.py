@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from graceful.errors import InputError
 from graceful.report.demo import digit_svg, render_demo_html, write_demo_html
 
 STORY = {
@@ -49,6 +50,6 @@ def test_page_shows_each_section_with_values_escaped_and_na():
 def test_digit_svg_and_bad_input(tmp_path):
     svg = digit_svg([[0.0, 1.0], [0.5, 0.0]], size=20, tone="right")
     assert svg.count("<rect") == 3 and 'class="digit right"' in svg  # background + 2 inked
-    with pytest.raises(TypeError, match="story"):
+    with pytest.raises(InputError, match="story"):
         render_demo_html(["not", "a", "mapping"])  # type: ignore[arg-type]
     assert write_demo_html(STORY, tmp_path / "p.html").read_text().startswith("<!DOCTYPE html>")

@@ -254,7 +254,7 @@ def test_many_classes_chart_is_capped() -> None:
 
 @pytest.mark.parametrize("bad", [None, [1, 2], "summary"])
 def test_render_rejects_non_mapping(bad: Any) -> None:
-    with pytest.raises(TypeError, match="`summary`"):
+    with pytest.raises(InputError, match="`summary`"):
         render_html(bad)
 
 
@@ -265,9 +265,9 @@ def test_render_rejects_bad_section(summary: dict[str, Any]) -> None:
 
 
 def test_bad_chart_arguments() -> None:
-    with pytest.raises(ValueError, match="`max_bars`"):
+    with pytest.raises(InputError, match="`max_bars`"):
         nfr_bar_chart([{"group": "a", "negative_flip_rate": 0.1}], max_bars=0)
-    with pytest.raises(ValueError, match="`max_labels`"):
+    with pytest.raises(InputError, match="`max_labels`"):
         flip_matrix_heatmap(["a"], ["b"], [[1]], max_labels=True)
 
 
@@ -292,7 +292,7 @@ def test_write_html_leaves_nothing_when_rendering_fails(
 def test_write_html_keeps_old_file_when_rendering_fails(tmp_path: Path) -> None:
     target = tmp_path / "report.html"
     target.write_text("previous", encoding="utf-8")
-    with pytest.raises(TypeError):
+    with pytest.raises(InputError):
         write_html(None, target)  # type: ignore[arg-type]
     assert target.read_text(encoding="utf-8") == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]

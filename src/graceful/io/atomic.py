@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from graceful.errors import InputError
+
 __all__ = ["atomic_open", "atomic_write_text"]
 
 
@@ -31,7 +33,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[st
         'hello'
     """
     if mode not in ("w", "wb"):
-        raise ValueError(f"Expected argument `mode` to be 'w' or 'wb', but got {mode!r}")
+        raise InputError(f"Expected argument `mode` to be 'w' or 'wb', but got {mode!r}")
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:

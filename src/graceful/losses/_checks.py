@@ -1,27 +1,34 @@
-"""Validation shared by every loss: hyper-parameters, input shapes, reduction.
+"""Validation shared by every loss: hyper-parameters by name, input tensors, reduction.
 
-All checks look at Python values, shapes and dtypes only, never at tensor contents, so
-they cost no host-device synchronisation. Every failure is a one-line
+Each hyper-parameter has one rule, whatever loss takes it (:data:`RULES`): the functions
+and the modules of :mod:`graceful.losses` both validate through
+:func:`check_hyperparameters`, once (a module at construction, a function per call). The
+tensor checks look at shapes and dtypes only, never at tensor contents, so they cost no
+host-device synchronisation. Every failure is a one-line
 :class:`~graceful.errors.InputError` naming the argument and the value.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from typing import Literal, TypeAlias, cast
+from collections.abc import Callable
+from typing import Any, Literal, TypeAlias
 
 import torch
 
+from graceful._validation import check_bool, check_choice, check_real, describe
 from graceful.errors import InputError
 
 __all__ = [
+    "DISTANCES",
+    "FILTERS",
+    "HEADS",
     "REDUCTIONS",
+    "RULES",
     "Reduction",
-    "check_choice",
+    "check_embeddings",
+    "check_hyperparameters",
     "check_inputs",
     "check_pair",
-    "check_real",
     "check_reduction",
     "check_target",
     "reduce",
@@ -29,59 +36,67 @@ __all__ = [
 
 Reduction: TypeAlias = Literal["mean", "sum", "none"]
 REDUCTIONS: tuple[Reduction, ...] = ("mean", "sum", "none")
+DISTANCES: tuple[str, ...] = ("kl", "logit_matching")
+"""Distances accepted by :func:`~graceful.losses.functional.focal_distillation_loss`."""
+FILTERS: tuple[str, ...] = ("old_correct", "negative_flip", "all")
+"""Sample filters accepted by :func:`~graceful.losses.functional.focal_distillation_loss`."""
+HEADS: tuple[str, ...] = ("linear", "cosine")
+"""Classifier heads accepted by :func:`~graceful.losses.functional.bct_influence_loss`."""
 
 
 def check_reduction(reduction: object) -> Reduction:
     """Return ``reduction`` if it is ``"mean"``, ``"sum"`` or ``"none"``, else raise."""
-    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        raise InputError(
-            "Expected argument `reduction` to be one of 'mean', 'sum', 'none',"
-            f" but got {reduction!r}"
-        )
-    return reduction
+    return check_choice("reduction", reduction, REDUCTIONS)  # type: ignore[return-value]
 
 
-def check_real(
-    name: str,
-    value: object,
-    *,
-    low: float,
-    low_inclusive: bool = True,
-    high: float | None = None,
-) -> float:
-    """Return ``value`` as a float if it is a finite real number in the allowed range."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    number = float(cast(float, value)) if ok else math.nan
-    if ok and math.isfinite(number):
-        above = number >= low if low_inclusive else number > low
-        below = high is None or number <= high
-        if above and below:
-            return number
-    bound = f">= {low:g}" if low_inclusive else f"> {low:g}"
-    if high is not None:
-        bound = f"in [{low:g}, {high:g}]"
-    raise InputError(f"Expected argument `{name}` to be a finite number {bound}, but got {value!r}")
+def _non_negative(name: str, value: object) -> float:
+    return check_real(name, value, low=0.0)
 
 
-def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
-    """Return ``value`` if it is one of ``choices``, else raise."""
-    if not isinstance(value, str) or value not in choices:
-        options = ", ".join(repr(c) for c in choices)
-        raise InputError(f"Expected argument `{name}` to be one of {options}, but got {value!r}")
-    return value
+def _positive(name: str, value: object) -> float:
+    return check_real(name, value, low=0.0, low_open=True)
 
 
-def _describe(x: object) -> str:
-    if isinstance(x, torch.Tensor):
-        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
-    return type(x).__name__
+RULES: dict[str, Callable[[str, object], Any]] = {
+    "alpha": _non_negative,
+    "beta": _non_negative,
+    "lam": _non_negative,
+    "lam_influence": _non_negative,
+    "lam_regression": _non_negative,
+    "ce_weight": _non_negative,
+    "margin": _non_negative,
+    "temperature": _positive,
+    "scale": _positive,
+    "p": lambda name, value: check_real(name, value, low=1.0),
+    "label_smoothing": lambda name, value: check_real(name, value, low=0.0, high=1.0),
+    "distance": lambda name, value: check_choice(name, value, DISTANCES),
+    "filter": lambda name, value: check_choice(name, value, FILTERS),
+    "head": lambda name, value: check_choice(name, value, HEADS),
+    "normalize": check_bool,
+    "reduction": lambda _name, value: check_reduction(value),
+}
+"""The rule of each hyper-parameter name, shared by every loss."""
+
+
+def check_hyperparameters(**values: object) -> dict[str, Any]:
+    """Validate hyper-parameters by name; returns them in their plain Python form.
+
+    Example:
+        >>> check_hyperparameters(alpha=1, temperature=2.0, reduction="sum")
+        {'alpha': 1.0, 'temperature': 2.0, 'reduction': 'sum'}
+        >>> check_hyperparameters(temperature=0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        graceful.errors.InputError: Expected argument `temperature` to be ... > 0, but got 0
+    """
+    return {name: RULES[name](name, value) for name, value in values.items()}
 
 
 def _check_logits(name: str, x: object) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 2:
         raise InputError(
             f"Expected argument `{name}` to be a floating tensor of shape (N, C),"
-            f" but got {_describe(x)}"
+            f" but got {describe(x)}"
         )
     if x.shape[1] == 0:
         raise InputError(
@@ -127,7 +142,7 @@ def check_target(target: object, n: int) -> torch.Tensor:
     ):
         raise InputError(
             f"Expected argument `target` to be an integer tensor of shape ({n},),"
-            f" but got {_describe(target)}"
+            f" but got {describe(target)}"
         )
     return target.long()
 
@@ -138,6 +153,21 @@ def check_inputs(
     """:func:`check_pair` and :func:`check_target` together."""
     new, old = check_pair(new_logits, old_logits, reduction=reduction)
     return new, old, check_target(target, new.shape[0])
+
+
+def check_embeddings(name: str, x: object, *, reduction: Reduction) -> torch.Tensor:
+    """Validate a floating ``(N, D)`` embedding tensor (non-empty for ``"mean"``)."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 2:
+        raise InputError(
+            f"Expected argument `{name}` to be a floating tensor of shape (N, D),"
+            f" but got {describe(x)}"
+        )
+    if x.shape[0] == 0 and reduction == "mean":
+        raise InputError(
+            f"Expected argument `{name}` to hold at least one sample for reduction='mean',"
+            f" but got shape {tuple(x.shape)}"
+        )
+    return x
 
 
 def reduce(losses: torch.Tensor, reduction: Reduction) -> torch.Tensor:

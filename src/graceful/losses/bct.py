@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
+from graceful._validation import check_int, describe
 from graceful.errors import InputError
 
-from ._checks import Reduction, check_choice, check_real, check_reduction
-from .functional import HEADS, _bct_influence, _check_embeddings
+from ._checks import Reduction, check_embeddings
+from .base import _Configured
+from .functional import _bct_influence
 
 __all__ = ["BCTInfluenceLoss", "synthesize_classifier"]
 
 
-class BCTInfluenceLoss(nn.Module):
+class BCTInfluenceLoss(_Configured):
     r"""Cross-entropy of the new embeddings under the frozen old classifier.
 
     :math:`\ell_i = \mathrm{CE}(W^{old} e^{new}_i + b^{old}, y_i)`; see
@@ -41,7 +42,8 @@ class BCTInfluenceLoss(nn.Module):
 
     old_weight: torch.Tensor
     old_bias: torch.Tensor | None
-    reduction: Reduction
+    head: str
+    scale: float
 
     def __init__(
         self,
@@ -52,12 +54,11 @@ class BCTInfluenceLoss(nn.Module):
         scale: float = 16.0,
         reduction: Reduction = "mean",
     ) -> None:
-        super().__init__()
+        super().__init__(head=head, scale=scale, reduction=reduction)
         if not isinstance(old_weight, torch.Tensor) or old_weight.ndim != 2:
             raise InputError(
                 "Expected argument `old_weight` to be a tensor of shape (C, D),"
-                f" but got {type(old_weight).__name__}"
-                + (f" of shape {tuple(old_weight.shape)}" if hasattr(old_weight, "shape") else "")
+                f" but got {describe(old_weight)}"
             )
         if old_bias is not None and (
             not isinstance(old_bias, torch.Tensor) or tuple(old_bias.shape) != (len(old_weight),)
@@ -65,9 +66,6 @@ class BCTInfluenceLoss(nn.Module):
             raise InputError(
                 f"Expected argument `old_bias` to be None or a tensor of shape ({len(old_weight)},)"
             )
-        self.head = check_choice("head", head, HEADS)
-        self.scale = check_real("scale", scale, low=0.0, low_inclusive=False)
-        self.reduction = check_reduction(reduction)
         self.register_buffer("old_weight", old_weight.detach().clone())
         self.register_buffer("old_bias", None if old_bias is None else old_bias.detach().clone())
 
@@ -131,7 +129,7 @@ def synthesize_classifier(
     if not isinstance(old_weight, torch.Tensor) or old_weight.ndim != 2:
         raise InputError("Expected argument `old_weight` to be a tensor of shape (K, D)")
     k, d = old_weight.shape
-    embeddings = _check_embeddings("old_embeddings", old_embeddings, reduction="sum")
+    embeddings = check_embeddings("old_embeddings", old_embeddings, reduction="sum")
     if embeddings.shape[1] != d:
         raise InputError(
             f"Expected argument `old_embeddings` to have D = {d} columns like `old_weight`,"
@@ -139,10 +137,7 @@ def synthesize_classifier(
         )
     if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != (len(embeddings),):
         raise InputError(f"Expected argument `labels` to be a tensor of shape ({len(embeddings)},)")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise InputError(
-            f"Expected argument `num_classes` to be a positive int, but got {num_classes!r}"
-        )
+    num_classes = check_int("num_classes", num_classes, low=1)
     rows = list(range(k)) if old_classes is None else [int(c) for c in old_classes]
     if len(rows) != k or len(set(rows)) != k or any(not 0 <= c < num_classes for c in rows):
         raise InputError(

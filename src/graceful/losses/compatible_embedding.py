@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
+from graceful._validation import check_instance
 from graceful.errors import InputError
 
-from ._checks import Reduction, check_real, check_reduction, check_target
+from ._checks import Reduction, check_target
+from .base import _Configured
 from .bct import BCTInfluenceLoss
 from .embedding_regression import EmbeddingRegressionLoss
 from .functional import _check_regression_reduction
@@ -18,7 +19,7 @@ from .functional import _check_regression_reduction
 __all__ = ["CompatibleEmbeddingLoss"]
 
 
-class CompatibleEmbeddingLoss(nn.Module):
+class CompatibleEmbeddingLoss(_Configured):
     r"""Cross-entropy of the new head plus compatibility terms on the embedding.
 
     .. math:: L = w_{ce}\,\mathrm{CE}(z^{new}, y)
@@ -51,7 +52,9 @@ class CompatibleEmbeddingLoss(nn.Module):
         tensor(1.2255)
     """
 
-    reduction: Reduction
+    lam_influence: float
+    lam_regression: float
+    ce_weight: float
 
     def __init__(
         self,
@@ -63,24 +66,21 @@ class CompatibleEmbeddingLoss(nn.Module):
         ce_weight: float = 1.0,
         reduction: Reduction = "mean",
     ) -> None:
-        super().__init__()
+        super().__init__(
+            lam_influence=lam_influence,
+            lam_regression=lam_regression,
+            ce_weight=ce_weight,
+            reduction=reduction,
+        )
         for term, name, kind in (
             (influence, "influence", BCTInfluenceLoss),
             (regression, "regression", EmbeddingRegressionLoss),
         ):
-            if term is not None and not isinstance(term, kind):
-                raise InputError(
-                    f"Expected argument `{name}` to be a {kind.__name__} or None,"
-                    f" but got {type(term).__name__}"
-                )
-        self.reduction = check_reduction(reduction)
-        _check_regression_reduction(influence, "influence", self.reduction)
-        _check_regression_reduction(regression, "regression", self.reduction)
+            if term is not None:
+                check_instance(name, term, kind, f"a {kind.__name__} or None")
+            _check_regression_reduction(term, name, self.reduction)
         self.influence = influence
         self.regression = regression
-        self.lam_influence = check_real("lam_influence", lam_influence, low=0.0)
-        self.lam_regression = check_real("lam_regression", lam_regression, low=0.0)
-        self.ce_weight = check_real("ce_weight", ce_weight, low=0.0)
 
     def forward(
         self,
@@ -118,10 +118,3 @@ class CompatibleEmbeddingLoss(nn.Module):
                 )
             loss = loss + self.lam_regression * self.regression(embedding, old_embeddings)
         return loss
-
-    def extra_repr(self) -> str:
-        """Weights and reduction."""
-        return (
-            f"lam_influence={self.lam_influence}, lam_regression={self.lam_regression},"
-            f" ce_weight={self.ce_weight}, reduction={self.reduction!r}"
-        )

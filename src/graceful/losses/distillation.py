@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import Reduction, check_real
+from ._checks import Reduction
 from .base import RegressionLoss
 from .functional import _distillation
 
@@ -30,9 +30,10 @@ class DistillationLoss(RegressionLoss):
         tensor(0.0559)
     """
 
+    temperature: float
+
     def __init__(self, temperature: float = 1.0, reduction: Reduction = "mean") -> None:
-        super().__init__(reduction)
-        self.temperature = check_real("temperature", temperature, low=0.0, low_inclusive=False)
+        super().__init__(reduction, temperature=temperature)
 
     def forward(
         self,
@@ -42,7 +43,3 @@ class DistillationLoss(RegressionLoss):
     ) -> torch.Tensor:
         """Loss from new logits ``(N, C)``, old logits ``(N, C)``; ``target`` is unused."""
         return _distillation(new_logits, old_logits, target, self.temperature, self.reduction)
-
-    def extra_repr(self) -> str:
-        """Hyper-parameters shown by ``repr``."""
-        return f"temperature={self.temperature}, {super().extra_repr()}"

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from graceful.errors import InputError
-
-from ._checks import Reduction, check_reduction
+from ._checks import Reduction
+from .base import _Configured
 from .functional import _embedding_regression
 
 __all__ = ["EmbeddingRegressionLoss"]
 
 
-class EmbeddingRegressionLoss(nn.Module):
+class EmbeddingRegressionLoss(_Configured):
     r""":math:`\ell_i = \lVert e^{new}_i - e^{old}_i \rVert_2^2` (optionally of unit vectors).
 
     See :func:`~graceful.losses.functional.embedding_regression_loss`.
@@ -28,14 +26,10 @@ class EmbeddingRegressionLoss(nn.Module):
         tensor(4.)
     """
 
-    reduction: Reduction
+    normalize: bool
 
     def __init__(self, *, normalize: bool = False, reduction: Reduction = "mean") -> None:
-        super().__init__()
-        if not isinstance(normalize, bool):
-            raise InputError(f"Expected argument `normalize` to be a bool, but got {normalize!r}")
-        self.normalize = normalize
-        self.reduction = check_reduction(reduction)
+        super().__init__(normalize=normalize, reduction=reduction)
 
     def forward(
         self,
@@ -45,7 +39,3 @@ class EmbeddingRegressionLoss(nn.Module):
     ) -> torch.Tensor:
         """Loss from new and old embeddings ``(N, D)``; ``target`` is ignored."""
         return _embedding_regression(new_embeddings, old_embeddings, self.normalize, self.reduction)
-
-    def extra_repr(self) -> str:
-        """Hyper-parameters."""
-        return f"normalize={self.normalize}, reduction={self.reduction!r}"

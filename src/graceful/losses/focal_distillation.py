@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import Reduction, check_choice, check_real
+from ._checks import Reduction
 from .base import RegressionLoss
-from .functional import DISTANCES, FILTERS, _focal_distillation
+from .functional import _focal_distillation
 
 __all__ = ["FocalDistillationLoss"]
 
@@ -36,6 +36,12 @@ class FocalDistillationLoss(RegressionLoss):
         tensor(6.6250)
     """
 
+    alpha: float
+    beta: float
+    distance: str
+    temperature: float
+    filter: str
+
     def __init__(
         self,
         alpha: float = 1.0,
@@ -45,12 +51,14 @@ class FocalDistillationLoss(RegressionLoss):
         filter: str = "old_correct",
         reduction: Reduction = "mean",
     ) -> None:
-        super().__init__(reduction)
-        self.alpha = check_real("alpha", alpha, low=0.0)
-        self.beta = check_real("beta", beta, low=0.0)
-        self.distance = check_choice("distance", distance, DISTANCES)
-        self.temperature = check_real("temperature", temperature, low=0.0, low_inclusive=False)
-        self.filter = check_choice("filter", filter, FILTERS)
+        super().__init__(
+            reduction,
+            alpha=alpha,
+            beta=beta,
+            distance=distance,
+            temperature=temperature,
+            filter=filter,
+        )
 
     def forward(
         self, new_logits: torch.Tensor, old_logits: torch.Tensor, target: torch.Tensor
@@ -66,11 +74,4 @@ class FocalDistillationLoss(RegressionLoss):
             self.temperature,
             self.filter,
             self.reduction,
-        )
-
-    def extra_repr(self) -> str:
-        """Hyper-parameters shown by ``repr``."""
-        return (
-            f"alpha={self.alpha}, beta={self.beta}, distance={self.distance!r},"
-            f" temperature={self.temperature}, filter={self.filter!r}, {super().extra_repr()}"
         )

@@ -23,16 +23,19 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F  # noqa: N812
 
+from graceful._validation import check_callable, describe
+from graceful.embedding import classifier_logits
 from graceful.errors import InputError
 
 from ._checks import (
+    DISTANCES,
+    FILTERS,
+    HEADS,
     Reduction,
-    _describe,
-    check_choice,
+    check_embeddings,
+    check_hyperparameters,
     check_inputs,
     check_pair,
-    check_real,
-    check_reduction,
     check_target,
     reduce,
 )
@@ -51,15 +54,6 @@ __all__ = [
     "positive_congruent_loss",
     "strict_imitation_loss",
 ]
-
-DISTANCES: tuple[str, ...] = ("kl", "logit_matching")
-"""Distances accepted by :func:`focal_distillation_loss`."""
-
-FILTERS: tuple[str, ...] = ("old_correct", "negative_flip", "all")
-"""Sample filters accepted by :func:`focal_distillation_loss`."""
-
-HEADS: tuple[str, ...] = ("linear", "cosine")
-"""Classifier heads accepted by :func:`bct_influence_loss`."""
 
 RegressionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """A regression term ``(new_logits, old_logits, target) -> loss``."""
@@ -202,20 +196,6 @@ def _positive_congruent(
     return ce + lam * term
 
 
-def _check_embeddings(name: str, x: object, *, reduction: Reduction) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 2:
-        raise InputError(
-            f"Expected argument `{name}` to be a floating tensor of shape (N, D),"
-            f" but got {_describe(x)}"
-        )
-    if x.shape[0] == 0 and reduction == "mean":
-        raise InputError(
-            f"Expected argument `{name}` to hold at least one sample for reduction='mean',"
-            f" but got shape {tuple(x.shape)}"
-        )
-    return x
-
-
 def _bct_influence(
     new_embeddings: torch.Tensor,
     target: torch.Tensor,
@@ -225,15 +205,12 @@ def _bct_influence(
     scale: float,
     reduction: Reduction,
 ) -> torch.Tensor:
-    # the model-free import keeps graceful.losses independent of graceful.models' modules
-    from graceful.embedding import classifier_logits
-
-    new = _check_embeddings("new_embeddings", new_embeddings, reduction=reduction)
+    new = check_embeddings("new_embeddings", new_embeddings, reduction=reduction)
     labels = check_target(target, new.shape[0])
     if not isinstance(old_weight, torch.Tensor) or old_weight.ndim != 2:
         raise InputError(
             "Expected argument `old_weight` to be a tensor of shape (C, D),"
-            f" but got {_describe(old_weight)}"
+            f" but got {describe(old_weight)}"
         )
     if old_weight.shape[1] != new.shape[1]:
         raise InputError(
@@ -246,7 +223,7 @@ def _bct_influence(
         if not isinstance(old_bias, torch.Tensor) or tuple(old_bias.shape) != (weight.shape[0],):
             raise InputError(
                 f"Expected argument `old_bias` to be a tensor of shape ({weight.shape[0]},),"
-                f" but got {_describe(old_bias)}"
+                f" but got {describe(old_bias)}"
             )
         bias = old_bias.detach().to(dtype=new.dtype)
     logits = classifier_logits(new, weight, bias, head=head, scale=scale)
@@ -259,13 +236,13 @@ def _embedding_regression(
     normalize: bool,
     reduction: Reduction,
 ) -> torch.Tensor:
-    new = _check_embeddings("new_embeddings", new_embeddings, reduction=reduction)
+    new = check_embeddings("new_embeddings", new_embeddings, reduction=reduction)
     if not isinstance(old_embeddings, torch.Tensor) or tuple(old_embeddings.shape) != tuple(
         new.shape
     ):
         raise InputError(
             f"Expected argument `old_embeddings` to be a tensor of shape {tuple(new.shape)}"
-            f" like `new_embeddings`, but got {_describe(old_embeddings)}"
+            f" like `new_embeddings`, but got {describe(old_embeddings)}"
         )
     old = old_embeddings.detach().to(dtype=new.dtype)
     if normalize:
@@ -313,9 +290,8 @@ def distillation_loss(
         >>> distillation_loss(old, old)
         tensor(0.)
     """
-    temperature = check_real("temperature", temperature, low=0.0, low_inclusive=False)
-    reduction = check_reduction(reduction)
-    return _distillation(new_logits, old_logits, target, temperature, reduction)
+    hp = check_hyperparameters(temperature=temperature, reduction=reduction)
+    return _distillation(new_logits, old_logits, target, **hp)
 
 
 def focal_distillation_loss(
@@ -376,15 +352,15 @@ def focal_distillation_loss(
         ...                         reduction="none")
         tensor([12.0000,  1.2500])
     """
-    alpha = check_real("alpha", alpha, low=0.0)
-    beta = check_real("beta", beta, low=0.0)
-    distance = check_choice("distance", distance, DISTANCES)
-    temperature = check_real("temperature", temperature, low=0.0, low_inclusive=False)
-    filter = check_choice("filter", filter, FILTERS)
-    reduction = check_reduction(reduction)
-    return _focal_distillation(
-        new_logits, old_logits, target, alpha, beta, distance, temperature, filter, reduction
+    hp = check_hyperparameters(
+        alpha=alpha,
+        beta=beta,
+        distance=distance,
+        temperature=temperature,
+        filter=filter,
+        reduction=reduction,
     )
+    return _focal_distillation(new_logits, old_logits, target, **hp)
 
 
 def logit_difference_inhibition_loss(
@@ -424,10 +400,8 @@ def logit_difference_inhibition_loss(
         >>> logit_difference_inhibition_loss(new, old, margin=1.0, reduction="none")
         tensor([2., 0.])
     """
-    margin = check_real("margin", margin, low=0.0)
-    p = check_real("p", p, low=1.0)
-    reduction = check_reduction(reduction)
-    return _logit_difference_inhibition(new_logits, old_logits, target, margin, p, reduction)
+    hp = check_hyperparameters(margin=margin, p=p, reduction=reduction)
+    return _logit_difference_inhibition(new_logits, old_logits, target, **hp)
 
 
 def new_error_loss(
@@ -460,8 +434,8 @@ def new_error_loss(
         >>> new_error_loss(new, old, torch.tensor([0, 1]), reduction="none")
         tensor([0.6931, 0.0000])
     """
-    reduction = check_reduction(reduction)
-    return _new_error(new_logits, old_logits, target, reduction)
+    hp = check_hyperparameters(reduction=reduction)
+    return _new_error(new_logits, old_logits, target, **hp)
 
 
 def strict_imitation_loss(
@@ -500,8 +474,8 @@ def strict_imitation_loss(
         >>> strict_imitation_loss(new, old, torch.tensor([0, 1]), reduction="none")
         tensor([0.6931, 0.0000])
     """
-    reduction = check_reduction(reduction)
-    return _strict_imitation(new_logits, old_logits, target, reduction)
+    hp = check_hyperparameters(reduction=reduction)
+    return _strict_imitation(new_logits, old_logits, target, **hp)
 
 
 def positive_congruent_loss(
@@ -548,18 +522,10 @@ def positive_congruent_loss(
         >>> positive_congruent_loss(new, old, target, new_error_loss, lam=2.0)
         tensor(1.3863)
     """
-    if regression_fn is not None and not callable(regression_fn):
-        raise InputError(
-            f"Expected argument `regression_fn` to be callable or None,"
-            f" but got {type(regression_fn).__name__}"
-        )
-    lam = check_real("lam", lam, low=0.0)
-    label_smoothing = check_real("label_smoothing", label_smoothing, low=0.0, high=1.0)
-    reduction = check_reduction(reduction)
-    _check_regression_reduction(regression_fn, "regression_fn", reduction)
-    return _positive_congruent(
-        new_logits, old_logits, target, regression_fn, lam, label_smoothing, reduction
-    )
+    check_callable("regression_fn", regression_fn, optional=True)
+    hp = check_hyperparameters(lam=lam, label_smoothing=label_smoothing, reduction=reduction)
+    _check_regression_reduction(regression_fn, "regression_fn", hp["reduction"])
+    return _positive_congruent(new_logits, old_logits, target, regression_fn, **hp)
 
 
 def bct_influence_loss(
@@ -600,10 +566,8 @@ def bct_influence_loss(
         >>> bct_influence_loss(e, torch.tensor([0, 1]), w, reduction="none")
         tensor([0.1269, 2.1269])
     """
-    head = check_choice("head", head, HEADS)
-    scale = check_real("scale", scale, low=0.0, low_inclusive=False)
-    reduction = check_reduction(reduction)
-    return _bct_influence(new_embeddings, target, old_weight, old_bias, head, scale, reduction)
+    hp = check_hyperparameters(head=head, scale=scale, reduction=reduction)
+    return _bct_influence(new_embeddings, target, old_weight, old_bias, **hp)
 
 
 def embedding_regression_loss(
@@ -633,7 +597,5 @@ def embedding_regression_loss(
         >>> embedding_regression_loss(new, old)
         tensor(4.)
     """
-    reduction = check_reduction(reduction)
-    if not isinstance(normalize, bool):
-        raise InputError(f"Expected argument `normalize` to be a bool, but got {normalize!r}")
-    return _embedding_regression(new_embeddings, old_embeddings, normalize, reduction)
+    hp = check_hyperparameters(normalize=normalize, reduction=reduction)
+    return _embedding_regression(new_embeddings, old_embeddings, **hp)

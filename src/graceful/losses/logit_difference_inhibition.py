@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import Reduction, check_real
+from ._checks import Reduction
 from .base import RegressionLoss
 from .functional import _logit_difference_inhibition
 
@@ -31,10 +31,11 @@ class LogitDifferenceInhibitionLoss(RegressionLoss):
         tensor(0.5625)
     """
 
+    margin: float
+    p: float
+
     def __init__(self, margin: float = 0.0, p: float = 2.0, reduction: Reduction = "mean") -> None:
-        super().__init__(reduction)
-        self.margin = check_real("margin", margin, low=0.0)
-        self.p = check_real("p", p, low=1.0)
+        super().__init__(reduction, margin=margin, p=p)
 
     def forward(
         self,
@@ -46,7 +47,3 @@ class LogitDifferenceInhibitionLoss(RegressionLoss):
         return _logit_difference_inhibition(
             new_logits, old_logits, target, self.margin, self.p, self.reduction
         )
-
-    def extra_repr(self) -> str:
-        """Hyper-parameters shown by ``repr``."""
-        return f"margin={self.margin}, p={self.p}, {super().extra_repr()}"

@@ -5,15 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from graceful.errors import InputError
+from graceful._validation import check_instance
 
-from ._checks import Reduction, check_real, check_reduction
+from ._checks import Reduction
+from .base import _Configured
 from .functional import _check_regression_reduction, _positive_congruent
 
 __all__ = ["PositiveCongruentLoss"]
 
 
-class PositiveCongruentLoss(nn.Module):
+class PositiveCongruentLoss(_Configured):
     r"""Cross-entropy plus a weighted regression term: :math:`\mathrm{CE}(z^{new}, y) + \lambda R`.
 
     :math:`R` is ``regression(new_logits, old_logits.detach(), target)``, any module with
@@ -40,7 +41,8 @@ class PositiveCongruentLoss(nn.Module):
         tensor(0.6931)
     """
 
-    reduction: Reduction
+    lam: float
+    label_smoothing: float
 
     def __init__(
         self,
@@ -49,17 +51,11 @@ class PositiveCongruentLoss(nn.Module):
         label_smoothing: float = 0.0,
         reduction: Reduction = "mean",
     ) -> None:
-        super().__init__()
-        if regression is not None and not isinstance(regression, nn.Module):
-            raise InputError(
-                "Expected argument `regression` to be a torch.nn.Module or None,"
-                f" but got {type(regression).__name__}"
-            )
-        self.reduction = check_reduction(reduction)
+        super().__init__(lam=lam, label_smoothing=label_smoothing, reduction=reduction)
+        if regression is not None:
+            check_instance("regression", regression, nn.Module, "a torch.nn.Module or None")
         _check_regression_reduction(regression, "regression", self.reduction)
         self.regression = regression
-        self.lam = check_real("lam", lam, low=0.0)
-        self.label_smoothing = check_real("label_smoothing", label_smoothing, low=0.0, high=1.0)
 
     def forward(
         self,
@@ -76,10 +72,4 @@ class PositiveCongruentLoss(nn.Module):
             self.lam,
             self.label_smoothing,
             self.reduction,
-        )
-
-    def extra_repr(self) -> str:
-        """Hyper-parameters shown by ``repr``."""
-        return (
-            f"lam={self.lam}, label_smoothing={self.label_smoothing}, reduction={self.reduction!r}"
         )

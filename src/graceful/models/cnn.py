@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from graceful._validation import check_int
 from graceful.embedding import make_head
-from graceful.errors import InputError
 
 __all__ = ["SmallCNN"]
 
@@ -66,10 +66,7 @@ class SmallCNN(nn.Module):
             (in_channels, "in_channels"),
             (1 if embedding_dim is None else embedding_dim, "embedding_dim"),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(
-                    f"Expected argument `{name}` to be a positive int, but got {value!r}"
-                )
+            check_int(name, value, low=1)
         self.features = nn.Sequential(
             _block(in_channels, width), _block(width, 2 * width), _block(2 * width, 4 * width)
         )

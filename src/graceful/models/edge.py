@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from graceful._validation import check_choice, check_int, check_real
 from graceful.embedding import make_head
-from graceful.errors import InputError
 
 __all__ = ["EdgeCNN"]
 
@@ -146,21 +146,10 @@ class EdgeCNN(nn.Module):
             (in_channels, "in_channels"),
             (1 if embedding_dim is None else embedding_dim, "embedding_dim"),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(
-                    f"Expected argument `{name}` to be a positive int, but got {value!r}"
-                )
-        if block not in _BLOCKS:
-            raise InputError(
-                f"Expected argument `block` to be one of {', '.join(map(repr, _BLOCKS))},"
-                f" but got {block!r}"
-            )
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-            raise InputError(f"Expected argument `scale` to be a number > 0, but got {scale!r}")
-        if head not in ("linear", "cosine"):
-            raise InputError(
-                f"Expected argument `head` to be 'linear' or 'cosine', but got {head!r}"
-            )
+            check_int(name, value, low=1)
+        check_choice("block", block, _BLOCKS)
+        check_real("scale", scale, low=0.0, low_open=True)
+        check_choice("head", head, ("linear", "cosine"))
         stages: list[nn.Module] = []
         c_in = in_channels
         for c_out in (width, 2 * width, 4 * width):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from graceful._validation import check_int, check_real
 from graceful.embedding import make_head
-from graceful.errors import InputError
 
 __all__ = ["EmbeddingMLP", "MLPHead"]
 
@@ -31,14 +31,9 @@ class MLPHead(nn.Module):
     ) -> None:
         super().__init__()
         for value, name in ((in_features, "in_features"), (num_classes, "num_classes")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(
-                    f"Expected argument `{name}` to be a positive int, but got {value!r}"
-                )
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
-            raise InputError(f"Expected argument `hidden` to be an int >= 0, but got {hidden!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise InputError(f"Expected argument `dropout` to be in [0, 1), but got {dropout!r}")
+            check_int(name, value, low=1)
+        check_int("hidden", hidden, low=0)
+        check_real("dropout", dropout, low=0.0, high=1.0, high_open=True)
         if hidden == 0:
             self.net: nn.Module = nn.Linear(in_features, num_classes)
         else:
@@ -93,12 +88,8 @@ class EmbeddingMLP(nn.Module):
             (embedding_dim, "embedding_dim"),
             (num_classes, "num_classes"),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(
-                    f"Expected argument `{name}` to be a positive int, but got {value!r}"
-                )
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
-            raise InputError(f"Expected argument `hidden` to be an int >= 0, but got {hidden!r}")
+            check_int(name, value, low=1)
+        check_int("hidden", hidden, low=0)
         if hidden == 0:
             self.project: nn.Module = nn.Linear(in_features, embedding_dim)
         else:

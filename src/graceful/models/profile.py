@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from graceful._validation import check_instance, check_int
 from graceful.errors import InputError
 
 __all__ = [
@@ -36,21 +37,6 @@ __all__ = [
 ]
 
 _METHODS = ("embed", "forward")
-
-
-def _check_module(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise InputError(
-            f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}"
-        )
-    return model
-
-
-def _check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise InputError(f"Expected argument `{name}` to be {what}, but got {value!r}")
-    return value
 
 
 def _check_input_shape(input_shape: object) -> tuple[int, ...]:
@@ -110,7 +96,10 @@ def count_parameters(model: nn.Module) -> int:
         >>> count_parameters(nn.Linear(3, 2))
         8
     """
-    return sum(p.numel() for p in _check_module(model).parameters())
+    return sum(
+        p.numel()
+        for p in check_instance("model", model, nn.Module, "a torch.nn.Module").parameters()
+    )
 
 
 def count_flops(model: nn.Module, input_shape: Sequence[int], *, method: str = "embed") -> int:
@@ -140,7 +129,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], *, method: str = "
         >>> count_flops(nn.Linear(8, 3), (8,), method="forward")
         48
     """
-    model = _check_module(model)
+    model = check_instance("model", model, nn.Module, "a torch.nn.Module")
     shape = _check_input_shape(input_shape)
     run = _method(model, method)
     x = _zeros_like_model(model, (1, *shape))
@@ -192,13 +181,13 @@ def measure_latency(
         >>> sorted(latency), 0 < latency["median_ms"] <= latency["p90_ms"]
         (['median_ms', 'p90_ms'], True)
     """
-    model = _check_module(model)
+    model = check_instance("model", model, nn.Module, "a torch.nn.Module")
     shape = _check_input_shape(input_shape)
     run = _method(model, method)
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    warmup = _check_positive_int(warmup, "warmup", minimum=0)
-    repeats = _check_positive_int(repeats, "repeats")
-    num_threads = _check_positive_int(num_threads, "num_threads")
+    batch_size = check_int("batch_size", batch_size, low=1)
+    warmup = check_int("warmup", warmup, low=0)
+    repeats = check_int("repeats", repeats, low=1)
+    num_threads = check_int("num_threads", num_threads, low=1)
     devices = {t.device.type for t in (*model.parameters(), *model.buffers())}
     if devices - {"cpu"}:
         raise InputError(

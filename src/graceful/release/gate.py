@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from graceful.errors import InputError
+from graceful._validation import check_real
 
 __all__ = ["Gate", "GateCheck", "GateResult"]
 
@@ -60,16 +60,6 @@ class GateResult:
         return {"passed": self.passed, "checks": [c.as_dict() for c in self.checks]}
 
 
-def _fraction(value: float | None, name: str, *, upper: float | None = 1.0) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise InputError(f"Expected argument `{name}` to be a number, but got {value!r}")
-    if value < 0 or (upper is not None and value > upper):
-        bound = f"in [0, {upper:g}]" if upper is not None else ">= 0"
-        raise InputError(f"Expected argument `{name}` to be {bound}, but got {value!r}")
-
-
 @dataclass(frozen=True)
 class Gate:
     """Thresholds for a release; ``None`` leaves a bar unset.
@@ -95,9 +85,9 @@ class Gate:
     fail_on_significant_regression: bool = False
 
     def __post_init__(self) -> None:
-        _fraction(self.max_nfr, "max_nfr")
-        _fraction(self.max_rel_nfr, "max_rel_nfr", upper=None)
-        _fraction(self.min_btc, "min_btc")
+        check_real("max_nfr", self.max_nfr, low=0.0, high=1.0, optional=True)
+        check_real("max_rel_nfr", self.max_rel_nfr, low=0.0, optional=True)
+        check_real("min_btc", self.min_btc, low=0.0, high=1.0, optional=True)
 
     @property
     def configured(self) -> bool:

@@ -21,6 +21,9 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from graceful._validation import check_instance, check_int
+from graceful.errors import InputError
+
 __all__ = [
     "curve_chart",
     "finite_or_none",
@@ -129,7 +132,7 @@ def nfr_bar_chart(
         An ``<svg>`` element as a string, or None when ``rows`` is empty.
 
     Raises:
-        ValueError: if ``max_bars`` is not a positive int.
+        InputError: if ``max_bars`` is not a positive int.
 
     Example:
         >>> svg = nfr_bar_chart([
@@ -142,8 +145,7 @@ def nfr_bar_chart(
         >>> nfr_bar_chart([]) is None
         True
     """
-    if isinstance(max_bars, bool) or not isinstance(max_bars, int) or max_bars < 1:
-        raise ValueError(f"Expected argument `max_bars` to be a positive int, but got {max_bars!r}")
+    check_int("max_bars", max_bars, low=1)
     if not rows:
         return None
     items = list(rows)
@@ -222,7 +224,7 @@ def flip_matrix_heatmap(
         An ``<svg>`` element as a string, or None when there are no negative flips.
 
     Raises:
-        ValueError: if ``counts`` does not have the shape of ``rows`` by ``columns``, or
+        InputError: if ``counts`` does not have the shape of ``rows`` by ``columns``, or
             ``max_labels`` is not a positive int.
 
     Example:
@@ -232,13 +234,10 @@ def flip_matrix_heatmap(
         >>> flip_matrix_heatmap([], [], []) is None
         True
     """
-    if isinstance(max_labels, bool) or not isinstance(max_labels, int) or max_labels < 1:
-        raise ValueError(
-            f"Expected argument `max_labels` to be a positive int, but got {max_labels!r}"
-        )
+    check_int("max_labels", max_labels, low=1)
     if len(counts) != len(rows) or any(len(line) != len(columns) for line in counts):
         shape = [len(line) for line in counts]
-        raise ValueError(
+        raise InputError(
             f"Expected argument `counts` to have {len(rows)} rows of {len(columns)} counts, "
             f"but got rows of lengths {shape!r}"
         )
@@ -429,9 +428,9 @@ def tradeoff_chart(
 
 
 def _values(values: Any, where: str) -> Sequence[Any]:
-    """Return ``values`` if it is a sequence other than text; raise TypeError otherwise."""
+    """Return ``values`` if it is a sequence other than text; raise InputError otherwise."""
     if not isinstance(values, Sequence) or isinstance(values, (str, bytes)):
-        raise TypeError(
+        raise InputError(
             f"Expected argument `{where}` to be a sequence, but got {type(values).__name__}"
         )
     return values
@@ -441,14 +440,11 @@ def _curve_points(
     item: Mapping[str, Any], index: int
 ) -> tuple[str, list[tuple[float, float, float]]]:
     """Return a curve's label and its drawable ``(x, mean, std)`` points, checking its shape."""
-    if not isinstance(item, Mapping):
-        raise TypeError(
-            f"Expected argument `series[{index}]` to be a mapping, but got {type(item).__name__}"
-        )
+    check_instance(f"series[{index}]", item, Mapping, "a mapping")
     xs = _values(item.get("x"), f"series[{index}]['x']")
     ys = _values(item.get("y"), f"series[{index}]['y']")
     if len(xs) != len(ys):
-        raise ValueError(
+        raise InputError(
             f"Expected argument `series[{index}]` to have as many 'y' as 'x' values, "
             f"but got {len(ys)} and {len(xs)}"
         )
@@ -489,8 +485,8 @@ def curve_chart(
         An ``<svg>`` element as a string, or None when no series has a drawable point.
 
     Raises:
-        TypeError: if a series is not a mapping or its ``x`` or ``y`` is not a sequence.
-        ValueError: if a series has not as many ``y`` as ``x`` values.
+        InputError: if a series is not a mapping, its ``x`` or ``y`` is not a sequence, or
+            it has not as many ``y`` as ``x`` values.
 
     Example:
         >>> svg = curve_chart(

@@ -13,13 +13,14 @@ story embedded as script-safe JSON (``#graceful-results``), and ``data-ready`` /
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from graceful._validation import check_instance
 from graceful.report.charts import curve_chart, nfr_bar_chart
+from graceful.report.charts import finite_or_none as _finite
 from graceful.report.html import ERROR_HOOK_SCRIPT, render_page, script_json, write_page
 
 __all__ = ["render_demo_html", "write_demo_html"]
@@ -39,15 +40,13 @@ _UPDATE_METRICS = (
 
 
 def _pct(value: Any) -> str:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        return _NA
-    return f"{100 * value:.2f}%"
+    number = _finite(value)
+    return _NA if number is None else f"{100 * number:.2f}%"
 
 
 def _ratio(value: Any) -> str:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        return _NA
-    return f"{value:.3f}"
+    number = _finite(value)
+    return _NA if number is None else f"{number:.3f}"
 
 
 def digit_svg(pixels: Sequence[Sequence[float]], *, size: int = 44, tone: str = "") -> str:
@@ -188,10 +187,7 @@ def render_demo_html(story: Mapping[str, Any]) -> str:
         >>> page.startswith("<!DOCTYPE html>") and "demo &lt;1&gt;" in page
         True
     """
-    if not isinstance(story, Mapping):
-        raise TypeError(
-            f"Expected argument `story` to be a mapping, but got {type(story).__name__}"
-        )
+    check_instance("story", story, Mapping, "a mapping")
     backfill = story.get("backfill") or {}
     timings = story.get("timings") or {}
     context = {

@@ -25,6 +25,7 @@ from typing import Any
 
 import jinja2
 
+from graceful._validation import check_instance
 from graceful.errors import InputError
 from graceful.io.atomic import atomic_write_text
 from graceful.report.charts import finite_or_none as _number
@@ -485,8 +486,7 @@ def render_html(summary: Mapping[str, Any]) -> str:
         The HTML page as a string. It references no external resource.
 
     Raises:
-        TypeError: if ``summary`` is not a mapping.
-        graceful.errors.InputError: if a section of ``summary`` has the wrong type.
+        InputError: if ``summary`` is not a mapping or a section has the wrong type.
 
     Example:
         >>> page = render_html({
@@ -500,11 +500,7 @@ def render_html(summary: Mapping[str, Any]) -> str:
         >>> "1.67%" in page and "p = 0.005" in page and "a &lt;b&gt; c" in page
         True
     """
-    if not isinstance(summary, Mapping):
-        raise TypeError(
-            f"Expected argument `summary` to be a mapping, but got {type(summary).__name__}: "
-            f"{_clip(summary)}"
-        )
+    check_instance("summary", summary, Mapping, "a mapping")
     return render_page("report.html.j2", _context(summary))
 
 
@@ -523,8 +519,7 @@ def write_html(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> Path
         ``path`` as a :class:`pathlib.Path`.
 
     Raises:
-        TypeError: if ``summary`` is not a mapping.
-        graceful.errors.InputError: if ``summary`` is malformed or the folder of ``path``
+        InputError: if ``summary`` is malformed or the folder of ``path``
             does not exist.
 
     Example:

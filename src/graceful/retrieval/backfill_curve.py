@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from graceful._validation import check_int
 from graceful.errors import InputError, UndefinedMetricWarning
 
 from .evaluation import (
     ArrayLike,
     _check_metric,
-    _check_positive_int,
     _check_top_k,
     _embeddings,
     _evaluate,
@@ -132,7 +132,7 @@ def backfill_curve(
         2       1.0   1.0  1.0
     """
     _check_metric(metric)
-    _check_positive_int(batch_size, "batch_size")
+    check_int("batch_size", batch_size, low=1)
     queries = _embeddings(query_embeddings, "query_embeddings")
     old = _embeddings(gallery_old, "gallery_old")
     new = _embeddings(gallery_new, "gallery_new")

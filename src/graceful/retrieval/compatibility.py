@@ -26,12 +26,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from graceful._validation import check_int
 from graceful.errors import InputError, UndefinedMetricWarning
 
 from .evaluation import (
     ArrayLike,
     _check_metric,
-    _check_positive_int,
     _check_top_k,
     _embeddings,
     _evaluate,
@@ -173,7 +173,7 @@ def cross_model_metrics(
             f" {len(embeddings) if isinstance(embeddings, Mapping) else 'n/a'}"
         )
     _check_metric(metric)
-    _check_positive_int(batch_size, "batch_size")
+    check_int("batch_size", batch_size, low=1)
     tensors = {name: _embeddings(x, f"embeddings[{name!r}]") for name, x in embeddings.items()}
     sizes = {name: t.shape[0] for name, t in tensors.items()}
     first = next(iter(tensors))

@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from graceful._validation import check_choice, check_int
 from graceful.errors import InputError, UndefinedMetricWarning
 
 __all__ = ["METRICS", "ArrayLike", "retrieval_metrics"]
@@ -137,14 +138,7 @@ def _joint_codes(a: np.ndarray, b: np.ndarray, names: tuple[str, str]) -> tuple[
 
 
 def _check_metric(metric: str) -> None:
-    if metric not in METRICS:
-        raise InputError(f"Expected argument `metric` to be one of {METRICS}, but got {metric!r}")
-
-
-def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise InputError(f"Expected argument `{name}` to be a positive int, but got {value!r}")
-    return int(value)
+    check_choice("metric", metric, METRICS)
 
 
 def _check_top_k(top_k: int | Sequence[int], n_gallery: int) -> tuple[int, ...]:
@@ -152,8 +146,7 @@ def _check_top_k(top_k: int | Sequence[int], n_gallery: int) -> tuple[int, ...]:
     if not values:
         raise InputError("Expected argument `top_k` to hold at least one k, but got none")
     for k in values:
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise InputError(f"Expected argument `top_k` to hold positive ints, but got {k!r}")
+        check_int("top_k", k, low=1)
         if k > n_gallery:
             raise InputError(
                 f"Expected argument `top_k` to be at most the gallery size ({n_gallery}),"
@@ -389,7 +382,7 @@ def _prepare(
 ) -> _Prepared:
     """Validate every argument of :func:`retrieval_metrics`."""
     _check_metric(metric)
-    _check_positive_int(batch_size, "batch_size")
+    check_int("batch_size", batch_size, low=1)
     queries = _embeddings(query_embeddings, "query_embeddings")
     gallery = _embeddings(gallery_embeddings, "gallery_embeddings")
     if queries.shape[1] != gallery.shape[1]:
