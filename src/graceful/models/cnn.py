@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from graceful._validation import check_int
-from graceful.embedding import make_head
+
+from ._base import EmbeddingNet
 
 __all__ = ["SmallCNN"]
 
@@ -23,7 +23,7 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(EmbeddingNet):
     """Three conv blocks (widths w, 2w, 4w, BatchNorm, max-pooling), global pooling, linear head.
 
     Args:
@@ -59,31 +59,17 @@ class SmallCNN(nn.Module):
         head: str = "linear",
         scale: float = 16.0,
     ) -> None:
-        super().__init__()
-        for value, name in (
-            (width, "width"),
-            (num_classes, "num_classes"),
-            (in_channels, "in_channels"),
-            (1 if embedding_dim is None else embedding_dim, "embedding_dim"),
-        ):
+        for value, name in ((width, "width"), (in_channels, "in_channels")):
             check_int(name, value, low=1)
-        self.features = nn.Sequential(
+        features = nn.Sequential(
             _block(in_channels, width), _block(width, 2 * width), _block(2 * width, 4 * width)
         )
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        dim = 4 * width
-        self.project: nn.Module = nn.Identity()
-        if embedding_dim is not None:
-            self.project = nn.Linear(dim, embedding_dim)
-            dim = embedding_dim
-        self.head = make_head(dim, num_classes, head, scale)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The embedding ``(N, embedding_dim)`` (or the pooled ``(N, 4 * width)``)."""
-        embedding: torch.Tensor = self.project(torch.flatten(self.pool(self.features(x)), 1))
-        return embedding
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, num_classes)``."""
-        logits: torch.Tensor = self.head(self.embed(x))
-        return logits
+        super().__init__(
+            features,
+            nn.AdaptiveAvgPool2d(1),
+            4 * width,
+            num_classes=num_classes,
+            embedding_dim=embedding_dim,
+            head=head,
+            scale=scale,
+        )

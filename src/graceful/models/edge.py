@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from graceful._validation import check_choice, check_int, check_real
-from graceful.embedding import make_head
+
+from ._base import EmbeddingNet
 
 __all__ = ["EdgeCNN"]
 
@@ -77,7 +78,7 @@ def _make_block(kind: str, c_in: int, c_out: int) -> nn.Module:
     return _InvertedResidual(c_in, c_out)
 
 
-class EdgeCNN(nn.Module):
+class EdgeCNN(EmbeddingNet):
     """A small embedding CNN: three stages of ``depth`` blocks (``w, 2w, 4w`` channels).
 
     Each stage is ``depth`` blocks followed by 2x2 max-pooling (28x28 -> 14 -> 7 -> 3,
@@ -138,18 +139,10 @@ class EdgeCNN(nn.Module):
         head: str = "linear",
         scale: float = 16.0,
     ) -> None:
-        super().__init__()
-        for value, name in (
-            (width, "width"),
-            (depth, "depth"),
-            (num_classes, "num_classes"),
-            (in_channels, "in_channels"),
-            (1 if embedding_dim is None else embedding_dim, "embedding_dim"),
-        ):
+        for value, name in ((width, "width"), (depth, "depth"), (in_channels, "in_channels")):
             check_int(name, value, low=1)
         check_choice("block", block, _BLOCKS)
         check_real("scale", scale, low=0.0, low_open=True)
-        check_choice("head", head, ("linear", "cosine"))
         stages: list[nn.Module] = []
         c_in = in_channels
         for c_out in (width, 2 * width, 4 * width):
@@ -159,22 +152,12 @@ class EdgeCNN(nn.Module):
                 blocks.append(_make_block(kind, c_in if i == 0 else c_out, c_out))
             stages.append(nn.Sequential(*blocks, nn.MaxPool2d(2)))
             c_in = c_out
-        self.features = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        dim = 4 * width
-        self.project: nn.Module = nn.Identity()
-        if embedding_dim is not None:
-            self.project = nn.Linear(dim, embedding_dim)
-            dim = embedding_dim
-        self.embedding_dim = dim
-        self.head = make_head(dim, num_classes, head, float(scale))
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The embedding ``(N, embedding_dim)`` (or the pooled ``(N, 4 * width)``)."""
-        embedding: torch.Tensor = self.project(torch.flatten(self.pool(self.features(x)), 1))
-        return embedding
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, num_classes)``."""
-        logits: torch.Tensor = self.head(self.embed(x))
-        return logits
+        super().__init__(
+            nn.Sequential(*stages),
+            nn.AdaptiveAvgPool2d(1),
+            4 * width,
+            num_classes=num_classes,
+            embedding_dim=embedding_dim,
+            head=head,
+            scale=float(scale),
+        )

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from graceful._validation import check_int, check_real
-from graceful.embedding import make_head
+
+from ._base import EmbeddingNet, mlp
 
 __all__ = ["EmbeddingMLP", "MLPHead"]
 
@@ -32,17 +33,8 @@ class MLPHead(nn.Module):
         super().__init__()
         for value, name in ((in_features, "in_features"), (num_classes, "num_classes")):
             check_int(name, value, low=1)
-        check_int("hidden", hidden, low=0)
         check_real("dropout", dropout, low=0.0, high=1.0, high_open=True)
-        if hidden == 0:
-            self.net: nn.Module = nn.Linear(in_features, num_classes)
-        else:
-            self.net = nn.Sequential(
-                nn.Linear(in_features, hidden),
-                nn.ReLU(),
-                nn.Dropout(dropout),
-                nn.Linear(hidden, num_classes),
-            )
+        self.net = mlp(in_features, hidden, num_classes, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, num_classes)``."""
@@ -50,7 +42,7 @@ class MLPHead(nn.Module):
         return logits
 
 
-class EmbeddingMLP(nn.Module):
+class EmbeddingMLP(EmbeddingNet):
     """An embedding model over fixed features: a projection (the embedding), then a head.
 
     ``embed``: ``Linear(in_features, embedding_dim)``, or ``Linear -> ReLU -> Linear``
@@ -82,28 +74,16 @@ class EmbeddingMLP(nn.Module):
         head: str = "linear",
         scale: float = 16.0,
     ) -> None:
-        super().__init__()
-        for value, name in (
-            (in_features, "in_features"),
-            (embedding_dim, "embedding_dim"),
-            (num_classes, "num_classes"),
-        ):
-            check_int(name, value, low=1)
-        check_int("hidden", hidden, low=0)
-        if hidden == 0:
-            self.project: nn.Module = nn.Linear(in_features, embedding_dim)
-        else:
-            self.project = nn.Sequential(
-                nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, embedding_dim)
-            )
-        self.head = make_head(embedding_dim, num_classes, head, scale)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The embedding ``(N, embedding_dim)``."""
-        embedding: torch.Tensor = self.project(x)
-        return embedding
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, num_classes)``."""
-        logits: torch.Tensor = self.head(self.embed(x))
-        return logits
+        check_int("in_features", in_features, low=1)
+        check_int("embedding_dim", embedding_dim, low=1)
+        check_int("num_classes", num_classes, low=1)
+        super().__init__(
+            nn.Identity(),
+            nn.Identity(),
+            in_features,
+            num_classes=num_classes,
+            embedding_dim=embedding_dim,
+            head=head,
+            scale=scale,
+            project=mlp(in_features, hidden, embedding_dim),
+        )
