@@ -43,8 +43,8 @@ from benchmarks.pages.bench import (
     _text,
 )
 from graceful.errors import InputError
-from graceful.report import ERROR_HOOK_SCRIPT, render_page, script_json, write_page
 from graceful.report.charts import curve_chart
+from graceful.report.html import ERROR_HOOK_SCRIPT, render_page, script_json, write_page
 
 __all__ = ["ORDER_LABELS", "render_bct_html", "write_bct_html"]
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from graceful.errors import InputError
-from graceful.report import ERROR_HOOK_SCRIPT, render_page, script_json, write_page
 from graceful.report.charts import finite_or_none as _number
 from graceful.report.charts import tradeoff_chart
+from graceful.report.html import ERROR_HOOK_SCRIPT, render_page, script_json, write_page
 
 __all__ = ["render_bench_html", "write_bench_html"]
 

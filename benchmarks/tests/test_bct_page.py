@@ -10,8 +10,8 @@ import pytest
 
 from benchmarks.pages import render_bct_html, render_bench_html, write_bct_html
 from graceful.errors import InputError
-from graceful.report import ERROR_HOOK_SCRIPT
 from graceful.report.charts import curve_chart
+from graceful.report.html import ERROR_HOOK_SCRIPT
 
 HOSTILE = '<img src=x onerror=alert(4)> & "BCT" $\\alpha$'
 

@@ -10,8 +10,8 @@ import pytest
 
 from benchmarks.pages import render_bench_html, write_bench_html
 from graceful.errors import InputError
-from graceful.report import ERROR_HOOK_SCRIPT, render_html
 from graceful.report.charts import tradeoff_chart
+from graceful.report.html import ERROR_HOOK_SCRIPT, render_html
 
 HOSTILE_METHOD_LABEL = '<img src=x onerror=alert(3)> & "KD" $\\beta$'
 

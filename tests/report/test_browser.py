@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from graceful.report import ERROR_HOOK_SCRIPT, write_html
+from graceful.report.html import ERROR_HOOK_SCRIPT, write_html
 from tests.report.browser import assert_screenshot_not_blank, dump_dom
 
 pytestmark = pytest.mark.browser

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, ClassVar
+
 import torch
 from torch import nn
 
@@ -26,20 +29,26 @@ class _Configured(nn.Module):
             setattr(self, name, value)
         self._hyperparameters = tuple(checked)
 
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The validated hyper-parameters, by name (what the functional form takes)."""
+        return {name: getattr(self, name) for name in self._hyperparameters}
+
     def extra_repr(self) -> str:
         """Hyper-parameters shown by ``repr``."""
-        return ", ".join(f"{name}={getattr(self, name)!r}" for name in self._hyperparameters)
+        return ", ".join(f"{name}={value!r}" for name, value in self.hyperparameters.items())
 
 
 class RegressionLoss(_Configured):
     """A loss that discourages regressions of a new model against an old one.
 
-    Subclasses implement ``forward(new_logits, old_logits, target)`` over tensors: the
-    loss never holds or runs a model. ``old_logits`` are detached inside, so no gradient
-    reaches the old model; ``reduction`` (``"mean"`` over N, ``"sum"`` or ``"none"``) and
-    the other hyper-parameters (keywords of ``__init__``) are validated here, once. Losses
-    that do not need ``target`` still accept it, so any subclass can be the regression term
-    of :class:`~graceful.losses.PositiveCongruentLoss`.
+    A subclass names its implementation, ``(new_logits, old_logits, target, **hp)`` over
+    tensors, in ``_impl`` (the private function its functional form calls too), or
+    overrides ``forward``: the loss never holds or runs a model. ``old_logits`` are
+    detached inside, so no gradient reaches the old model; ``reduction`` (``"mean"`` over
+    N, ``"sum"`` or ``"none"``) and the other hyper-parameters (keywords of ``__init__``)
+    are validated here, once. Losses that do not need ``target`` still accept it, so any
+    subclass can be the regression term of :class:`~graceful.losses.PositiveCongruentLoss`.
 
     Args:
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-sample values, shape ``(N,)``).
@@ -53,11 +62,22 @@ class RegressionLoss(_Configured):
         Zero(reduction='sum')
     """
 
+    _impl: ClassVar[Callable[..., torch.Tensor] | None] = None
+
     def __init__(self, reduction: Reduction = "mean", **hyperparameters: object) -> None:
         super().__init__(**hyperparameters, reduction=reduction)
 
     def forward(
-        self, new_logits: torch.Tensor, old_logits: torch.Tensor, target: torch.Tensor
+        self,
+        new_logits: torch.Tensor,
+        old_logits: torch.Tensor,
+        target: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Compute the loss from new logits ``(N, C)``, old logits ``(N, C)``, target ``(N,)``."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+        """The loss of new logits ``(N, C)`` against old logits ``(N, C)`` and target ``(N,)``.
+
+        ``target`` may be ``None`` for the losses that do not use it.
+        """
+        impl = type(self)._impl
+        if impl is None:
+            raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+        return impl(new_logits, old_logits, target, **self.hyperparameters)

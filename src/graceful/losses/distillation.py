@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from ._checks import Reduction
 from .base import RegressionLoss
 from .functional import _distillation
@@ -23,6 +21,7 @@ class DistillationLoss(RegressionLoss):
         reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
 
     Example:
+        >>> import torch
         >>> loss = DistillationLoss(temperature=2.0)
         >>> new = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
         >>> old = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
@@ -35,11 +34,4 @@ class DistillationLoss(RegressionLoss):
     def __init__(self, temperature: float = 1.0, reduction: Reduction = "mean") -> None:
         super().__init__(reduction, temperature=temperature)
 
-    def forward(
-        self,
-        new_logits: torch.Tensor,
-        old_logits: torch.Tensor,
-        target: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Loss from new logits ``(N, C)``, old logits ``(N, C)``; ``target`` is unused."""
-        return _distillation(new_logits, old_logits, target, self.temperature, self.reduction)
+    _impl = _distillation

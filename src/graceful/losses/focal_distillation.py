@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from ._checks import Reduction
 from .base import RegressionLoss
 from .functional import _focal_distillation
@@ -29,6 +27,7 @@ class FocalDistillationLoss(RegressionLoss):
         reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
 
     Example:
+        >>> import torch
         >>> loss = FocalDistillationLoss(alpha=1.0, beta=5.0, distance="logit_matching")
         >>> new = torch.tensor([[0.0, 2.0], [0.0, 1.0]])
         >>> old = torch.tensor([[2.0, 0.0], [2.0, 0.0]])
@@ -60,18 +59,4 @@ class FocalDistillationLoss(RegressionLoss):
             filter=filter,
         )
 
-    def forward(
-        self, new_logits: torch.Tensor, old_logits: torch.Tensor, target: torch.Tensor
-    ) -> torch.Tensor:
-        """Loss from new logits ``(N, C)``, old logits ``(N, C)`` and target ``(N,)``."""
-        return _focal_distillation(
-            new_logits,
-            old_logits,
-            target,
-            self.alpha,
-            self.beta,
-            self.distance,
-            self.temperature,
-            self.filter,
-            self.reduction,
-        )
+    _impl = _focal_distillation

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from ._checks import Reduction
 from .base import RegressionLoss
 from .functional import _logit_difference_inhibition
@@ -25,6 +23,7 @@ class LogitDifferenceInhibitionLoss(RegressionLoss):
         reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
 
     Example:
+        >>> import torch
         >>> ensemble = torch.stack([torch.zeros(2, 2), torch.ones(2, 2)]).mean(0)
         >>> loss = LogitDifferenceInhibitionLoss(margin=0.5, p=2)
         >>> loss(torch.tensor([[2.5, 0.5], [0.5, 0.5]]), ensemble, None)
@@ -37,13 +36,4 @@ class LogitDifferenceInhibitionLoss(RegressionLoss):
     def __init__(self, margin: float = 0.0, p: float = 2.0, reduction: Reduction = "mean") -> None:
         super().__init__(reduction, margin=margin, p=p)
 
-    def forward(
-        self,
-        new_logits: torch.Tensor,
-        old_logits: torch.Tensor,
-        target: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Loss from new logits ``(N, C)``, reference logits ``(N, C)``; ``target`` is unused."""
-        return _logit_difference_inhibition(
-            new_logits, old_logits, target, self.margin, self.p, self.reduction
-        )
+    _impl = _logit_difference_inhibition

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from .base import RegressionLoss
 from .functional import _new_error
 
@@ -21,14 +19,11 @@ class NewErrorLoss(RegressionLoss):
         reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
 
     Example:
+        >>> import torch
         >>> loss = NewErrorLoss(reduction="sum")
         >>> old = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
         >>> loss(torch.zeros(2, 2), old, torch.tensor([0, 1]))
         tensor(0.6931)
     """
 
-    def forward(
-        self, new_logits: torch.Tensor, old_logits: torch.Tensor, target: torch.Tensor
-    ) -> torch.Tensor:
-        """Loss from new logits ``(N, C)``, old logits ``(N, C)`` and target ``(N,)``."""
-        return _new_error(new_logits, old_logits, target, self.reduction)
+    _impl = _new_error

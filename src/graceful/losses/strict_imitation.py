@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from .base import RegressionLoss
 from .functional import _strict_imitation
 
@@ -22,14 +20,11 @@ class StrictImitationLoss(RegressionLoss):
         reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
 
     Example:
+        >>> import torch
         >>> loss = StrictImitationLoss(reduction="none")
         >>> old = torch.tensor([[9.0, 0.0], [9.0, 0.0]])
         >>> loss(torch.zeros(2, 2), old, torch.tensor([0, 1]))
         tensor([0.6931, 0.0000])
     """
 
-    def forward(
-        self, new_logits: torch.Tensor, old_logits: torch.Tensor, target: torch.Tensor
-    ) -> torch.Tensor:
-        """Loss from new logits ``(N, C)``, old logits ``(N, C)`` and target ``(N,)``."""
-        return _strict_imitation(new_logits, old_logits, target, self.reduction)
+    _impl = _strict_imitation

@@ -10,7 +10,8 @@ these keys, all optional except that a useful page needs ``metrics``:
 ``flip_matrix`` (``rows``/``columns``/``counts``), ``flipped_examples`` and ``gate``.
 
 :func:`render_page` renders any other page in the same style (the demo's, the benchmarks'),
-and :mod:`graceful.report.charts` draws the charts as inline SVG. Needs the ``report``
+with :func:`graceful.report.html.script_json` and :func:`graceful.report.html.write_page`;
+:mod:`graceful.report.charts` draws the charts as inline SVG. Needs the ``report``
 extra (jinja2, matplotlib).
 
 Example:
@@ -25,20 +26,6 @@ from graceful._extras import require
 
 require("report", "graceful.report")
 
-from graceful.report.html import (
-    ERROR_HOOK_SCRIPT,
-    render_html,
-    render_page,
-    script_json,
-    write_html,
-    write_page,
-)
+from graceful.report.html import render_html, render_page, write_html
 
-__all__ = [
-    "ERROR_HOOK_SCRIPT",
-    "render_html",
-    "render_page",
-    "script_json",
-    "write_html",
-    "write_page",
-]
+__all__ = ["render_html", "render_page", "write_html"]

@@ -19,7 +19,8 @@ import importlib.resources
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +99,15 @@ def _pct(value: Any) -> str:
     return f"{percent:.2f}%"
 
 
-def _ratio(value: Any) -> str:
-    """Format a plain ratio; None becomes "undefined"."""
+def _format(value: Any, spec: str, missing: str = "undefined") -> str:
+    """Format a number with ``spec``; a missing or non-finite value becomes ``missing``."""
     number = _number(value)
-    return "undefined" if number is None else f"{number:.3f}"
+    return missing if number is None else format(number, spec)
+
+
+_ratio = partial(_format, spec=".3f")  # a plain ratio
+_confidence = partial(_format, spec=".3f", missing="—")  # a model confidence in [0, 1]
+_plain = partial(_format, spec=".4g")  # up to 4 significant digits
 
 
 def _count(value: Any) -> str:
@@ -110,18 +116,6 @@ def _count(value: Any) -> str:
     if number is None:
         return "undefined"
     return f"{int(number):,}" if number == int(number) else f"{number:,.2f}"
-
-
-def _confidence(value: Any) -> str:
-    """Format a model confidence in [0, 1]; None becomes an em dash."""
-    number = _number(value)
-    return "—" if number is None else f"{number:.3f}"
-
-
-def _plain(value: Any) -> str:
-    """Format a number with up to 4 significant digits; None becomes "undefined"."""
-    number = _number(value)
-    return "undefined" if number is None else f"{number:.4g}"
 
 
 def _p_value(value: Any) -> str:
@@ -134,7 +128,11 @@ def _p_value(value: Any) -> str:
     return f"p = {number:.2e}"
 
 
-_GATE_FORMATS = {"max_nfr": _pct, "min_btc": _pct, "max_rel_nfr": _ratio}
+_GATE_FORMATS: dict[str, Callable[[Any], str]] = {
+    "max_nfr": _pct,
+    "min_btc": _pct,
+    "max_rel_nfr": _ratio,
+}
 
 
 def _sort_key(value: Any) -> str:
