@@ -25,13 +25,10 @@ from graceful.errors import InputError, UndefinedMetricWarning
 from .evaluation import (
     ArrayLike,
     _check_metric,
-    _check_top_k,
     _embeddings,
     _evaluate,
-    _exclusion,
-    _joint_codes,
-    _labels_1d,
     _Prepared,
+    _same_items,
     _to_numpy,
     _warn_dropped,
 )
@@ -144,13 +141,11 @@ def backfill_curve(
                 f" {tuple(queries.shape)} (same items, compatible dimension), but got"
                 f" {tuple(t.shape)}"
             )
-    label_arr = _labels_1d(labels, "labels", n, "query_embeddings")
-    codes, _ = _joint_codes(label_arr, label_arr, ("labels", "labels"))
+    codes, exclude, ks = _same_items(
+        labels, ids, leave_one_out=leave_one_out, top_k=top_k, n=n, name="query_embeddings"
+    )
     positions = _order(order, n)
     steps = _fractions(fractions)
-    ks = _check_top_k(top_k, n)
-    names = ("ids", "ids", "query_embeddings", "query_embeddings")
-    exclude = _exclusion(ids, ids, leave_one_out, n, n, names)
     dtype = torch.promote_types(old.dtype, new.dtype)
     old, new = old.to(dtype), new.to(device=old.device, dtype=dtype)
     rows = []

@@ -32,13 +32,10 @@ from graceful.errors import InputError, UndefinedMetricWarning
 from .evaluation import (
     ArrayLike,
     _check_metric,
-    _check_top_k,
     _embeddings,
     _evaluate,
-    _exclusion,
-    _joint_codes,
-    _labels_1d,
     _Prepared,
+    _same_items,
     _warn_dropped,
 )
 
@@ -184,10 +181,9 @@ def cross_model_metrics(
                 f"Expected argument `embeddings` to hold the same items for every model, but"
                 f" {first!r} has {n} rows and {name!r} has {size}"
             )
-    label_arr = _labels_1d(labels, "labels", n, "embeddings")
-    codes, _ = _joint_codes(label_arr, label_arr, ("labels", "labels"))
-    ks = _check_top_k(top_k, n)
-    exclude = _exclusion(ids, ids, leave_one_out, n, n, ("ids", "ids", "embeddings", "embeddings"))
+    codes, exclude, ks = _same_items(
+        labels, ids, leave_one_out=leave_one_out, top_k=top_k, n=n, name="embeddings"
+    )
     rows = []
     mismatched = 0
     dropped = 0

@@ -367,6 +367,25 @@ class _Prepared:
     top_k: tuple[int, ...]
 
 
+def _same_items(
+    labels: ArrayLike,
+    ids: ArrayLike | None,
+    *,
+    leave_one_out: bool,
+    top_k: int | Sequence[int],
+    n: int,
+    name: str,
+) -> tuple[_IntArray, _IntArray | None, tuple[int, ...]]:
+    """Label codes, exclusion and ks when queries and gallery are the same ``n`` items.
+
+    ``name`` is the embedding argument the ``labels`` and ``ids`` belong to, for messages.
+    """
+    label_arr = _labels_1d(labels, "labels", n, name)
+    codes, _ = _joint_codes(label_arr, label_arr, ("labels", "labels"))
+    exclude = _exclusion(ids, ids, leave_one_out, n, n, ("ids", "ids", name, name))
+    return codes, exclude, _check_top_k(top_k, n)
+
+
 def _prepare(
     query_embeddings: ArrayLike,
     query_labels: ArrayLike,
