@@ -22,7 +22,7 @@ from graceful.embedding import EmbeddingOf
 from graceful.errors import InputError
 from graceful.io.atomic import atomic_write_text
 from graceful.retrieval import retrieval_metrics
-from graceful.training import TrainConfig, Trainer
+from graceful.training import TrainConfig, Trainer, predict
 
 __all__ = [
     "embed",
@@ -128,11 +128,8 @@ def train(
 
 
 def embed(model: nn.Module, part: LabelledArrays, batch_size: int = 512) -> torch.Tensor:
-    """An embedding model's embeddings of ``part`` (eval mode, no gradient)."""
-    view = EmbeddingOf(model).eval()
-    x = torch.as_tensor(part.x)
-    with torch.no_grad():
-        return torch.cat([view(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    """An embedding model's embeddings of ``part`` (:func:`graceful.training.predict`)."""
+    return predict(EmbeddingOf(model), torch.as_tensor(part.x), batch_size=batch_size)
 
 
 def loo_retrieval(q: torch.Tensor, g: torch.Tensor, labels: np.ndarray) -> dict[str, float]:

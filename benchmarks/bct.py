@@ -46,7 +46,7 @@ from benchmarks.pages.bct import write_bct_html
 from graceful.data import Splits, load_digits
 from graceful.embedding import EmbeddingOf, WithEmbedding
 from graceful.errors import InputError
-from graceful.gallery import balanced_order
+from graceful.gallery import balanced_order, uncertainty_scores
 from graceful.io.atomic import atomic_write_text
 from graceful.losses import (
     BCTInfluenceLoss,
@@ -60,6 +60,7 @@ from graceful.training import (
     CachedTeacher,
     TrainConfig,
     fit_transformation,
+    predict,
     seed_everything,
 )
 
@@ -133,14 +134,7 @@ class BCTSetting:
 
 
 def _logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    model.eval()
-    with torch.no_grad():
-        return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-
-
-def _entropy(logits: torch.Tensor) -> np.ndarray:
-    logp = torch.log_softmax(logits.double(), dim=1)
-    return (-(logp.exp() * logp).sum(dim=1)).numpy()
+    return predict(model, x, batch_size=batch_size)
 
 
 def _image_seed(
@@ -203,8 +197,7 @@ def _image_seed(
     h = fit_transformation(
         old_train_emb, embed(independent, data.train), data.train.y, new_head=independent.head
     )
-    with torch.no_grad():
-        out["transformed_old"] = h(out["old"])
+    out["transformed_old"] = predict(h, out["old"])
     out["newstar"] = out["independent"]
     return out, extra
 
@@ -270,8 +263,7 @@ def _text_seed(
         old_data.train.y,
         new_head=independent.head,
     )
-    with torch.no_grad():
-        out["transformed_old"] = h(out["old"])
+    out["transformed_old"] = predict(h, out["old"])
     out["newstar"] = out["independent"]
     return out, extra
 
@@ -312,7 +304,9 @@ def run_bct_setting(
             "new_new": star,
             "newstar_newstar": star,
         }
-        uncertainty = _entropy(extra["old_test_logits"])
+        old_logits = extra["old_test_logits"]
+        by_row = uncertainty_scores([str(i) for i in range(len(old_logits))], old_logits.numpy())
+        uncertainty = np.fromiter(by_row.values(), np.float64, len(by_row))  # entropy, row order
         rng = np.random.default_rng(seed)
         predicted = extra["old_test_logits"].argmax(dim=1).numpy()
         orders = {

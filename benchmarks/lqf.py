@@ -46,7 +46,7 @@ from benchmarks.data._cache import cache_root, cached_arrays, file_sha256
 from benchmarks.data.mnist import mnist_pickle
 from benchmarks.pretrained import load_efficientnet_lite0
 from graceful.data import LabelledArrays
-from graceful.errors import InputError
+from graceful.errors import InputError, TrainingDivergedError
 from graceful.io.atomic import atomic_write_text
 from graceful.lqf import FinetuneConfig, LinearizedModel, finetune, predict, to_leaky_relu
 from graceful.models import SmallCNN
@@ -192,13 +192,16 @@ def _prepare_mnist_cnn(log: Callable[[str], None]) -> Prepared:
     mnist_pred = predict(net, torch.as_tensor(mnist.x)).argmax(1).numpy()
     mnist_acc = float(np.mean(mnist_pred == mnist.y))
     splits = load_animal_mnist(seed=0, val_size=1000)
-    extractor = net.features[0]  # block 1 frozen; blocks 2-3 and a new head are trained
+    blocks = net.features
+    if not isinstance(blocks, nn.Sequential):
+        raise TypeError("SmallCNN's features must be an nn.Sequential of its blocks")
+    extractor = blocks[0]  # block 1 frozen; blocks 2-3 and a new head are trained
     log("computing the frozen features (block 1)")
 
     def make_tail(seed: int) -> TailNet:
         body = nn.Sequential(
-            copy.deepcopy(net.features[1]),
-            copy.deepcopy(net.features[2]),
+            copy.deepcopy(blocks[1]),
+            copy.deepcopy(blocks[2]),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )
@@ -419,7 +422,7 @@ def _train_one(
     try:
         history = finetune(model, x, y, config)
         loss = history[-1]
-    except InputError:  # diverged: a grid point that does not train, not a crash
+    except TrainingDivergedError:  # a grid point that does not train, not a crash
         loss = math.inf
     val_pred = predict(model, val_x).argmax(1)
     test_pred = predict(model, test_x).argmax(1)

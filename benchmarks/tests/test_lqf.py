@@ -19,6 +19,7 @@ from benchmarks.lqf import (
     TailNet,
     _pair_stats,
     _subsets,
+    _train_one,
     lqf_markdown,
     run_lqf,
 )
@@ -98,6 +99,15 @@ def test_tiny_setting_end_to_end_with_tuning(tmp_path, monkeypatch):
     text = (tmp_path / "lqf.md").read_text()
     assert "| LQF |" in text and "NFR 50 → all" in text
     assert lqf_markdown(summary) in text
+
+
+def test_a_diverging_grid_point_is_an_infinite_loss_not_a_crash():
+    prepared = _prepare(lambda _: None)
+    index = _subsets(prepared.train[1])["10"]
+    choice = {"optimizer": "sgd", "lr": 1e3}  # the squared loss explodes at this rate
+    run = _train_one(TINY, prepared, LQF_METHODS["squared_only"], "10", index, 0, choice)
+    assert run["final_loss"] == float("inf")
+    assert 0.0 <= run["val_accuracy"] <= 1.0
 
 
 def test_setting_without_tuned_values_asks_for_tune(monkeypatch, tmp_path):

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from graceful.errors import InputError
@@ -24,9 +25,13 @@ __all__ = [
     "check_bool",
     "check_callable",
     "check_choice",
+    "check_fields",
     "check_instance",
     "check_int",
     "check_real",
+    "check_seed",
+    "check_str",
+    "check_vectors",
     "describe",
     "fail",
 ]
@@ -230,3 +235,118 @@ def check_callable(name: str, value: Any, *, optional: bool = False) -> Any:
         f"Expected {_subject(name)} to be callable{' or None' if optional else ''},"
         f" but got {type(value).__name__}"
     )
+
+
+def check_str(name: str, value: object) -> str:
+    """``value`` if it is a non-empty ``str``.
+
+    Example:
+        >>> check_str("job", "default")
+        'default'
+        >>> check_str("job", "")
+        Traceback (most recent call last):
+        ...
+        graceful.errors.InputError: Expected argument `job` to be a non-empty str, but got ''
+    """
+    if isinstance(value, str) and value:
+        return value
+    raise fail(name, "a non-empty str", value)
+
+
+def check_vectors(
+    name: str,
+    value: object,
+    *,
+    rows: int | None = None,
+    dim: int | None = None,
+    nonzero: bool = False,
+    where: str = "",
+) -> npt.NDArray[np.float32]:
+    """``value`` as a C-contiguous float32 ``(rows, dim)`` array of finite numbers.
+
+    ``rows`` or ``dim`` ``None`` accepts any size; ``nonzero`` also refuses an all-zero
+    row (a vector that cannot be normalised); ``where`` ends the expectation in the
+    message (``" for version 'v1'"``).
+
+    Example:
+        >>> check_vectors("x", [[1, 2]], dim=2).dtype
+        dtype('float32')
+        >>> check_vectors("x", [[1, 2]], rows=1, dim=3)
+        Traceback (most recent call last):
+        ...
+        graceful.errors.InputError: Expected argument `x` to have shape (1, 3), but got shape (1, 2)
+    """
+    try:
+        arr = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise fail(name, "a float array", value) from None
+    if (
+        arr.ndim != 2
+        or (rows is not None and len(arr) != rows)
+        or (dim not in (None, arr.shape[1]))
+    ):
+        want = f"({'n' if rows is None else rows}, {'d' if dim is None else dim})"
+        raise InputError(
+            f"Expected {_subject(name)} to have shape {want}{where}, but got shape {arr.shape}"
+        )
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise InputError(f"Expected {_subject(name)} to be finite, but row {row} holds NaN or inf")
+    if nonzero and len(arr):
+        zero = ~arr.any(axis=1)
+        if zero.any():
+            row = int(np.flatnonzero(zero)[0])
+            raise InputError(
+                f"Expected {_subject(name)} to have non-zero rows{where}, but row {row} is zero"
+            )
+    return np.ascontiguousarray(arr)
+
+
+SEED_MAX = 2**32 - 1
+"""The largest seed every generator accepts (NumPy's legacy seeding takes 32 bits)."""
+
+
+def check_seed(name: str, value: object) -> int:
+    """``value`` as an ``int`` seed in ``[0, 2**32 - 1]``, the range NumPy and torch share.
+
+    Example:
+        >>> check_seed("seed", 7)
+        7
+        >>> check_seed("cfg.seed", -1)
+        Traceback (most recent call last):
+        ...
+        graceful.errors.InputError: Expected `cfg.seed` to be an int in [0, 2**32 - 1], but got -1
+    """
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    number = int(value) if ok else -1  # type: ignore[call-overload]
+    if 0 <= number <= SEED_MAX:
+        return number
+    raise fail(name, "an int in [0, 2**32 - 1]", value)
+
+
+def check_fields(instance: object, checks: Mapping[str, Callable[[str, Any], Any]]) -> None:
+    """Check the named fields of a dataclass instance in order; store each checked value.
+
+    ``checks`` maps a field to a check called as ``check("Class.field", value)`` (bind
+    bounds with :func:`functools.partial`); the value it returns replaces the field's, so
+    a frozen dataclass holds plain Python values. The first bad field raises.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> from functools import partial
+        >>> @dataclass(frozen=True)
+        ... class Recipe:
+        ...     epochs: int
+        ...     def __post_init__(self):
+        ...         check_fields(self, {"epochs": partial(check_int, low=1)})
+        >>> Recipe(np.int64(3)).epochs, type(Recipe(np.int64(3)).epochs)
+        (3, <class 'int'>)
+        >>> Recipe(0)
+        Traceback (most recent call last):
+        ...
+        graceful.errors.InputError: Expected `Recipe.epochs` to be a positive int, but got 0
+    """
+    kind = type(instance).__name__
+    for name, check in checks.items():
+        object.__setattr__(instance, name, check(f"{kind}.{name}", getattr(instance, name)))

@@ -50,6 +50,11 @@ def test_new_queries_search_the_old_gallery_then_a_partial_and_resumed_backfill(
                  "--out", tmp / "r.parquet")  # fmt: skip
     assert result.exit_code == 0, result.output
     hits = pd.read_parquet(tmp / "r.parquet")
+    assert list(hits.columns) == ["query", "rank", "id", "distance", "version"]
+    with Gallery(g) as gallery:  # the rows are Gallery.search's (D, I), one per hit
+        d, i = gallery.search(v1[:3], 2, version="v1")
+    assert hits["id"].tolist() == i.ravel().tolist()
+    np.testing.assert_allclose(hits["distance"], d.ravel(), rtol=1e-6)
     assert hits.groupby("query")["id"].first().to_dict() == {
         "q0": "item0",
         "q1": "item1",

@@ -45,7 +45,7 @@ def main(db, run):
         if info.batch % 2 == 0:
             new = [f"n{run}-{info.batch}-{j}" for j in range(3)]
             rng = np.random.default_rng(info.batch)
-            gallery.add(new, rng.standard_normal((3, DIM)), version="v0")
+            gallery.add_with_ids(rng.standard_normal((3, DIM)), new, version="v0")
             say("ack " + " ".join(new))
 
     backfill(

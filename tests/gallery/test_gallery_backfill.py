@@ -42,7 +42,7 @@ def make(path, n=100):
     g.register_version("v0", dim=DIM)
     g.register_version("v1", dim=DIM, compatible_with=["v0"], evidence={"top1_new_old": 0.6})
     rng = np.random.default_rng(0)
-    g.add(ids_of(n), rng.standard_normal((n, DIM)), version="v0")
+    g.add_with_ids(rng.standard_normal((n, DIM)), ids_of(n), version="v0")
     return g
 
 
@@ -149,8 +149,8 @@ def test_search_works_between_batches_and_items_appear_mid_job(tmp_path):
         seen.append((info.done, info.total, g.status()["v1"], r.versions[:, 0].tolist()))
         if info.batch == 1:
             # an item added (under the old version) while the job runs, and one removed
-            g.add(["item9999"], np.ones((1, DIM)), version="v0")
-            g.remove(["item0049"])
+            g.add_with_ids(np.ones((1, DIM)), ["item9999"], version="v0")
+            g.remove_ids(["item0049"])
 
     report = backfill(
         g,
@@ -174,7 +174,7 @@ def test_search_works_between_batches_and_items_appear_mid_job(tmp_path):
 
 def test_skips_items_already_at_the_target(tmp_path):
     g = make(str(tmp_path / "g.sqlite"), n=20)
-    g.replace(ids_of(5), new_vector(ids_of(5)), version="v1")
+    g.replace(new_vector(ids_of(5)), ids_of(5), version="v1")
     embed = Embedder()
     report = backfill(
         g, to_version="v1", embed=embed, policy=RandomOrder(0), batch_size=4, progress=False

@@ -12,7 +12,7 @@ def test_cloud_and_edge_queries_search_the_same_items():
     ids = [f"item{i}" for i in range(50)]
     with Gallery(":memory:") as g:
         g.register_version("cloud", dim=8)
-        g.add(ids, items, version="cloud")
+        g.add_with_ids(items, ids, version="cloud")
         g.register_version(
             "edge", dim=8, compatible_with=["cloud"], evidence={"top1_edge_cloud": 0.9}
         )

@@ -35,9 +35,9 @@ def filled(path):
     g.register_version("v1", dim=6, metric="l2", compatible_with=["v0"], evidence={"r1": 0.7})
     g.register_version("w", dim=3)
     x = rng.standard_normal((200, 6)).astype(np.float32)
-    g.add(ids_of(200), x, version="v0", metadata=[{"n": i} for i in range(200)])
-    g.replace(ids_of(50), x[:50] + 1, version="v1")
-    g.remove([f"i{i:05d}" for i in range(190, 200)])
+    g.add_with_ids(x, ids_of(200), version="v0", metadata=[{"n": i} for i in range(200)])
+    g.replace(x[:50] + 1, ids_of(50), version="v1")
+    g.remove_ids([f"i{i:05d}" for i in range(190, 200)])
     return g, x
 
 
@@ -55,7 +55,7 @@ def test_reopen_gives_the_same_results(filled, path):
         after = h.search(q, 8, version="v1")
         assert h.status() == status == {"v0": 140, "v1": 50, "w": 0}
         assert after.ids.tolist() == before.ids.tolist()
-        np.testing.assert_allclose(after.scores, before.scores, rtol=1e-5)
+        np.testing.assert_allclose(after.distances, before.distances, rtol=1e-5)
         assert after.versions.tolist() == before.versions.tolist()
         assert [v.name for v in h.versions()] == ["v0", "v1", "w"]
         assert h.versions()[0].index == "hnsw"
@@ -75,9 +75,9 @@ def test_refresh_sees_another_gallerys_writes(filled, path):
     b = Gallery(path)
     q = x[:5]
     assert b.search(q, 5, version="v1").ids.tolist() == a.search(q, 5, version="v1").ids.tolist()
-    a.add(["new"], x[:1] * 0 + 9, version="v0")
-    a.replace(["i00100"], x[100:101] - 3, version="v1")
-    a.remove(["i00005"])
+    a.add_with_ids(x[:1] * 0 + 9, ["new"], version="v0")
+    a.replace(x[100:101] - 3, ["i00100"], version="v1")
+    a.remove_ids(["i00005"])
     a.register_version("v2", dim=6, metric="l2", compatible_with=["v1", "v0"])
     assert b.ntotal == 190  # not yet refreshed
     assert b.refresh() == 4
@@ -89,8 +89,8 @@ def test_refresh_sees_another_gallerys_writes(filled, path):
             == a.search(x[:30], 10, version=v).ids.tolist()
         )
     # and b's own writes interleave with a's: a write after a foreign write refreshes first
-    a.add(["a-only"], np.zeros((1, 6)), version="v0")
-    b.add(["b-only"], np.ones((1, 6)), version="v0")
+    a.add_with_ids(np.zeros((1, 6)), ["a-only"], version="v0")
+    b.add_with_ids(np.ones((1, 6)), ["b-only"], version="v0")
     assert b.ntotal == 192
     a.refresh()
     assert a.status() == b.status()
@@ -109,33 +109,33 @@ def test_bad_input_raises_and_changes_nothing(filled, path):
     g, _ = filled
     ok = np.ones((2, 6), np.float32)
     cases = [
-        (lambda: g.add(["a", "b"], np.ones((2, 5)), version="v0"), r"`vectors`.*\(2, 6\)"),
-        (lambda: g.add(["a", "b"], np.ones(12), version="v0"), "`vectors`"),
+        (lambda: g.add_with_ids(np.ones((2, 5)), ["a", "b"], version="v0"), r"`x`.*\(2, 6\)"),
+        (lambda: g.add_with_ids(np.ones(12), ["a", "b"], version="v0"), "`x`"),
         (
-            lambda: g.add(["a", "b"], np.array([[np.nan] * 6, [1] * 6]), version="v0"),
-            "`vectors`.*finite",
+            lambda: g.add_with_ids(np.array([[np.nan] * 6, [1] * 6]), ["a", "b"], version="v0"),
+            "`x`.*finite",
         ),
         (
-            lambda: g.add(["a", "b"], np.array([[np.inf] * 6, [1] * 6]), version="v0"),
-            "`vectors`.*finite",
+            lambda: g.add_with_ids(np.array([[np.inf] * 6, [1] * 6]), ["a", "b"], version="v0"),
+            "`x`.*finite",
         ),
-        (lambda: g.add(["a", "b"], ok, version="v9"), "`version`.*'v9'"),
-        (lambda: g.add(["a", "a"], ok, version="v0"), "`ids`.*'a' appears twice"),
-        (lambda: g.add(["a", "i00150"], ok, version="v0"), "`ids`.*'i00150' is already"),
-        (lambda: g.add(["a", 3], ok, version="v0"), "`ids`.*str.*3"),
-        (lambda: g.add("ab", ok, version="v0"), "`ids`"),
-        (lambda: g.add([1, 2], ok, version="v0"), "`ids`"),
-        (lambda: g.add(["a", "b"], ok, version="v0", metadata=[{}]), "`metadata`"),
+        (lambda: g.add_with_ids(ok, ["a", "b"], version="v9"), "`version`.*'v9'"),
+        (lambda: g.add_with_ids(ok, ["a", "a"], version="v0"), "`ids`.*'a' appears twice"),
+        (lambda: g.add_with_ids(ok, ["a", "i00150"], version="v0"), "`ids`.*'i00150' is already"),
+        (lambda: g.add_with_ids(ok, ["a", 3], version="v0"), "`ids`.*str.*3"),
+        (lambda: g.add_with_ids(ok, "ab", version="v0"), "`ids`"),
+        (lambda: g.add_with_ids(ok, [1, 2], version="v0"), "`ids`"),
+        (lambda: g.add_with_ids(ok, ["a", "b"], version="v0", metadata=[{}]), "`metadata`"),
         (
-            lambda: g.add(["a", "b"], ok, version="v0", metadata=[{"x": object()}, None]),
-            "`evidence`|JSON",
+            lambda: g.add_with_ids(ok, ["a", "b"], version="v0", metadata=[{"x": object()}, None]),
+            r"`metadata\[0\]`.*JSON",
         ),
-        (lambda: g.add(["a", "b"], np.zeros((2, 3)), version="w"), "`vectors`.*non-zero"),
-        (lambda: g.replace(["i00150", "zz"], ok, version="v1"), "`ids`.*'zz'"),
-        (lambda: g.replace(["i00150"], ok[:1, :3], version="v1"), "`vectors`"),
-        (lambda: g.replace(["i00150", "i00150"], ok, version="v1"), "`ids`.*twice"),
-        (lambda: g.remove(["i00150", "zz"]), "`ids`.*'zz'"),
-        (lambda: g.remove([5]), "`ids`"),
+        (lambda: g.add_with_ids(np.zeros((2, 3)), ["a", "b"], version="w"), "`x`.*non-zero"),
+        (lambda: g.replace(ok, ["i00150", "zz"], version="v1"), "`ids`.*'zz'"),
+        (lambda: g.replace(ok[:1, :3], ["i00150"], version="v1"), "`x`"),
+        (lambda: g.replace(ok, ["i00150", "i00150"], version="v1"), "`ids`.*twice"),
+        (lambda: g.remove_ids(["i00150", "zz"]), "`ids`.*'zz'"),
+        (lambda: g.remove_ids([5]), "`ids`"),
         (lambda: g.register_version("v0", dim=6), "`name`.*'v0'"),
         (lambda: g.register_version("", dim=6), "`name`"),
         (lambda: g.register_version("x", dim=0), "`dim`.*0"),
@@ -167,6 +167,9 @@ def test_bad_input_raises_and_changes_nothing(filled, path):
 def test_path_and_store_arguments(tmp_path):
     with pytest.raises(InputError, match="`path`"):
         Gallery(tmp_path / "missing" / "g.sqlite")
+    (tmp_path / "notes.txt").write_text("not a database\n" * 200)
+    with pytest.raises(InputError, match=r"Gallery file .*notes.txt.* cannot be opened"):
+        Gallery(tmp_path / "notes.txt")
     with pytest.raises(InputError, match="`path` and `store`"):
         Gallery()
     g = Gallery(store=SQLiteStore(":memory:"))
@@ -176,6 +179,6 @@ def test_path_and_store_arguments(tmp_path):
 def test_ids_may_be_a_numpy_or_pandas_column():
     g = Gallery(":memory:")
     g.register_version("v0", dim=2)
-    g.add(np.array(["a", "b"]), np.eye(2), version="v0")
-    g.add(pd.Series(["c"]).tolist(), np.ones((1, 2)), version="v0")
+    g.add_with_ids(np.eye(2), np.array(["a", "b"]), version="v0")
+    g.add_with_ids(np.ones((1, 2)), pd.Series(["c"]).tolist(), version="v0")
     assert g.ntotal == 3

@@ -1,10 +1,11 @@
 """The squared loss, and fine-tuning with SGD, Adam and K-FAC on linearized or plain models."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from graceful.errors import InputError
+from graceful.errors import InputError, TrainingDivergedError
 from graceful.lqf import (
     FinetuneConfig,
     LinearizedModel,
@@ -40,11 +41,16 @@ def test_squared_loss_values_and_reductions():
         (lambda: FinetuneConfig(epochs=0), "epochs"),
         (lambda: FinetuneConfig(lr=-1.0), "lr"),
         (lambda: FinetuneConfig(weight_decay=-1.0), "weight_decay"),
+        (lambda: FinetuneConfig(momentum=1.0), "momentum"),
+        (lambda: FinetuneConfig(refresh=0), "refresh"),
+        (lambda: FinetuneConfig(seed=-1), "seed"),
+        (lambda: FinetuneConfig(batch_size=True), "batch_size"),
     ],
 )
 def test_bad_arguments_name_them(call, match):
-    with pytest.raises(InputError, match=match):
+    with pytest.raises(InputError, match=match) as info:
         call()
+    assert "\n" not in str(info.value)
 
 
 def _data(n: int = 48):
@@ -103,11 +109,13 @@ def test_weight_decay_pulls_towards_the_pretrained_weights():
 def test_divergence_and_bad_data_are_one_line_errors():
     x, y = _data()
     net = nn.Linear(4, 2).double()
-    with pytest.raises(InputError, match="diverged"):
+    with pytest.raises(TrainingDivergedError, match=r"diverged in epoch \d+.*FinetuneConfig\.lr"):
         diverging = FinetuneConfig(optimizer="sgd", lr=10.0, momentum=0.99, epochs=20)
         finetune(nn.Linear(4, 2), x.float() * 1e3, y, diverging)
     with pytest.raises(InputError, match="x"):
         finetune(net, x, y[:-1], FinetuneConfig())
+    with pytest.raises(InputError, match="`x`"):
+        finetune(net, x.numpy(), y, FinetuneConfig())  # type: ignore[arg-type]
     with pytest.raises(InputError, match="config"):
         finetune(net, x, y, {"lr": 0.1})  # type: ignore[arg-type]
     frozen = nn.Linear(4, 2).requires_grad_(False)
@@ -119,3 +127,12 @@ def test_predict_keeps_the_mode():
     net = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5)).train()
     out = predict(net, torch.ones(4, 3), batch_size=3)
     assert out.shape == (4, 3) and net.training
+
+
+def test_on_epoch_sees_each_epoch_mean_and_the_config_holds_plain_values():
+    x, y = _data()
+    seen = []
+    config = FinetuneConfig(optimizer="adam", epochs=np.int64(3), lr=1, batch_size=16)
+    assert type(config.epochs) is int and type(config.lr) is float
+    losses = finetune(nn.Linear(4, 2).double(), x, y, config, on_epoch=lambda *a: seen.append(a))
+    assert seen == list(enumerate(losses)) and len(losses) == 3

@@ -1,8 +1,10 @@
 import dataclasses
+import io
 import math
 
 import pytest
 import torch
+from rich.console import Console
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import TensorDataset
@@ -170,8 +172,14 @@ def test_selected_epoch_is_restored_and_metrics_match_functions(select):
     y = VAL.tensors[1]
     assert error_rate(y, logits) == chosen["val_error"]
     assert negative_flip_rate(y, old_val, logits) == chosen["val_nfr"]
-    assert all(h["seconds"] > 0 and h["val_seconds"] > 0 for h in history)
     assert all(math.isfinite(h["train_loss"]) for h in history)
+
+
+def test_history_records_the_time_of_each_pass():
+    history = Trainer(_mlp(0), _config(epochs=2)).fit(TRAIN, VAL).history
+    for h in history:  # what the clock says is not checked: only that it was read
+        assert math.isfinite(h["seconds"]) and h["seconds"] >= 0
+        assert math.isfinite(h["val_seconds"]) and h["val_seconds"] >= 0
 
 
 def test_teacher_gives_old_val_logits_when_not_passed():
@@ -206,8 +214,23 @@ def test_plain_training_without_old_model_has_nan_nfr():
     assert math.isnan(no_val.history[0]["val_error"])
 
 
-def test_progress_bar_runs(capsys):
-    Trainer(_mlp(0), _config(epochs=1, progress=True, num_threads=1)).fit(TRAIN, VAL)
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_bar_shows_every_epoch_with_its_figures(terminal):
+    console = Console(file=io.StringIO(), force_terminal=terminal, width=150, color_system=None)
+    trainer = Trainer(_mlp(0), _config(epochs=2, progress=True), console=console)
+    history = trainer.fit(TRAIN, VAL).history
+    text = console.file.getvalue()
+    for epoch, h in enumerate(history, start=1):
+        # the final line of each epoch's bar: its loss, error and NFR, and every step done
+        line = f"epoch {epoch}/2 loss {h['train_loss']:.4f} err {h['val_error']:.4f} nfr nan"
+        assert line in text
+    assert f"{STEPS}/{STEPS}" in text
+
+
+def test_progress_false_draws_nothing():
+    console = Console(file=io.StringIO(), force_terminal=True)
+    Trainer(_mlp(0), _config(epochs=1, progress=False), console=console).fit(TRAIN, VAL)
+    assert console.file.getvalue() == ""
 
 
 def test_select_epoch_on_constructed_history():
@@ -259,6 +282,14 @@ def test_bad_config_names_the_field(field, value):
     assert "\n" not in str(info.value)
 
 
+def test_config_holds_plain_python_values():
+    import numpy as np
+
+    config = TrainConfig(epochs=np.int64(2), lr=1, seed=np.uint32(3), max_grad_norm=2)
+    assert (config.epochs, config.lr, config.seed, config.max_grad_norm) == (2, 1.0, 3, 2.0)
+    assert type(config.epochs) is int and type(config.lr) is float and type(config.seed) is int
+
+
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         _config().epochs = 5  # type: ignore[misc]
@@ -278,6 +309,10 @@ def test_bad_fit_arguments_name_them():
         Trainer("model", _config())
     with pytest.raises(InputError, match="`config`"):
         Trainer(_mlp(0), {"epochs": 1})
+    with pytest.raises(InputError, match="`console`"):
+        Trainer(_mlp(0), _config(), console=io.StringIO())
+    with pytest.raises(InputError, match="`loss`"):
+        Trainer(_mlp(0), _config(), loss="cross_entropy")
 
     class PerSample(nn.Module):
         def forward(self, new, old, target):

@@ -4,18 +4,27 @@ A thin layer over :mod:`graceful.gallery`; the gallery is one SQLite file. Vecto
 from embedding files (see :mod:`graceful.io.embeddings`: ``.npz`` with ``ids`` and
 ``vectors``, or Parquet/CSV with ``id`` and a ``vector`` list column or ``e0, e1, ...``).
 Every expected error is one line on stderr and exit status 2; nothing is half-written
-(each write is one transaction).
+(each write is one transaction). ``search`` writes what :meth:`Gallery.search
+<graceful.gallery.Gallery.search>` returns, one row per hit: ``query``, ``rank``, ``id``,
+``distance`` (faiss's: the cosine similarity, or the squared L2 distance) and ``version``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from graceful.cli._common import fail, read_json
 from graceful.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from graceful.gallery import Gallery
 
 __all__ = ["gallery_app"]
 
@@ -27,16 +36,28 @@ gallery_app = typer.Typer(
 GalleryArg = Annotated[Path, typer.Argument(help="The gallery's SQLite file.")]
 
 
-def _fail(command: str, message: str) -> NoReturn:
-    fail(f"gallery {command}", message)
+@contextmanager
+def _errors(command: str) -> Iterator[None]:
+    """Turn an :class:`InputError` inside into ``graceful gallery <command>: error: ...``."""
+    try:
+        yield
+    except InputError as exc:
+        fail(f"gallery {command}", str(exc))
 
 
-def _open(path: Path, *, create: bool = False) -> Any:
+def _open(path: Path, *, create: bool = False) -> Gallery:
     from graceful.gallery import Gallery
 
     if not create and not path.is_file():
         raise InputError(f"Gallery file `{path}` does not exist (register a version first)")
     return Gallery(path)
+
+
+def _read_embeddings(path: Path) -> tuple[list[str], np.ndarray]:
+    """The ids and vectors of an embedding file (:func:`graceful.io.embeddings.read_embeddings`)."""
+    from graceful.io.embeddings import read_embeddings  # pyarrow: loaded when needed
+
+    return read_embeddings(path)
 
 
 def _read_json(path: Path, option: str) -> dict[str, Any]:
@@ -63,7 +84,7 @@ def register(
     ] = None,
 ) -> None:
     """Register a version (creating the gallery file if needed)."""
-    try:
+    with _errors("register"):
         if compatible_with and evidence is None:
             raise InputError("--compatible-with needs --evidence (the evaluation that showed it)")
         proof = None if evidence is None else _read_json(evidence, "--evidence")
@@ -76,8 +97,6 @@ def register(
                 compatible_with=tuple(compatible_with or ()),
                 evidence=proof,
             )
-    except InputError as exc:
-        _fail("register", str(exc))
     typer.echo(f"registered {version} (dim {dim}, {metric}, {index}) in {gallery}")
 
 
@@ -88,15 +107,11 @@ def add(
     embeddings: Annotated[Path, typer.Option(help="Embedding file (.npz, .parquet, .csv).")],
 ) -> None:
     """Add new items (ids and vectors from a file) under a version, in one transaction."""
-    from graceful.io.embeddings import read_embeddings
-
-    try:
-        ids, vectors = read_embeddings(embeddings)
+    with _errors("add"):
+        ids, vectors = _read_embeddings(embeddings)
         with _open(gallery) as g:
-            g.add(ids, vectors, version=version)
+            g.add_with_ids(vectors, ids, version=version)
             total = g.ntotal
-    except InputError as exc:
-        _fail("add", str(exc))
     typer.echo(f"added {len(ids)} items under {version}; the gallery holds {total}")
 
 
@@ -117,23 +132,21 @@ def search(
     from rich.table import Table
 
     from graceful.io.atomic import atomic_open
-    from graceful.io.embeddings import read_embeddings
 
-    try:
+    with _errors("search"):
         if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
             raise InputError(f"--out {out}: expected a .parquet or .csv file")
-        query_ids, vectors = read_embeddings(queries)
+        query_ids, vectors = _read_embeddings(queries)
         with _open(gallery) as g:
             result = g.search(vectors, k, version=version)
-    except InputError as exc:
-        _fail("search", str(exc))
-    n, width = result.ids.shape
+    distances, ids = result
+    n, width = ids.shape
     frame = pd.DataFrame(
         {
             "query": [q for q in query_ids for _ in range(width)],
             "rank": list(range(1, width + 1)) * n,
-            "id": result.ids.reshape(-1),
-            "score": result.scores.reshape(-1),
+            "id": ids.reshape(-1),
+            "distance": distances.reshape(-1),
             "version": result.versions.reshape(-1),
         }
     )
@@ -145,11 +158,11 @@ def search(
             else:
                 handle.write(frame.to_csv(index=False).encode())  # type: ignore[arg-type]
     table = Table(title=f"{min(show, n)} of {n} queries, top {width}")
-    for column in ("query", "rank", "id", "score", "version"):
+    for column in ("query", "rank", "id", "distance", "version"):
         table.add_column(column)
     for row in frame[frame["query"].isin(query_ids[:show])].itertuples(index=False):
         table.add_row(
-            str(row.query), str(row.rank), str(row.id), f"{row.score:.4f}", str(row.version)
+            str(row.query), str(row.rank), str(row.id), f"{row.distance:.4f}", str(row.version)
         )
     Console().print(table)
     if out is not None:
@@ -176,15 +189,13 @@ def backfill_command(
     ] = None,
 ) -> None:
     """Move items to a new version in batches, in order; resumable after a crash."""
-    import numpy as np
-
     from graceful.gallery import RandomOrder, ScoreOrder, backfill
-    from graceful.io.embeddings import read_embeddings, read_scores
+    from graceful.io.embeddings import read_scores
 
     class _LimitReachedError(Exception):
         """--limit items are done: stop the job between two batches."""
 
-    try:
+    with _errors("backfill"):
         if order not in ("random", "score"):
             raise InputError(f"--order must be random or score, got {order!r}")
         if (order == "score") != (scores is not None):
@@ -196,7 +207,7 @@ def backfill_command(
             if scores is None
             else ScoreOrder(read_scores(scores, column=score_column))
         )
-        ids, vectors = read_embeddings(embeddings)
+        ids, vectors = _read_embeddings(embeddings)
         row_of = {item: row for row, item in enumerate(ids)}
         with _open(gallery) as g:
             if to not in {v.name for v in g.versions()}:
@@ -226,8 +237,6 @@ def backfill_command(
             except _LimitReachedError:
                 stopped = True
             status = g.status()
-    except InputError as exc:
-        _fail("backfill", str(exc))
     if stopped:
         typer.echo(f"stopped after --limit {limit} items; run again to resume job {job!r}")
     else:
@@ -244,13 +253,10 @@ def status(gallery: GalleryArg) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    try:
-        with _open(gallery) as g:
-            counts = g.status()
-            versions = g.versions()
-            compat = g.compatibility()
-    except InputError as exc:
-        _fail("status", str(exc))
+    with _errors("status"), _open(gallery) as g:
+        counts = g.status()
+        versions = g.versions()
+        compat = g.compatibility()
     table = Table(title=f"{gallery}: {sum(counts.values())} items")
     for column in ("version", "items", "dim", "metric", "index", "its queries search"):
         table.add_column(column)

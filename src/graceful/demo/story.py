@@ -178,7 +178,7 @@ def _compare(old: Path, new: Path, out: Path, title: str) -> dict[str, Any]:
 def _hits(result: Any, row: int, label_of: dict[str, int]) -> list[dict[str, Any]]:
     hits = []
     for item, score, version in zip(
-        result.ids[row], result.scores[row], result.versions[row], strict=True
+        result.ids[row], result.distances[row], result.versions[row], strict=True
     ):
         if item is None:
             continue
@@ -289,7 +289,7 @@ def run_demo(
     pick = np.sort(rng.choice(len(ids), config.examples, replace=False))
     with Gallery(out / "gallery.sqlite") as gallery:
         gallery.register_version("v1-old", dim=dim)
-        gallery.add(ids, emb["old"], version="v1-old")
+        gallery.add_with_ids(emb["old"], ids, version="v1-old")
         gallery.register_version("v2-naive", dim=dim)
         try:
             gallery.search(emb["naive"][pick], 5, version="v2-naive")

@@ -8,10 +8,15 @@ Example:
     >>> import numpy as np
     >>> g = Gallery(":memory:")
     >>> g.register_version("v0", dim=2)
-    >>> g.add(["a", "b"], np.eye(2), version="v0")
+    >>> g.add_with_ids(np.eye(2), ["a", "b"], version="v0")
     >>> g.register_version("v1", dim=2, compatible_with=["v0"], evidence={"top1": 0.6})
-    >>> g.search(np.array([[0.0, 1.0]]), 1, version="v1").ids.tolist()
-    [['b']]
+    >>> D, I = g.search(np.array([[0.0, 1.0]]), 1, version="v1")  # as faiss: (D, I)
+    >>> I.tolist(), D.tolist()
+    ([['b']], [[1.0]])
+
+The API follows faiss (``add_with_ids(x, ids)``, ``search(x, k) -> (D, I)`` with faiss's
+distances, ``remove_ids``, ``ntotal``); :mod:`graceful.gallery.gallery` states how, and
+where a gallery of string ids differs.
 
 Needs the ``gallery`` extra (faiss-cpu, pyarrow).
 """

@@ -24,15 +24,16 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
+from graceful._progress import progress_bar
+from graceful._validation import (
+    check_callable,
+    check_choice,
+    check_instance,
+    check_int,
+    check_str,
+    fail,
+)
 from graceful.errors import InputError
 
 from .gallery import Gallery
@@ -77,9 +78,7 @@ class RandomOrder:
     """
 
     def __init__(self, seed: int = 0) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-            raise InputError(f"Expected argument `seed` to be a non-negative int, but got {seed!r}")
-        self.seed = int(seed)
+        self.seed = check_int("seed", seed, low=0)
 
     def order(self, ids: Sequence[str], segment: int) -> list[str]:
         """A permutation of ``ids`` from ``(seed, segment)``.
@@ -276,10 +275,7 @@ def uncertainty_scores(
         >>> uncertainty_scores(["a"], [[0.0, 0.0]], method="least_confidence")
         {'a': 0.5}
     """
-    if method not in ("entropy", "least_confidence"):
-        raise InputError(
-            f"Expected argument `method` to be 'entropy' or 'least_confidence', but got {method!r}"
-        )
+    check_choice("method", method, ("entropy", "least_confidence"))
     if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
         raise InputError("Expected argument `ids` to be a sequence of str ids")
     logits = np.asarray(old_logits, dtype=np.float64)
@@ -384,29 +380,17 @@ def backfill(
         >>> g = Gallery(":memory:")
         >>> g.register_version("v0", dim=2)
         >>> g.register_version("v1", dim=2, compatible_with=["v0"])
-        >>> g.add(["a", "b", "c"], np.eye(3, 2) + 1, version="v0")
+        >>> g.add_with_ids(np.eye(3, 2) + 1, ["a", "b", "c"], version="v0")
         >>> r = backfill(g, to_version="v1", embed=lambda ids: np.ones((len(ids), 2)),
         ...              policy=RandomOrder(0), batch_size=2, progress=False)
         >>> r.done, r.batches, g.status()
         (3, 2, {'v0': 0, 'v1': 3})
     """
     started = time.perf_counter()
-    if not isinstance(gallery, Gallery):
-        raise InputError(
-            f"Expected argument `gallery` to be a Gallery, but got {type(gallery).__name__}"
-        )
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int | np.integer)
-        or batch_size < 1
-    ):
-        raise InputError(
-            f"Expected argument `batch_size` to be a positive int, but got {batch_size!r}"
-        )
-    if not isinstance(job, str) or not job:
-        raise InputError(f"Expected argument `job` to be a non-empty str, but got {job!r}")
-    if not callable(embed):
-        raise InputError("Expected argument `embed` to be callable ids -> vectors")
+    check_instance("gallery", gallery, Gallery)
+    size = check_int("batch_size", batch_size, low=1)
+    check_str("job", job)
+    check_callable("embed", embed)
     if not (
         callable(getattr(policy, "order", None)) and callable(getattr(policy, "describe", None))
     ):
@@ -414,54 +398,40 @@ def backfill(
             f"Expected argument `policy` to be a backfill policy, but got {type(policy).__name__}"
         )
     gallery.refresh()
-    info = gallery._version(to_version, "to_version")
+    if to_version not in {v.name for v in gallery.versions()}:
+        raise fail("to_version", "a registered version", to_version)
     store = gallery.store
     plan = store.plan_info(job)
-    if plan is not None and plan.to_version != info.name:
+    if plan is not None and plan.to_version != to_version:
         raise InputError(
             f"Expected argument `job` {job!r} to re-embed under {plan.to_version!r} (its stored "
-            f"plan), but got to_version={info.name!r}"
+            f"plan), but got to_version={to_version!r}"
         )
     resumed = plan is not None
     done = skipped = batches = 0
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task(f"backfill {job!r} -> {info.name}", total=None)
+    with progress_bar(disable=not progress) as bar:
+        task = bar.add_task(f"backfill {job!r} -> {to_version}", total=None)
         segment = 0
         while True:
             positions, ids = store.pending(job)
             if not len(ids):
                 # anything not at to_version and not pending: new items, or items moved back
-                extra = store.ids_not_at(info.name)
+                extra = store.ids_not_at(to_version)
                 if not extra:
                     break
                 current = store.plan_info(job)
                 segment = 0 if current is None else current.total
-                store.extend_plan(job, info.name, policy.describe(), policy.order(extra, segment))
+                store.extend_plan(job, to_version, policy.describe(), policy.order(extra, segment))
                 continue
             current = store.plan_info(job)
             total = 0 if current is None else current.total
             bar.update(task, total=total, completed=total - len(ids))
-            for start in range(0, len(ids), int(batch_size)):
-                batch_ids = ids[start : start + int(batch_size)]
-                batch_pos = positions[start : start + int(batch_size)]
-                where = store.versions_of(batch_ids)
-                todo = [r for r, i in enumerate(batch_ids) if where.get(i, info.name) != info.name]
-                vectors = np.full((len(batch_ids), info.dim), np.nan, dtype=np.float32)
-                if todo:
-                    vectors[todo] = gallery._check_vectors(
-                        embed([batch_ids[r] for r in todo]), len(todo), info, "embed(ids)"
-                    )
-                changes, moved, passed = store.commit_batch(
-                    job, batch_pos.tolist(), batch_ids, vectors, info.name
+            for start in range(0, len(ids), size):
+                batch_ids = ids[start : start + size]
+                batch_pos = positions[start : start + size].tolist()
+                moved, passed = gallery.backfill_batch(
+                    job, batch_pos, batch_ids, embed, to_version=to_version
                 )
-                gallery._apply(changes)
                 done += moved
                 skipped += passed
                 batches += 1
@@ -480,7 +450,7 @@ def backfill(
     final = store.plan_info(job)
     return BackfillReport(
         job=job,
-        to_version=info.name,
+        to_version=to_version,
         planned=0 if final is None else final.total,
         done=done,
         skipped=skipped,

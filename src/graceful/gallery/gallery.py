@@ -7,26 +7,67 @@ working on the mixed gallery. :class:`Gallery` records which query version may s
 which gallery version (with the evaluation that showed it), keeps one faiss index per
 version, searches every index the query version may search and merges the top ``k``.
 
-The API follows faiss: :meth:`Gallery.add`, :meth:`Gallery.search`,
-:attr:`Gallery.ntotal`. Item ids are strings.
+**The API follows faiss.** Where faiss has an operation, the gallery has it under faiss's
+name, with faiss's argument order and results, so that faiss code reads the same:
+
+* :meth:`Gallery.add_with_ids` ``(x, ids, *, version)``: the vectors first, then their ids.
+* :meth:`Gallery.search` ``(x, k, *, version) -> (D, I)``: a :class:`SearchResult`, a
+  tuple ``(distances, ids)``, so ``D, I = gallery.search(xq, k, version="v1")``.
+  ``D`` holds what the faiss index returns: for ``metric="cosine"``, the inner product of
+  the normalised vectors (``METRIC_INNER_PRODUCT``, highest first); for ``"l2"``, the
+  *squared* Euclidean distance (``METRIC_L2``, lowest first). Hits from several versions
+  are merged in the same order (a tie between versions: the query's own version first,
+  then the order of :meth:`Gallery.searchable`).
+* Fewer than ``k`` items searched: the missing slots are padded as faiss pads them, the
+  distance with ``-FLT_MAX`` (cosine) or ``FLT_MAX`` (l2), see
+  :data:`~graceful.gallery.index.PAD_DISTANCE`. faiss pads ids with ``-1``; here ids are
+  ``str``, and the pad is ``None`` (in ``I`` and in :attr:`SearchResult.versions`).
+* :meth:`Gallery.remove_ids` ``(ids) -> int`` and :attr:`Gallery.ntotal`.
+
+It differs from faiss on purpose where a gallery of string ids needs it: ids are ``str``,
+not int64, so there is no ``add(x)`` that numbers the items; ``add_with_ids`` refuses an
+id already there and ``remove_ids`` one that is not (faiss would duplicate or ignore it);
+every search names the ``version`` of its queries; and the version of each hit is the
+attribute :attr:`SearchResult.versions`, outside the ``(D, I)`` pair. What faiss has no
+counterpart for has its own name: :meth:`~Gallery.register_version`,
+:meth:`~Gallery.replace` (vectors first, as in ``add_with_ids``), :meth:`~Gallery.get`,
+:meth:`~Gallery.refresh`, :meth:`~Gallery.status` and :meth:`~Gallery.backfill_batch`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from graceful._validation import (
+    check_callable,
+    check_choice,
+    check_instance,
+    check_int,
+    check_str,
+    check_vectors,
+    describe,
+    fail,
+)
 from graceful.errors import InputError
 
-from .index import INDEX_KINDS, METRICS, VersionIndex
-from .store import Changes, Compatibility, GalleryStore, ItemRecord, SQLiteStore, VersionInfo
+from .index import INDEX_KINDS, INDEX_OPTIONS, METRICS, PAD_DISTANCE, VersionIndex
+from .store import (
+    Changes,
+    Compatibility,
+    GalleryStore,
+    ItemRecord,
+    Metadata,
+    SQLiteStore,
+    VersionInfo,
+)
 
 __all__ = ["Gallery", "IncompatibleVersionsError", "SearchResult"]
 
@@ -40,58 +81,87 @@ class IncompatibleVersionsError(InputError):
     """
 
 
-@dataclass(frozen=True)
-class SearchResult:
-    """The ``k`` nearest items of each query, best first.
+class SearchResult(tuple[npt.NDArray[np.float32], npt.NDArray[np.object_]]):
+    """The ``k`` nearest items of each query: the pair ``(distances, ids)``, faiss's ``(D, I)``.
+
+    A tuple of two, so ``D, I = gallery.search(xq, k, version=v)`` works as with faiss;
+    the version of each hit is the attribute ``versions``, not a third element.
 
     Attributes:
-        ids: ``(n, k)`` object array of item ids (``str``); ``None`` in missing slots
-            (the searched items are fewer than ``k``).
-        scores: ``(n, k)`` float32. Cosine: the inner product of the normalised vectors
-            (higher is better); l2: the Euclidean distance (lower is better). ``NaN`` in
-            missing slots.
+        distances: ``(n, k)`` float32, best first, as faiss returns them: inner products
+            of the normalised vectors for cosine (highest first), squared L2 distances for
+            l2 (lowest first); missing slots hold faiss's pad (``-FLT_MAX`` for cosine,
+            ``FLT_MAX`` for l2).
+        ids: ``(n, k)`` object array of item ids (``str``); ``None`` in missing slots.
         versions: ``(n, k)`` object array: the version each hit is embedded under
             (``None`` in missing slots).
 
     Example:
         >>> import numpy as np
-        >>> r = SearchResult(np.array([["a"]], object), np.ones((1, 1), np.float32),
+        >>> r = SearchResult(np.ones((1, 1), np.float32), np.array([["a"]], object),
         ...                  np.array([["v0"]], object))
-        >>> r.ids[0, 0], r.versions[0, 0]
-        ('a', 'v0')
+        >>> D, I = r
+        >>> I[0, 0], r.versions[0, 0], len(r)
+        ('a', 'v0', 2)
     """
 
-    ids: npt.NDArray[np.object_]
-    scores: npt.NDArray[np.float32]
     versions: npt.NDArray[np.object_]
 
+    def __new__(
+        cls,
+        distances: npt.NDArray[np.float32],
+        ids: npt.NDArray[np.object_],
+        versions: npt.NDArray[np.object_],
+    ) -> SearchResult:
+        """The pair ``(distances, ids)`` with ``versions`` attached."""
+        self = super().__new__(cls, (distances, ids))
+        self.versions = versions
+        return self
 
-def _check_name(value: object, arg: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise InputError(f"Expected argument `{arg}` to be a non-empty str, but got {value!r}")
-    return value
+    @property
+    def distances(self) -> npt.NDArray[np.float32]:
+        """``D``: the distances, ``(n, k)`` float32."""
+        return self[0]
+
+    @property
+    def ids(self) -> npt.NDArray[np.object_]:
+        """``I``: the item ids, ``(n, k)`` object array of ``str`` (``None`` pads)."""
+        return self[1]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SearchResult, (self[0], self[1], self.versions))
+
+    def __repr__(self) -> str:
+        return f"SearchResult(distances={self[0]!r}, ids={self[1]!r}, versions={self.versions!r})"
 
 
-def _check_ids(ids: object, arg: str = "ids") -> list[str]:
+def _check_ids(ids: object, name: str = "ids") -> list[str]:
     if isinstance(ids, str) or not isinstance(ids, Sequence | np.ndarray):
         raise InputError(
-            f"Expected argument `{arg}` to be a sequence of str, but got {type(ids).__name__}"
+            f"Expected argument `{name}` to be a sequence of str, but got {type(ids).__name__}"
         )
     out = list(ids)
     for item in out:
         if not isinstance(item, str):
             raise InputError(
-                f"Expected argument `{arg}` to hold only str ids, but got {item!r} "
+                f"Expected argument `{name}` to hold only str ids, but got {item!r} "
                 f"({type(item).__name__})"
             )
     if len(set(out)) != len(out):
-        seen: set[str] = set()
-        for item in out:
-            if item in seen:
-                raise InputError(
-                    f"Expected argument `{arg}` to hold distinct ids, but {item!r} appears twice"
-                )
-            seen.add(item)
+        twice = next(i for i, count in Counter(out).items() if count > 1)
+        raise InputError(
+            f"Expected argument `{name}` to hold distinct ids, but {twice!r} appears twice"
+        )
+    return out
+
+
+def _check_json(name: str, value: object) -> dict[str, Any]:
+    """``value`` as a dict that ``json.dumps`` can write (metadata, evidence)."""
+    out: dict[str, Any] = dict(check_instance(name, value, Mapping, "a dict"))
+    try:
+        json.dumps(out, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"Expected argument `{name}` to be JSON-able, but {exc}") from None
     return out
 
 
@@ -100,10 +170,10 @@ class Gallery:
 
     The store (SQLite by default: :class:`~graceful.gallery.SQLiteStore`) is the source
     of truth; the faiss indexes are rebuilt from it when the gallery is opened. Every
-    write (``register_version``, ``record_compatibility``, ``add``, ``replace``,
-    ``remove``, a backfill batch) is one transaction: when it returns it is durable, and
-    the in-memory indexes are updated after the commit. Another :class:`Gallery` on the
-    same file (another process, say) sees those writes after :meth:`refresh`.
+    write (``register_version``, ``record_compatibility``, ``add_with_ids``, ``replace``,
+    ``remove_ids``, a backfill batch) is one transaction: when it returns it is durable,
+    and the in-memory indexes are updated after the commit. Another :class:`Gallery` on
+    the same file (another process, say) sees those writes after :meth:`refresh`.
 
     Args:
         path: the SQLite file (created if missing); ``":memory:"`` for a throw-away one.
@@ -113,10 +183,10 @@ class Gallery:
         >>> import numpy as np
         >>> g = Gallery(":memory:")
         >>> g.register_version("v0", dim=2)
-        >>> g.add(["a", "b"], np.array([[1, 0], [0, 1]], np.float32), version="v0")
-        >>> r = g.search(np.array([[1, 0.1]], np.float32), 1, version="v0")
-        >>> r.ids.tolist(), g.ntotal
-        ([['a']], 2)
+        >>> g.add_with_ids(np.array([[1, 0], [0, 1]], np.float32), ["a", "b"], version="v0")
+        >>> D, I = g.search(np.array([[1, 0]], np.float32), 1, version="v0")
+        >>> I.tolist(), D.tolist(), g.ntotal
+        ([['a']], [[1.0]], 2)
     """
 
     def __init__(
@@ -126,9 +196,7 @@ class Gallery:
             raise InputError("Expected exactly one of the arguments `path` and `store`")
         if store is None:
             if str(path) != ":memory:" and not Path(str(path)).parent.is_dir():
-                raise InputError(
-                    f"Expected argument `path` to be in an existing folder, got {str(path)!r}"
-                )
+                raise fail("path", "a file in an existing folder", str(path))
             store = SQLiteStore(str(path))
         self.store: GalleryStore = store
         self._seq = 0
@@ -175,7 +243,8 @@ class Gallery:
         Args:
             name: the version's name.
             dim: the vector dimension.
-            metric: ``"cosine"`` or ``"l2"``.
+            metric: ``"cosine"`` (faiss inner product of normalised vectors) or ``"l2"``
+                (faiss's squared L2).
             index: ``"flat"`` (exact), ``"ivf"`` or ``"hnsw"`` (approximate; see
                 :mod:`graceful.gallery.index`).
             compatible_with: versions whose items this version's queries may search (its
@@ -195,41 +264,24 @@ class Gallery:
             [('v1', 'v0')]
         """
         self.refresh()
-        _check_name(name, "name")
-        if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1:
-            raise InputError(f"Expected argument `dim` to be a positive int, but got {dim!r}")
-        if metric not in METRICS:
-            raise InputError(
-                f"Expected argument `metric` to be one of {METRICS}, but got {metric!r}"
-            )
-        if index not in INDEX_KINDS:
-            raise InputError(
-                f"Expected argument `index` to be one of {INDEX_KINDS}, but got {index!r}"
-            )
+        check_str("name", name)
+        dim = check_int("dim", dim, low=1)
+        check_choice("metric", metric, METRICS)
+        check_choice("index", index, INDEX_KINDS)
         options = dict(index_options or {})
-        allowed = {
-            "ivf": ("nlist", "nprobe", "min_train"),
-            "hnsw": ("m", "ef_construction", "ef_search"),
-        }
         for key, value in options.items():
-            if key not in allowed.get(index, ()):
+            if key not in INDEX_OPTIONS[index]:
                 raise InputError(
-                    f"Expected argument `index_options` to hold options of a {index!r} index, "
-                    f"but got {key!r}"
+                    f"Expected argument `index_options` to hold options of a {index!r} index "
+                    f"({', '.join(INDEX_OPTIONS[index]) or 'none'}), but got {key!r}"
                 )
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(
-                    f"Expected argument `index_options[{key!r}]` to be a positive int, "
-                    f"but got {value!r}"
-                )
+            options[key] = check_int(f"index_options[{key!r}]", value, low=1)
         if name in self._versions:
-            raise InputError(
-                f"Expected argument `name` to be a new version, but {name!r} is already registered"
-            )
+            raise fail("name", "a new version", name)
         if isinstance(compatible_with, str):
             compatible_with = [compatible_with]
-        info = VersionInfo(name, int(dim), metric, index, options)
-        ev = self._check_evidence(evidence)
+        info = VersionInfo(name, dim, metric, index, options)
+        ev = {} if evidence is None else _check_json("evidence", evidence)
         compat = []
         for other in compatible_with:
             self._check_pair(info, self._version(other, "compatible_with"))
@@ -260,7 +312,7 @@ class Gallery:
         q = self._version(query_version, "query_version")
         gv = self._version(gallery_version, "gallery_version")
         self._check_pair(q, gv)
-        ev = self._check_evidence(evidence, required=True)
+        ev = _check_json("evidence", evidence)
         self._apply_registry(self.store.add_compatibility(Compatibility(q.name, gv.name, ev)))
 
     def versions(self) -> list[VersionInfo]:
@@ -284,22 +336,6 @@ class Gallery:
         return list(self._compat.values())
 
     @staticmethod
-    def _check_evidence(
-        evidence: Mapping[str, Any] | None, required: bool = False
-    ) -> dict[str, Any]:
-        if evidence is None and not required:
-            return {}
-        if not isinstance(evidence, Mapping):
-            raise InputError(
-                f"Expected argument `evidence` to be a dict, but got {type(evidence).__name__}"
-            )
-        try:
-            json.dumps(dict(evidence), allow_nan=True)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"Expected argument `evidence` to be JSON-able, but {exc}") from None
-        return dict(evidence)
-
-    @staticmethod
     def _check_pair(q: VersionInfo, g: VersionInfo) -> None:
         if q.dim != g.dim or q.metric != g.metric:
             raise InputError(
@@ -310,9 +346,7 @@ class Gallery:
 
     def _version(self, name: object, arg: str = "version") -> VersionInfo:
         if not isinstance(name, str) or name not in self._versions:
-            raise InputError(
-                f"Expected argument `{arg}` to be a registered version, but got {name!r}"
-            )
+            raise fail(arg, "a registered version", name)
         return self._versions[name]
 
     def _apply_registry(self, seq: int) -> None:
@@ -335,67 +369,52 @@ class Gallery:
 
     # -- items ----------------------------------------------------------------------------
 
-    def _check_vectors(
-        self, vectors: object, n: int, info: VersionInfo, arg: str = "vectors"
+    @staticmethod
+    def _check_x(
+        x: object, info: VersionInfo, rows: int | None = None, name: str = "x"
     ) -> npt.NDArray[np.float32]:
-        try:
-            arr = np.asarray(vectors, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise InputError(
-                f"Expected argument `{arg}` to be a float array, but got {type(vectors).__name__}"
-            ) from None
-        if arr.ndim != 2 or arr.shape != (n, info.dim):
-            raise InputError(
-                f"Expected argument `{arg}` to have shape ({n}, {info.dim}) for version "
-                f"{info.name!r}, but got {arr.shape}"
-            )
-        if not np.isfinite(arr).all():
-            row = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
-            raise InputError(
-                f"Expected argument `{arg}` to be finite, but row {row} holds NaN or inf"
-            )
-        if info.metric == "cosine" and n:
-            norms = np.linalg.norm(arr, axis=1)
-            if (norms == 0).any():
-                row = int(np.flatnonzero(norms == 0)[0])
-                raise InputError(
-                    f"Expected argument `{arg}` to have non-zero rows for the cosine metric, "
-                    f"but row {row} is zero"
-                )
-        return np.ascontiguousarray(arr)
+        """``x`` as float32 vectors of version ``info`` (cosine: no zero rows)."""
+        return check_vectors(
+            name,
+            x,
+            rows=rows,
+            dim=info.dim,
+            nonzero=info.metric == "cosine",
+            where=f" for {info.metric} version {info.name!r}",
+        )
 
-    def _check_metadata(self, metadata: object, n: int) -> list[Mapping[str, Any] | None] | None:
+    def _check_items(
+        self, x: object, ids: object, version: object, metadata: object
+    ) -> tuple[list[str], VersionInfo, npt.NDArray[np.float32], list[dict[str, Any] | None] | None]:
+        """The checked arguments of ``add_with_ids`` and ``replace``."""
+        id_list = _check_ids(ids)
+        info = self._version(version)
+        arr = self._check_x(x, info, len(id_list))
         if metadata is None:
-            return None
-        if not isinstance(metadata, Sequence) or isinstance(metadata, str) or len(metadata) != n:
+            return id_list, info, arr, None
+        if (
+            not isinstance(metadata, Sequence)
+            or isinstance(metadata, str)
+            or len(metadata) != len(id_list)
+        ):
             raise InputError(
-                f"Expected argument `metadata` to be a list of {n} dicts (or None), "
-                f"but got {type(metadata).__name__}"
+                f"Expected argument `metadata` to be a list of {len(id_list)} dicts (or None), "
+                f"but got {describe(metadata)}"
             )
-        out: list[Mapping[str, Any] | None] = []
-        for m in metadata:
-            if m is not None and not isinstance(m, Mapping):
-                raise InputError(
-                    "Expected argument `metadata` to hold dicts or None, "
-                    f"but got {type(m).__name__}"
-                )
-            out.append(m if m is None else self._check_evidence(m, required=True))
-        return out
+        meta = [
+            m if m is None else _check_json(f"metadata[{i}]", m) for i, m in enumerate(metadata)
+        ]
+        return id_list, info, arr, meta
 
-    def add(
-        self,
-        ids: Sequence[str],
-        vectors: npt.ArrayLike,
-        *,
-        version: str,
-        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+    def add_with_ids(
+        self, x: npt.ArrayLike, ids: Sequence[str], *, version: str, metadata: Metadata = None
     ) -> None:
-        """Add new items embedded under ``version``, in one durable transaction.
+        """Add new items embedded under ``version``, in one durable transaction (faiss's order).
 
         Args:
+            x: ``(len(ids), dim)`` finite floats (stored as float32, as given; cosine
+                normalises only the index's copy; zero rows are refused).
             ids: item ids, ``str`` (distinct, none already in the gallery).
-            vectors: ``(len(ids), dim)`` finite floats (stored as float32, as given;
-                cosine normalises only the index's copy; zero rows are refused).
             version: a registered version.
             metadata: optional JSON-able dicts, one per item.
 
@@ -406,67 +425,57 @@ class Gallery:
             >>> import numpy as np
             >>> g = Gallery(":memory:")
             >>> g.register_version("v0", dim=2, metric="l2")
-            >>> g.add(["a"], np.zeros((1, 2)), version="v0", metadata=[{"title": "A"}])
-            >>> g.add(["a"], np.zeros((1, 2)), version="v0")  # doctest: +ELLIPSIS
+            >>> g.add_with_ids(np.zeros((1, 2)), ["a"], version="v0", metadata=[{"title": "A"}])
+            >>> g.add_with_ids(np.zeros((1, 2)), ["a"], version="v0")  # doctest: +ELLIPSIS
             Traceback (most recent call last):
             ...
             graceful.errors.InputError: Expected argument `ids` to hold new ids, but 'a' is ...
         """
-        id_list = _check_ids(ids)
-        info = self._version(version)
-        arr = self._check_vectors(vectors, len(id_list), info)
-        meta = self._check_metadata(metadata, len(id_list))
-        if not id_list:
-            return
-        self._apply(self.store.insert(id_list, info.name, arr, meta))
+        id_list, info, arr, meta = self._check_items(x, ids, version, metadata)
+        if id_list:
+            self._apply(self.store.insert(id_list, info.name, arr, meta))
 
     def replace(
-        self,
-        ids: Sequence[str],
-        vectors: npt.ArrayLike,
-        *,
-        version: str,
-        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        self, x: npt.ArrayLike, ids: Sequence[str], *, version: str, metadata: Metadata = None
     ) -> None:
         """Re-embed existing items under ``version`` (often a newer one), atomically.
 
-        Each item moves from its old version to ``version`` in one transaction: it is
-        never under two versions or none. ``metadata=None`` keeps the items' metadata.
+        The arguments are those of :meth:`add_with_ids`, but every id must be stored. Each
+        item moves from its old version to ``version`` in one transaction: it is never
+        under two versions or none. ``metadata=None`` keeps the items' metadata.
 
         Example:
             >>> import numpy as np
             >>> g = Gallery(":memory:")
             >>> g.register_version("v0", dim=2)
             >>> g.register_version("v1", dim=2, compatible_with=["v0"])
-            >>> g.add(["a", "b"], np.eye(2), version="v0")
-            >>> g.replace(["a"], np.ones((1, 2)), version="v1")
+            >>> g.add_with_ids(np.eye(2), ["a", "b"], version="v0")
+            >>> g.replace(np.ones((1, 2)), ["a"], version="v1")
             >>> g.status()
             {'v0': 1, 'v1': 1}
         """
-        id_list = _check_ids(ids)
-        info = self._version(version)
-        arr = self._check_vectors(vectors, len(id_list), info)
-        meta = self._check_metadata(metadata, len(id_list))
-        if not id_list:
-            return
-        self._apply(self.store.replace(id_list, info.name, arr, meta))
+        id_list, info, arr, meta = self._check_items(x, ids, version, metadata)
+        if id_list:
+            self._apply(self.store.replace(id_list, info.name, arr, meta))
 
-    def remove(self, ids: Sequence[str]) -> None:
+    def remove_ids(self, ids: Sequence[str]) -> int:
         """Remove items (every id must be in the gallery), in one transaction.
+
+        Returns:
+            The number of items removed (``len(ids)``), as faiss's ``remove_ids``.
 
         Example:
             >>> import numpy as np
             >>> g = Gallery(":memory:")
             >>> g.register_version("v0", dim=2)
-            >>> g.add(["a", "b"], np.eye(2), version="v0")
-            >>> g.remove(["a"])
-            >>> g.ntotal
-            1
+            >>> g.add_with_ids(np.eye(2), ["a", "b"], version="v0")
+            >>> g.remove_ids(["a"]), g.ntotal
+            (1, 1)
         """
         id_list = _check_ids(ids)
-        if not id_list:
-            return
-        self._apply(self.store.delete(id_list))
+        if id_list:
+            self._apply(self.store.delete(id_list))
+        return len(id_list)
 
     def get(self, ids: Sequence[str]) -> list[ItemRecord]:
         """The stored items (version, vector as added, metadata), in the order of ``ids``.
@@ -477,16 +486,74 @@ class Gallery:
             >>> import numpy as np
             >>> g = Gallery(":memory:")
             >>> g.register_version("v0", dim=2)
-            >>> g.add(["a"], np.array([[3, 4]]), version="v0")
+            >>> g.add_with_ids(np.array([[3, 4]]), ["a"], version="v0")
             >>> item = g.get(["a"])[0]
             >>> item.version, item.vector.tolist()
             ('v0', [3.0, 4.0])
         """
         return self.store.get(_check_ids(ids))
 
+    def backfill_batch(
+        self,
+        job: str,
+        positions: Sequence[int],
+        ids: Sequence[str],
+        embed: Callable[[list[str]], npt.ArrayLike],
+        *,
+        to_version: str,
+    ) -> tuple[int, int]:
+        """Re-embed one batch of the stored backfill plan of ``job``, in one transaction.
+
+        Calls ``embed`` once with the ids of the batch not under ``to_version`` (no call
+        when there are none), then moves those items there and marks the batch's plan
+        positions done in one transaction
+        (:meth:`~graceful.gallery.GalleryStore.commit_batch`), and updates the indexes.
+        Positions another process has done meanwhile are left as they are.
+        :func:`~graceful.gallery.backfill` runs a whole plan with it.
+
+        Args:
+            job: the job whose plan holds the positions.
+            positions: plan positions (:meth:`~graceful.gallery.GalleryStore.pending`).
+            ids: the ids at those positions.
+            embed: ``embed(ids) -> (len(ids), dim)`` vectors under ``to_version``.
+            to_version: a registered version.
+
+        Returns:
+            ``(moved, skipped)``: items moved, and positions done without a move (the
+            item is gone or already under ``to_version``).
+
+        Example:
+            >>> import numpy as np
+            >>> g = Gallery(":memory:")
+            >>> g.register_version("old", dim=2, metric="l2")
+            >>> g.register_version("new", dim=2, metric="l2", compatible_with=["old"])
+            >>> g.add_with_ids(np.zeros((2, 2)), ["a", "b"], version="old")
+            >>> _ = g.store.extend_plan("job", "new", {}, ["a", "b"])
+            >>> g.backfill_batch("job", [0, 1], ["a", "b"], lambda ids: np.ones((2, 2)),
+            ...                  to_version="new"), g.status()
+            ((2, 0), {'old': 0, 'new': 2})
+        """
+        info = self._version(to_version, "to_version")
+        check_str("job", job)
+        id_list = _check_ids(ids)
+        if len(positions) != len(id_list):
+            raise fail("positions", f"{len(id_list)} plan positions (one per id)", positions)
+        check_callable("embed", embed)
+        where = self.store.versions_of(id_list)
+        todo = [r for r, i in enumerate(id_list) if where.get(i, info.name) != info.name]
+        vectors = np.full((len(id_list), info.dim), np.nan, dtype=np.float32)  # NaN: not embedded
+        if todo:
+            got = embed([id_list[r] for r in todo])
+            vectors[todo] = self._check_x(got, info, len(todo), "embed(ids)")
+        changes, moved, skipped = self.store.commit_batch(
+            job, [int(p) for p in positions], id_list, vectors, info.name
+        )
+        self._apply(changes)
+        return moved, skipped
+
     @property
     def ntotal(self) -> int:
-        """Number of items (as of the last write or :meth:`refresh`).
+        """Number of items (as of the last write or :meth:`refresh`), as faiss's ``ntotal``.
 
         Example:
             >>> Gallery(":memory:").ntotal
@@ -528,7 +595,7 @@ class Gallery:
             >>> path = os.path.join(tempfile.mkdtemp(), "g.sqlite")
             >>> a, b = Gallery(path), Gallery(path)
             >>> a.register_version("v0", dim=2)
-            >>> a.add(["x"], np.ones((1, 2)), version="v0")
+            >>> a.add_with_ids(np.ones((1, 2)), ["x"], version="v0")
             >>> b.refresh(), b.ntotal
             (2, 1)
         """
@@ -565,7 +632,7 @@ class Gallery:
             self._drop(labels)
             if info.metric == "cosine":
                 vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-            self._indexes[version].add(labels, vectors)
+            self._indexes[version].add_with_ids(vectors, labels)
             self._id_of[labels] = ids
             self._code_of[labels] = self._codes[version]
         self._seq = changes.seq
@@ -577,7 +644,7 @@ class Gallery:
         for name, code in self._codes.items():
             mine = labels[codes == code]
             if len(mine):
-                self._indexes[name].remove(mine)
+                self._indexes[name].remove_ids(mine)
         self._code_of[labels] = -1
         self._id_of[labels] = None
 
@@ -596,48 +663,37 @@ class Gallery:
         info = self._version(version)
         return [info.name] + [g for (q, g) in self._compat if q == info.name and g != info.name]
 
-    def search(self, queries: npt.ArrayLike, k: int, *, version: str) -> SearchResult:
+    def search(self, x: npt.ArrayLike, k: int, *, version: str) -> SearchResult:
         """The ``k`` nearest items of each query among all items it may be compared with.
 
         Searches the items under ``version`` and under every version recorded compatible
-        for ``version`` queries, merging the per-version top ``k``. If the gallery holds
+        for ``version`` queries, merging the per-version top ``k`` (see the module
+        docstring for the distances, their order and the padding). If the gallery holds
         items of any other version, the search is refused
         (:class:`IncompatibleVersionsError`): their vectors live in another space.
         Searches the gallery as of the last write or :meth:`refresh`.
 
         Args:
-            queries: ``(n, dim)`` finite floats embedded by ``version``'s model.
-            k: a positive int; when fewer items are searched, the missing slots hold id
-                ``None``, score ``NaN`` and version ``None``.
+            x: ``(n, dim)`` finite floats, the queries, embedded by ``version``'s model.
+            k: a positive int; when fewer items are searched, the missing slots hold
+                faiss's pad distance, id ``None`` and version ``None``.
             version: the version that embedded the queries.
 
         Returns:
-            A :class:`SearchResult`.
+            A :class:`SearchResult`, ``D, I`` (and ``.versions``).
 
         Example:
             >>> import numpy as np
             >>> g = Gallery(":memory:")
             >>> g.register_version("v0", dim=2, metric="l2")
-            >>> g.add(["a", "b"], np.array([[0, 0], [3, 4]]), version="v0")
-            >>> r = g.search(np.zeros((1, 2)), 3, version="v0")
-            >>> r.ids.tolist(), r.scores.tolist()
-            ([['a', 'b', None]], [[0.0, 5.0, nan]])
+            >>> g.add_with_ids(np.array([[0, 0], [3, 4]]), ["a", "b"], version="v0")
+            >>> D, I = g.search(np.zeros((1, 2)), 3, version="v0")
+            >>> I.tolist(), D[:, :2].tolist(), D[0, 2] == np.finfo(np.float32).max
+            ([['a', 'b', None]], [[0.0, 25.0]], np.True_)
         """
         info = self._version(version)
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise InputError(f"Expected argument `k` to be a positive int, but got {k!r}")
-        k = int(k)
-        try:
-            q = np.asarray(queries, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise InputError(
-                f"Expected argument `queries` to be a float array, but got {type(queries).__name__}"
-            ) from None
-        if q.ndim != 2:
-            raise InputError(
-                f"Expected argument `queries` to be 2-D (n, {info.dim}), but got shape {q.shape}"
-            )
-        q = self._check_vectors(q, q.shape[0], info, "queries")
+        k = check_int("k", k, low=1)
+        q = self._check_x(x, info)
         allowed = self.searchable(info.name)
         for name, idx in self._indexes.items():
             if idx.ntotal and name not in allowed:
@@ -651,27 +707,22 @@ class Gallery:
         parts = [self._indexes[name].search(q, k) for name in allowed if self._indexes[name].ntotal]
         n = q.shape[0]
         if not parts:
-            return SearchResult(
-                np.full((n, k), None, dtype=object),
-                np.full((n, k), np.nan, np.float32),
-                np.full((n, k), None, dtype=object),
-            )
+            none = np.full((n, k), None, dtype=object)
+            return SearchResult(np.full((n, k), PAD_DISTANCE[info.metric]), none, none.copy())
         if len(parts) == 1:
-            scores, labels = parts[0]
+            distances, labels = parts[0]
         else:
-            scores = np.concatenate([p[0] for p in parts], axis=1)
+            distances = np.concatenate([p[0] for p in parts], axis=1)
             labels = np.concatenate([p[1] for p in parts], axis=1)
-            key = -scores if info.metric == "cosine" else scores
+            key = -distances if info.metric == "cosine" else distances
             order = np.argsort(key, axis=1, kind="stable")[:, :k]
-            scores = np.take_along_axis(scores, order, axis=1)
+            distances = np.take_along_axis(distances, order, axis=1)
             labels = np.take_along_axis(labels, order, axis=1)
-        missing = labels < 0
+        missing = labels < 0  # faiss's -1; its distance is already faiss's pad
         safe = np.where(missing, 0, labels) if missing.any() else labels
         ids = self._id_of[safe]
         versions = self._names[self._code_of[safe]]
-        scores = np.sqrt(np.maximum(scores, 0)) if info.metric == "l2" else scores.copy()
         if missing.any():
             ids[missing] = None
             versions[missing] = None
-            scores[missing] = np.nan
-        return SearchResult(ids, scores.astype(np.float32, copy=False), versions)
+        return SearchResult(distances, ids, versions)

@@ -30,15 +30,21 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["INDEX_KINDS", "METRICS", "VersionIndex"]
+__all__ = ["INDEX_KINDS", "INDEX_OPTIONS", "METRICS", "PAD_DISTANCE", "VersionIndex"]
 
 METRICS = ("cosine", "l2")
 INDEX_KINDS = ("flat", "ivf", "hnsw")
-_OPTIONS = {
+INDEX_OPTIONS: dict[str, tuple[str, ...]] = {
     "flat": (),
     "ivf": ("nlist", "nprobe", "min_train"),
     "hnsw": ("m", "ef_construction", "ef_search"),
 }
+"""Index kind -> the ``index_options`` it takes."""
+PAD_DISTANCE = {
+    "cosine": np.float32(-np.finfo(np.float32).max),
+    "l2": np.float32(np.finfo(np.float32).max),
+}
+"""Metric -> the distance faiss pads missing results with (``-FLT_MAX``, ``FLT_MAX``)."""
 
 
 class VersionIndex:
@@ -53,12 +59,12 @@ class VersionIndex:
     Example:
         >>> import numpy as np
         >>> idx = VersionIndex(2, "l2", "flat")
-        >>> idx.add(np.array([7, 9]), np.array([[0, 0], [1, 1]], np.float32))
-        >>> scores, labels = idx.search(np.array([[1, 1]], np.float32), 3)
-        >>> labels.tolist(), scores[0, :2].tolist()
+        >>> idx.add_with_ids(np.array([[0, 0], [1, 1]], np.float32), np.array([7, 9]))
+        >>> D, I = idx.search(np.array([[1, 1]], np.float32), 3)
+        >>> I.tolist(), D[0, :2].tolist()
         ([[9, 7, -1]], [0.0, 2.0])
-        >>> scores[0, 2]
-        np.float32(inf)
+        >>> D[0, 2] == PAD_DISTANCE["l2"]
+        np.True_
     """
 
     def __init__(
@@ -72,7 +78,6 @@ class VersionIndex:
         self._faiss_metric = (
             faiss.METRIC_INNER_PRODUCT if self.higher_is_better else faiss.METRIC_L2
         )
-        self._worst = np.float32(-np.inf if self.higher_is_better else np.inf)
         self._dead: set[int] = set()
         self._trained = kind != "ivf"
         self._index: Any = self._new_flat() if kind != "hnsw" else self._new_hnsw()
@@ -123,7 +128,7 @@ class VersionIndex:
         if alive.any():
             self._index.add_with_ids(vectors[alive], labels[alive])
 
-    # -- faiss-like API -------------------------------------------------------------------
+    # -- faiss's API: add_with_ids(x, ids), remove_ids(ids), search(x, k) -> (D, I) -----
 
     @property
     def ntotal(self) -> int:
@@ -135,13 +140,13 @@ class VersionIndex:
         """
         return int(self._index.ntotal) - len(self._dead)
 
-    def add(self, labels: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32]) -> None:
-        """Add vectors under ``labels`` (labels must not be live in this index).
+    def add_with_ids(self, vectors: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) -> None:
+        """Add ``vectors`` under ``labels`` (labels must not be live in this index).
 
         Example:
             >>> import numpy as np
             >>> idx = VersionIndex(2, "cosine", "hnsw")
-            >>> idx.add(np.arange(3), np.eye(3, 2, dtype=np.float32))
+            >>> idx.add_with_ids(np.eye(3, 2, dtype=np.float32), np.arange(3))
             >>> idx.ntotal
             3
         """
@@ -161,14 +166,14 @@ class VersionIndex:
             return
         self._index.add_with_ids(vectors, labels)
 
-    def remove(self, labels: npt.NDArray[np.int64]) -> int:
+    def remove_ids(self, labels: npt.NDArray[np.int64]) -> int:
         """Remove the labels this index holds (others are ignored); return how many.
 
         Example:
             >>> import numpy as np
             >>> idx = VersionIndex(2, "l2", "flat")
-            >>> idx.add(np.arange(3), np.zeros((3, 2), np.float32))
-            >>> idx.remove(np.array([0, 5])), idx.ntotal
+            >>> idx.add_with_ids(np.zeros((3, 2), np.float32), np.arange(3))
+            >>> idx.remove_ids(np.array([0, 5])), idx.ntotal
             (1, 2)
         """
         if len(labels) == 0 or self.ntotal == 0:
@@ -186,17 +191,17 @@ class VersionIndex:
     def search(
         self, queries: npt.NDArray[np.float32], k: int
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-        """The ``k`` best live labels per query and their scores.
+        """The ``k`` best live labels per query and their distances, as faiss returns them.
 
         Returns:
-            ``(scores (n, k) float32, labels (n, k) int64)``, best first. Scores are inner
-            products (cosine) or squared L2 distances (faiss's L2); missing slots have
-            label ``-1`` and the worst score (``-inf`` for cosine, ``inf`` for l2).
+            ``(D (n, k) float32, I (n, k) int64)``, best first: inner products (cosine)
+            or squared L2 distances (l2); missing slots have label ``-1`` and faiss's pad
+            distance (:data:`PAD_DISTANCE`).
 
         Example:
             >>> import numpy as np
             >>> idx = VersionIndex(2, "cosine", "flat")
-            >>> idx.add(np.array([4]), np.array([[1, 0]], np.float32))
+            >>> idx.add_with_ids(np.array([[1, 0]], np.float32), np.array([4]))
             >>> idx.search(np.array([[1, 0]], np.float32), 1)[1]
             array([[4]])
         """
@@ -207,10 +212,7 @@ class VersionIndex:
             params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
                 sel=self._selector, efSearch=int(self.options.get("ef_search", 128))
             )
-            scores, labels = self._index.search(queries, k, params=params)
+            distances, labels = self._index.search(queries, k, params=params)
         else:
-            scores, labels = self._index.search(queries, k)
-        scores = np.asarray(scores, dtype=np.float32)
-        labels = np.asarray(labels, dtype=np.int64)
-        scores[labels < 0] = self._worst
-        return scores, labels
+            distances, labels = self._index.search(queries, k)
+        return np.asarray(distances, dtype=np.float32), np.asarray(labels, dtype=np.int64)

@@ -29,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from graceful._validation import fail
 from graceful.errors import InputError
 
 __all__ = [
@@ -36,10 +37,17 @@ __all__ = [
     "Compatibility",
     "GalleryStore",
     "ItemRecord",
+    "Metadata",
     "PlanInfo",
     "SQLiteStore",
+    "Upsert",
     "VersionInfo",
 ]
+
+Metadata = Sequence[Mapping[str, Any] | None] | None
+"""Items' metadata: one JSON-able dict (or ``None``) per item, or ``None`` for none."""
+Upsert = tuple[npt.NDArray[np.int64], npt.NDArray[np.object_], npt.NDArray[np.float32]]
+"""Items now under one version: ``(labels int64 (n,), ids (n,) object, vectors (n, dim))``."""
 
 _CHUNK = 500  # ids per "IN (...)" query, below SQLite's bound-parameter limit
 _SCHEMA = 1
@@ -166,9 +174,7 @@ class Changes:
 
     seq: int
     removed: npt.NDArray[np.int64]
-    upserts: Mapping[
-        str, tuple[npt.NDArray[np.int64], npt.NDArray[np.object_], npt.NDArray[np.float32]]
-    ]
+    upserts: Mapping[str, Upsert]
 
 
 @dataclass(frozen=True)
@@ -228,21 +234,13 @@ class GalleryStore(Protocol):
         ...
 
     def insert(
-        self,
-        ids: Sequence[str],
-        version: str,
-        vectors: npt.NDArray[np.float32],
-        metadata: Sequence[Mapping[str, Any] | None] | None,
+        self, ids: Sequence[str], version: str, vectors: npt.NDArray[np.float32], metadata: Metadata
     ) -> Changes:
         """Add new items (none may exist yet) under ``version``."""
         ...
 
     def replace(
-        self,
-        ids: Sequence[str],
-        version: str,
-        vectors: npt.NDArray[np.float32],
-        metadata: Sequence[Mapping[str, Any] | None] | None,
+        self, ids: Sequence[str], version: str, vectors: npt.NDArray[np.float32], metadata: Metadata
     ) -> Changes:
         """Move existing items (all must exist) to ``version`` with new vectors."""
         ...
@@ -307,9 +305,14 @@ class GalleryStore(Protocol):
         ...
 
 
-def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(seq), size):
-        yield seq[start : start + size]
+def _changes(
+    seq: int, version: str, labels: npt.NDArray[np.int64], ids: Sequence[str], vectors: Any
+) -> Changes:
+    """The :class:`Changes` of a write that put ``ids`` (at ``labels``) under ``version``."""
+    obj = np.empty(len(ids), dtype=object)
+    obj[:] = list(ids)
+    upserts = {version: (labels, obj, vectors)} if len(ids) else {}
+    return Changes(seq, np.zeros(0, np.int64), upserts)
 
 
 class SQLiteStore:
@@ -337,15 +340,18 @@ class SQLiteStore:
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
         self.path = str(path)
-        self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        with self._write() as cur:
-            for statement in _SCHEMA_SQL.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
-        schema = self._conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0]
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            with self._write() as cur:
+                for statement in _SCHEMA_SQL.split(";"):
+                    if statement.strip():
+                        cur.execute(statement)
+            schema = self._conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0]
+        except sqlite3.DatabaseError as exc:  # not a database, a folder, no permission...
+            raise InputError(f"Gallery file {self.path!r} cannot be opened: {exc}") from None
         if schema != _SCHEMA:
             raise InputError(f"Gallery file {self.path!r} has schema {schema}, expected 1")
 
@@ -384,21 +390,22 @@ class SQLiteStore:
     @staticmethod
     def _require_version(cur: sqlite3.Cursor, version: str, what: str = "version") -> None:
         if cur.execute("SELECT 1 FROM versions WHERE name=?", (version,)).fetchone() is None:
-            raise InputError(
-                f"Expected argument `{what}` to be a registered version, got {version!r}"
-            )
+            raise fail(what, "a registered version", version)
+
+    @staticmethod
+    def _items_of(cur: sqlite3.Cursor, columns: str, ids: Sequence[str]) -> Iterator[Any]:
+        """The rows ``SELECT id, <columns>`` of the stored items among ``ids``."""
+        for start in range(0, len(ids), _CHUNK):
+            chunk = tuple(ids[start : start + _CHUNK])
+            marks = ",".join("?" * len(chunk))
+            yield from cur.execute(
+                f"SELECT id, {columns} FROM items WHERE id IN ({marks})", chunk
+            ).fetchall()
 
     @staticmethod
     def _labels_of(cur: sqlite3.Cursor, ids: Sequence[str]) -> dict[str, tuple[int, str]]:
-        found: dict[str, tuple[int, str]] = {}
-        for chunk in _chunks(ids):
-            marks = ",".join("?" * len(chunk))
-            rows = cur.execute(
-                f"SELECT id, label, version FROM items WHERE id IN ({marks})", tuple(chunk)
-            )
-            for id_, label, version in rows:
-                found[id_] = (int(label), version)
-        return found
+        rows = SQLiteStore._items_of(cur, "label, version", ids)
+        return {id_: (int(label), version) for id_, label, version in rows}
 
     @staticmethod
     def _missing(ids: Sequence[str], found: Mapping[str, Any]) -> None:
@@ -484,8 +491,12 @@ class SQLiteStore:
         """All recorded compatibilities, in recording order.
 
         Example:
-            >>> SQLiteStore(":memory:").compatibility()
-            []
+            >>> s = SQLiteStore(":memory:")
+            >>> for v in ("v0", "v1"):
+            ...     _ = s.add_version(VersionInfo(v, 2, "l2", "flat"), [])
+            >>> _ = s.add_compatibility(Compatibility("v1", "v0", {"top1": 0.5}))
+            >>> [(c.query_version, c.gallery_version, c.seq) for c in s.compatibility()]
+            [('v1', 'v0', 3)]
         """
         rows = self._conn.execute(
             "SELECT query_version, gallery_version, evidence, seq FROM compat ORDER BY seq"
@@ -495,11 +506,7 @@ class SQLiteStore:
     # -- items ----------------------------------------------------------------------------
 
     def insert(
-        self,
-        ids: Sequence[str],
-        version: str,
-        vectors: npt.NDArray[np.float32],
-        metadata: Sequence[Mapping[str, Any] | None] | None,
+        self, ids: Sequence[str], version: str, vectors: npt.NDArray[np.float32], metadata: Metadata
     ) -> Changes:
         """Add new items (none may exist yet) under ``version``.
 
@@ -540,22 +547,16 @@ class SQLiteStore:
                     "is already in the gallery (use replace() to re-embed it)"
                 ) from None
             cur.execute("UPDATE meta SET value=? WHERE key='next_label'", (start + len(ids),))
-        obj = np.empty(len(ids), dtype=object)
-        obj[:] = list(ids)
-        return Changes(seq, np.zeros(0, np.int64), {version: (labels, obj, vectors)})
+        return _changes(seq, version, labels, ids, vectors)
 
     @staticmethod
-    def _meta_json(metadata: Sequence[Mapping[str, Any] | None] | None, n: int) -> list[str | None]:
+    def _meta_json(metadata: Metadata, n: int) -> list[str | None]:
         if metadata is None:
             return [None] * n
         return [None if m is None else json.dumps(dict(m)) for m in metadata]
 
     def replace(
-        self,
-        ids: Sequence[str],
-        version: str,
-        vectors: npt.NDArray[np.float32],
-        metadata: Sequence[Mapping[str, Any] | None] | None,
+        self, ids: Sequence[str], version: str, vectors: npt.NDArray[np.float32], metadata: Metadata
     ) -> Changes:
         """Move existing items (all must exist) to ``version`` with new vectors.
 
@@ -577,9 +578,7 @@ class SQLiteStore:
             seq = self._log(cur, "replace", len(ids))
             labels = np.array([found[i][0] for i in ids], dtype=np.int64)
             self._move(cur, labels, version, vectors, seq, metadata)
-        obj = np.empty(len(ids), dtype=object)
-        obj[:] = list(ids)
-        return Changes(seq, np.zeros(0, np.int64), {version: (labels, obj, vectors)})
+        return _changes(seq, version, labels, ids, vectors)
 
     @staticmethod
     def _move(
@@ -588,29 +587,19 @@ class SQLiteStore:
         version: str,
         vectors: npt.NDArray[np.float32],
         seq: int,
-        metadata: Sequence[Mapping[str, Any] | None] | None,
+        metadata: Metadata,
     ) -> None:
-        blobs = [row.tobytes() for row in vectors]
-        if metadata is None:
-            cur.executemany(
-                "UPDATE items SET version=?, vector=?, seq=? WHERE label=?",
-                zip(
-                    [version] * len(blobs), blobs, [seq] * len(blobs), labels.tolist(), strict=True
-                ),
-            )
-        else:
-            meta = SQLiteStore._meta_json(metadata, len(blobs))
-            cur.executemany(
-                "UPDATE items SET version=?, vector=?, metadata=?, seq=? WHERE label=?",
-                zip(
-                    [version] * len(blobs),
-                    blobs,
-                    meta,
-                    [seq] * len(blobs),
-                    labels.tolist(),
-                    strict=True,
-                ),
-            )
+        """Move items to ``version`` with new vectors; ``metadata=None`` keeps theirs."""
+        n = len(labels)
+        columns: list[Sequence[Any]] = [[version] * n, [row.tobytes() for row in vectors]]
+        sets = "version=?, vector=?"
+        if metadata is not None:
+            columns.append(SQLiteStore._meta_json(metadata, n))
+            sets += ", metadata=?"
+        cur.executemany(
+            f"UPDATE items SET {sets}, seq=? WHERE label=?",
+            zip(*columns, [seq] * n, labels.tolist(), strict=True),
+        )
 
     def delete(self, ids: Sequence[str]) -> Changes:
         """Remove existing items (all must exist).
@@ -645,18 +634,18 @@ class SQLiteStore:
             >>> s.get(["a"])[0].metadata
             {'t': 1}
         """
-        rows: dict[str, ItemRecord] = {}
         with self._read() as cur:
-            for chunk in _chunks(ids):
-                marks = ",".join("?" * len(chunk))
-                for id_, version, blob, meta in cur.execute(
-                    f"SELECT id, version, vector, metadata FROM items WHERE id IN ({marks})",
-                    tuple(chunk),
-                ):
-                    vec = np.frombuffer(blob, dtype=np.float32).copy()
-                    rows[id_] = ItemRecord(
-                        id_, version, vec, None if meta is None else json.loads(meta)
-                    )
+            rows = {
+                id_: ItemRecord(
+                    id_,
+                    version,
+                    np.frombuffer(blob, dtype=np.float32).copy(),
+                    None if meta is None else json.loads(meta),
+                )
+                for id_, version, blob, meta in self._items_of(
+                    cur, "version, vector, metadata", ids
+                )
+            }
         self._missing(ids, rows)
         return [rows[i] for i in ids]
 
@@ -671,9 +660,7 @@ class SQLiteStore:
             >>> s.changes_since(0).upserts["v0"][1].tolist()
             ['a', 'b']
         """
-        upserts: dict[
-            str, tuple[npt.NDArray[np.int64], npt.NDArray[np.object_], npt.NDArray[np.float32]]
-        ] = {}
+        upserts: dict[str, Upsert] = {}
         with self._read() as cur:
             last = int(cur.execute("SELECT MAX(seq) FROM log").fetchone()[0] or 0)
             if seq > 0:
@@ -856,10 +843,8 @@ class SQLiteStore:
             labels = np.array([found[ids[r]][0] for r in keep], dtype=np.int64)
             moved = vectors[keep]
             self._move(cur, labels, version, moved, seq, None)
-        obj = np.empty(len(keep), dtype=object)
-        obj[:] = [ids[r] for r in keep]
-        upserts = {version: (labels, obj, moved)} if keep else {}
-        return Changes(seq, np.zeros(0, np.int64), upserts), len(keep), len(outcomes) - len(keep)
+        changes = _changes(seq, version, labels, [ids[r] for r in keep], moved)
+        return changes, len(keep), len(outcomes) - len(keep)
 
     def close(self) -> None:
         """Close the connection.

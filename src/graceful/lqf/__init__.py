@@ -5,7 +5,8 @@ around its weights, ``f(x; w0) + J_w f(x; w0) (w - w0)``, computed with forward-
 Jacobian-vector products; :func:`to_leaky_relu` swaps ReLU/ReLU6 for leaky-ReLU first;
 :func:`kfac_factors`, :func:`precondition` and the :class:`KFAC` optimizer give the
 Kronecker-factored curvature step; :func:`finetune` trains with the squared loss
-(:func:`squared_loss`) or cross-entropy and SGD, Adam or K-FAC.
+(:func:`squared_loss`) or cross-entropy and SGD, Adam or K-FAC; :func:`predict` is
+:func:`graceful.training.predict`.
 
 Example:
     >>> import torch
@@ -18,7 +19,9 @@ Example:
     True
 """
 
-from .finetune import FinetuneConfig, SquaredLoss, finetune, predict, squared_loss
+from graceful.training import predict
+
+from .finetune import FinetuneConfig, SquaredLoss, finetune, squared_loss
 from .kfac import KFAC, KFACFactors, kfac_factors, precondition
 from .linearize import LinearizedModel, to_leaky_relu
 

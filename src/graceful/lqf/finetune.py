@@ -9,36 +9,44 @@ so that, the model being linear in its weights, the problem is a convex quadrati
 K-FAC's Gauss-Newton preconditioner is its exact curvature up to the Kronecker
 factorisation. :func:`finetune` runs the same loop for every combination of loss and
 optimizer, for a linearized or an ordinary network, which is what the ablations need.
+Its epochs run through :func:`graceful.training.train_epoch`, the core the
+:class:`~graceful.training.Trainer` runs too; the K-FAC step is a
+:class:`~graceful.training.Step` of its own.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from functools import partial
+from typing import Literal, cast
 
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
+from graceful._validation import (
+    check_callable,
+    check_choice,
+    check_fields,
+    check_instance,
+    check_int,
+    check_real,
+)
 from graceful.errors import InputError
+from graceful.training import Batch, Objective, OptimizerStep, Step, train_epoch
+from graceful.training.loop import RECIPE_CHECKS
 
-from ._checks import check_curvature_loss, check_positive
-from .kfac import KFAC
+from .kfac import CURVATURE_LOSSES, KFAC
 from .linearize import LinearizedModel
 
-__all__ = ["FinetuneConfig", "SquaredLoss", "finetune", "predict", "squared_loss"]
+__all__ = ["FinetuneConfig", "SquaredLoss", "finetune", "squared_loss"]
 
 Loss = Literal["squared", "cross_entropy"]
 Optimizer = Literal["sgd", "adam", "kfac"]
-
-
-def _check_reduction(reduction: str) -> None:
-    if reduction not in ("mean", "sum", "none"):
-        raise InputError(
-            f"Expected argument `reduction` to be 'mean', 'sum' or 'none', but got {reduction!r}"
-        )
+_OPTIMIZERS: tuple[Optimizer, ...] = ("sgd", "adam", "kfac")
+_REDUCTIONS = ("mean", "sum", "none")
 
 
 def squared_loss(
@@ -56,7 +64,7 @@ def squared_loss(
         >>> squared_loss(torch.tensor([[4.0, 1.0]]), torch.tensor([0]), scale=5.0)
         tensor(1.)
     """
-    _check_reduction(reduction)
+    check_choice("reduction", reduction, _REDUCTIONS)
     if outputs.ndim != 2 or targets.shape != outputs.shape[:1]:
         raise InputError(
             "Expected `outputs` (N, C) and `targets` (N,), but got"
@@ -85,10 +93,8 @@ class SquaredLoss(nn.Module):
 
     def __init__(self, *, scale: float = 5.0, reduction: str = "mean") -> None:
         super().__init__()
-        _check_reduction(reduction)
-        check_positive("scale", scale)
-        self.scale = float(scale)
-        self.reduction = reduction
+        self.reduction = check_choice("reduction", reduction, _REDUCTIONS)
+        self.scale = check_real("scale", scale, low=0.0, low_open=True)
 
     def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The loss of ``outputs`` (N, C) against class indices ``targets`` (N,)."""
@@ -115,7 +121,18 @@ class FinetuneConfig:
             training, from ``factor_samples`` samples (exact for the squared loss of a
             linearized model, whose curvature is constant).
         factor_samples: samples the initial K-FAC factors are computed from.
-        seed: seed of the data order.
+        seed: seed of the data order, an int in ``[0, 2**32 - 1]``.
+
+    Raises:
+        InputError: naming the first field with a bad value.
+
+    Example:
+        >>> FinetuneConfig(optimizer="adam", lr=1e-3).loss
+        'squared'
+        >>> FinetuneConfig(epochs=0)
+        Traceback (most recent call last):
+        ...
+        graceful.errors.InputError: Expected `FinetuneConfig.epochs` to be a positive int, but got 0
     """
 
     loss: Loss = "squared"
@@ -132,23 +149,19 @@ class FinetuneConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_curvature_loss(self.loss)
-        if self.optimizer not in ("sgd", "adam", "kfac"):
-            raise InputError(
-                "Expected argument `optimizer` to be 'sgd', 'adam' or 'kfac', but got"
-                f" {self.optimizer!r}"
-            )
-        for name in ("epochs", "batch_size", "factor_samples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"Expected argument `{name}` to be an int >= 1, but got {value!r}")
-        for name in ("lr", "target_scale", "damping"):
-            check_positive(name, getattr(self, name))
-        wd = self.weight_decay
-        if isinstance(wd, bool) or not isinstance(wd, (int, float)) or not wd >= 0:
-            raise InputError(
-                f"Expected argument `weight_decay` to be a number >= 0, but got {wd!r}"
-            )
+        positive = partial(check_real, low=0.0, low_open=True)
+        check_fields(
+            self,
+            {
+                "loss": partial(check_choice, choices=CURVATURE_LOSSES),
+                "optimizer": partial(check_choice, choices=_OPTIMIZERS),
+                **RECIPE_CHECKS,
+                "target_scale": positive,
+                "damping": positive,
+                "refresh": partial(check_int, low=1, optional=True),
+                "factor_samples": partial(check_int, low=1),
+            },
+        )
 
 
 def _anchors(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -157,6 +170,80 @@ def _anchors(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
         w0 = model.w0()
         return [(w, w0[n]) for n, w in zip(model.names, model.weights, strict=True)]
     return [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
+
+
+class _KFACStep:
+    """LQF's :class:`~graceful.training.Step`: SGD with momentum on the K-FAC step.
+
+    The curvature is refreshed from the batch's inputs when due (see
+    :class:`~graceful.lqf.KFAC`); another way of moving along the preconditioned
+    gradient (an exact step on the quadratic, damping adaptation) replaces this class.
+    """
+
+    def __init__(self, kfac: KFAC) -> None:
+        self.kfac = kfac
+
+    def zero_grad(self) -> None:
+        self.kfac.zero_grad()
+
+    def __call__(self, batch: Batch, loss: torch.Tensor) -> None:
+        self.kfac.step(batch.x)
+
+
+def _step(
+    model: nn.Module, x: torch.Tensor, config: FinetuneConfig, params: list[nn.Parameter]
+) -> tuple[Step, torch.optim.Optimizer]:
+    """The step of ``config.optimizer``, and the optimizer whose learning rate is scheduled."""
+    if config.optimizer == "kfac":
+        kfac = KFAC(
+            model,
+            lr=config.lr,
+            damping=config.damping,
+            momentum=config.momentum,
+            refresh=config.refresh,
+            loss=config.loss,
+        )
+        generator = torch.Generator().manual_seed(config.seed + 1_000_003)
+        pick = torch.randperm(len(x), generator=generator)[: config.factor_samples]
+        for chunk in pick.split(256):  # type: ignore[no-untyped-call]
+            kfac.update_factors(x[chunk])
+        return _KFACStep(kfac), kfac.optimizer
+    optimizer: torch.optim.Optimizer
+    if config.optimizer == "adam":
+        optimizer = torch.optim.Adam(params, lr=config.lr)
+    else:
+        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
+    return OptimizerStep(optimizer), optimizer
+
+
+def _objective(config: FinetuneConfig) -> Objective:
+    """The batch loss of ``config.loss`` (the penalty towards ``w0`` is apart)."""
+    scale = config.target_scale
+    if config.loss == "squared":
+        return lambda out, batch: squared_loss(out, batch.y, scale=scale)
+    return lambda out, batch: F.cross_entropy(out, batch.y)
+
+
+def _pull(model: nn.Module, weight_decay: float) -> Callable[[], torch.Tensor] | None:
+    r""":math:`\frac\mu2\lVert w - w_0\rVert^2` for the trainable weights; ``None`` for 0."""
+    if weight_decay <= 0:
+        return None
+    anchors = _anchors(model)
+
+    def pull() -> torch.Tensor:
+        distance = cast(torch.Tensor, sum(((p - a) ** 2).sum() for p, a in anchors))
+        return 0.5 * weight_decay * distance
+
+    return pull
+
+
+def _batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator
+) -> Iterator[Batch]:
+    """One epoch's batches, in the order of a permutation drawn from ``generator``."""
+    order = torch.randperm(len(x), generator=generator)
+    for index in order.split(batch_size):  # type: ignore[no-untyped-call]
+        yield Batch(x[index], y[index])
 
 
 def finetune(
@@ -171,7 +258,10 @@ def finetune(
 
     A :class:`~graceful.lqf.LinearizedModel` is always evaluated at its expansion point
     (eval-mode batch norm); an ordinary network is put in train mode while it trains and
-    back in eval mode at the end. Only parameters with ``requires_grad`` move.
+    back in eval mode at the end. Only parameters with ``requires_grad`` move. Each epoch
+    is one :func:`graceful.training.train_epoch` over a fresh permutation of the data (the
+    permutations drawn from a generator seeded with ``config.seed``); the learning rate
+    follows a cosine from ``config.lr`` to 0 over all steps.
 
     Args:
         model: the network or linearized network (its output is ``(N, C)`` logits).
@@ -181,7 +271,8 @@ def finetune(
         on_epoch: called with ``(epoch, mean loss)`` after each epoch.
 
     Raises:
-        InputError: on mismatched or empty data, or a loss that stops being finite.
+        InputError: on mismatched or empty data.
+        TrainingDivergedError: when an epoch's mean loss is not finite.
 
     Example:
         >>> torch.manual_seed(0)
@@ -194,14 +285,11 @@ def finetune(
         >>> losses[-1] < losses[0]
         True
     """
-    if not isinstance(model, nn.Module):
-        raise InputError(
-            f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}"
-        )
-    if not isinstance(config, FinetuneConfig):
-        raise InputError(
-            f"Expected argument `config` to be a FinetuneConfig, but got {type(config).__name__}"
-        )
+    check_instance("model", model, nn.Module, "a torch.nn.Module")
+    check_instance("config", config, FinetuneConfig)
+    check_callable("on_epoch", on_epoch, optional=True)
+    for name, value in (("x", x), ("y", y)):
+        check_instance(name, value, torch.Tensor, "a tensor")
     if len(x) == 0 or len(x) != len(y) or y.ndim != 1:
         raise InputError(
             "Expected `x` (N, ...) and `y` (N,) with N >= 1, but got"
@@ -210,32 +298,12 @@ def finetune(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise InputError("Expected argument `model` to have trainable parameters")
-    steps_per_epoch = math.ceil(len(x) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    kfac: KFAC | None = None
-    optimizer: torch.optim.Optimizer
-    if config.optimizer == "kfac":
-        kfac = KFAC(
-            model,
-            lr=config.lr,
-            damping=config.damping,
-            momentum=config.momentum,
-            refresh=config.refresh,
-            loss=config.loss,
-        )
-        generator = torch.Generator().manual_seed(config.seed + 1_000_003)
-        pick = torch.randperm(len(x), generator=generator)[: config.factor_samples]
-        for chunk in pick.split(256):  # type: ignore[no-untyped-call]
-            kfac.update_factors(x[chunk])
-        optimizer = kfac.optimizer
-    elif config.optimizer == "adam":
-        optimizer = torch.optim.Adam(params, lr=config.lr)
-    else:
-        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
+    total = math.ceil(len(x) / config.batch_size) * config.epochs
+    step, optimizer = _step(model, x, config, params)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * step / total))
     )
-    anchors = _anchors(model) if config.weight_decay > 0 else []
+    objective, penalty = _objective(config), _pull(model, config.weight_decay)
     linearized = isinstance(model, LinearizedModel)
     was_training = model.training
     model.train(not linearized)
@@ -243,31 +311,17 @@ def finetune(
     history: list[float] = []
     try:
         for epoch in range(config.epochs):
-            order = torch.randperm(len(x), generator=generator)
-            running = torch.zeros((), dtype=torch.float64)
-            for batch in order.split(config.batch_size):  # type: ignore[no-untyped-call]
-                xb, yb = x[batch], y[batch]
-                out = model(xb)
-                if config.loss == "squared":
-                    loss = squared_loss(out, yb, scale=config.target_scale)
-                else:
-                    loss = F.cross_entropy(out, yb)
-                running += loss.detach().double() * len(batch)
-                if anchors:
-                    pull = sum(((p - a) ** 2).sum() for p, a in anchors)
-                    loss = loss + 0.5 * config.weight_decay * pull
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                if kfac is not None:
-                    kfac.step(xb)
-                else:
-                    optimizer.step()
-                schedule.step()
-            mean = float(running) / len(x)
-            if not math.isfinite(mean):
-                raise InputError(
-                    f"Fine-tuning diverged in epoch {epoch}: the loss is {mean}; lower `lr`"
-                )
+            batches = _batches(x, y, config.batch_size, generator)
+            mean = train_epoch(
+                model,
+                batches,
+                objective,
+                step,
+                schedule,
+                epoch=epoch,
+                penalty=penalty,
+                advice="lower `FinetuneConfig.lr`",
+            )
             history.append(mean)
             if on_epoch is not None:
                 on_epoch(epoch, mean)
@@ -275,19 +329,3 @@ def finetune(
         model.train(was_training and not linearized)
     model.eval()
     return history
-
-
-def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-    """The model's outputs on ``x`` in eval mode, without gradients, batch by batch.
-
-    Example:
-        >>> predict(nn.Linear(3, 2), torch.zeros(5, 3)).shape
-        torch.Size([5, 2])
-    """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was_training)

@@ -43,9 +43,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
+from graceful._validation import check_choice, check_int, check_real
 from graceful.errors import InputError
 
-from ._checks import check_curvature_loss, check_positive
 from .linearize import LinearizedModel
 
 __all__ = ["KFAC", "KFACFactors", "kfac_factors", "precondition"]
@@ -57,6 +57,8 @@ with a trainable bias), ``o`` its outputs per group. ``groups`` is 1 except for 
 convolutions."""
 
 CurvatureLoss = Literal["squared", "cross_entropy"]
+CURVATURE_LOSSES: tuple[CurvatureLoss, ...] = ("squared", "cross_entropy")
+"""The losses whose output Hessian the factors weight by (see :func:`kfac_factors`)."""
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ def kfac_factors(
         >>> torch.equal(G[0], torch.eye(3, dtype=torch.float64))  # one layer: G = I
         True
     """
-    check_curvature_loss(loss)
+    check_choice("loss", loss, CURVATURE_LOSSES)
     chosen = _layers(model, layers)
     network = model.network if isinstance(model, LinearizedModel) else model
     inputs: dict[str, torch.Tensor] = {}
@@ -355,7 +357,7 @@ def precondition(model: nn.Module, factors: KFACFactors, *, damping: float = 1e-
         >>> layer.weight.grad
         tensor([[2.0000, 1.3333]])
     """
-    check_positive("damping", damping)
+    damping = check_real("damping", damping, low=0.0, low_open=True)
     _apply(_layers(model, None), _damped_inverses(factors, damping))
 
 
@@ -408,33 +410,16 @@ class KFAC:
         loss: CurvatureLoss = "squared",
         layers: Sequence[str] | None = None,
     ) -> None:
-        check_positive("lr", lr)
-        check_positive("damping", damping)
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
-            raise InputError(f"Expected argument `momentum` to be in [0, 1), but got {momentum!r}")
-        if not 0.0 <= momentum < 1.0:
-            raise InputError(f"Expected argument `momentum` to be in [0, 1), but got {momentum!r}")
-        if refresh is not None and (
-            isinstance(refresh, bool) or not isinstance(refresh, int) or refresh < 1
-        ):
-            raise InputError(
-                f"Expected argument `refresh` to be None or an int >= 1, but got {refresh!r}"
-            )
-        if decay is not None and (
-            isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1
-        ):
-            raise InputError(
-                f"Expected argument `decay` to be None or in [0, 1), but got {decay!r}"
-            )
-        check_curvature_loss(loss)
+        lr = check_real("lr", lr, low=0.0, low_open=True)
+        self.damping = check_real("damping", damping, low=0.0, low_open=True)
+        momentum = check_real("momentum", momentum, low=0.0, high=1.0, high_open=True)
+        self.refresh = check_int("refresh", refresh, low=1, optional=True)
+        self.decay = check_real("decay", decay, low=0.0, high=1.0, high_open=True, optional=True)
+        self.loss: CurvatureLoss = check_choice("loss", loss, CURVATURE_LOSSES)  # type: ignore[assignment]
         self.model = model
-        self.damping = float(damping)
-        self.refresh = refresh
-        self.decay = decay
-        self.loss: CurvatureLoss = loss
         self._layers = _layers(model, layers)
         params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.SGD(params, lr=float(lr), momentum=float(momentum))
+        self.optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum)
         self.factors: KFACFactors = {}
         self.steps = 0
         self._refreshes = 0

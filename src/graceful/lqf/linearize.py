@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp
 
+from graceful._validation import check_instance, check_real, fail
 from graceful.errors import InputError
 
 __all__ = ["LinearizedModel", "to_leaky_relu"]
@@ -45,29 +46,21 @@ def to_leaky_relu(model: nn.Module, negative_slope: float = 0.1) -> nn.Module:
         >>> net[1]
         LeakyReLU(negative_slope=0.2)
     """
-    if not isinstance(model, nn.Module):
-        raise InputError(
-            f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}"
-        )
-    if (
-        isinstance(negative_slope, bool)
-        or not isinstance(negative_slope, (int, float))
-        or not 0.0 < negative_slope < 1.0
-    ):
-        raise InputError(
-            f"Expected argument `negative_slope` to be in (0, 1), but got {negative_slope!r}"
-        )
+    check_instance("model", model, nn.Module, "a torch.nn.Module")
+    slope = check_real(
+        "negative_slope", negative_slope, low=0.0, high=1.0, low_open=True, high_open=True
+    )
     converted = copy.deepcopy(model)
 
     def swap(module: nn.Module) -> None:
         for name, child in module.named_children():
             if isinstance(child, (nn.ReLU, nn.ReLU6)):
-                setattr(module, name, nn.LeakyReLU(float(negative_slope)))
+                setattr(module, name, nn.LeakyReLU(slope))
             else:
                 swap(child)
 
     if isinstance(converted, (nn.ReLU, nn.ReLU6)):
-        return nn.LeakyReLU(float(negative_slope))
+        return nn.LeakyReLU(slope)
     swap(converted)
     return converted
 
@@ -101,12 +94,9 @@ class LinearizedModel(nn.Module):
 
     def __init__(self, model: nn.Module, *, trainable: Sequence[str] | None = None) -> None:
         super().__init__()
-        if not isinstance(model, nn.Module):
-            raise InputError(
-                f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}"
-            )
-        if isinstance(trainable, str):
-            raise InputError("Expected argument `trainable` to be a sequence of names, not a str")
+        check_instance("model", model, nn.Module, "a torch.nn.Module")
+        if isinstance(trainable, str):  # a str is a sequence of one-letter names
+            raise fail("trainable", "a sequence of names, not a str", trainable)
         base = copy.deepcopy(model).eval()
         for p in base.parameters():
             p.requires_grad_(False)

@@ -7,18 +7,9 @@ import random
 import numpy as np
 import torch
 
-from graceful.errors import InputError
+from graceful._validation import check_int, check_seed
 
 __all__ = ["epoch_generator", "seed_everything"]
-
-_MAX_SEED = 2**32 - 1
-
-
-def _check_seed(seed: int, name: str) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= _MAX_SEED:
-        raise InputError(
-            f"Expected argument `{name}` to be an int in [0, 2**32 - 1], but got {seed!r}"
-        )
 
 
 def seed_everything(seed: int) -> None:
@@ -37,7 +28,7 @@ def seed_everything(seed: int) -> None:
         >>> torch.equal(a, torch.rand(2))
         True
     """
-    _check_seed(seed, "seed")
+    seed = check_seed("seed", seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -65,9 +56,7 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
         >>> torch.equal(a, b)
         True
     """
-    _check_seed(seed, "seed")
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise InputError(f"Expected argument `epoch` to be a non-negative int, but got {epoch!r}")
+    seed, epoch = check_seed("seed", seed), check_int("epoch", epoch, low=0)
     state = np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0]
     generator = torch.Generator()
     generator.manual_seed(int(state) & (2**63 - 1))

@@ -20,13 +20,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol, cast, runtime_checkable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from graceful.embedding import EmbeddingOutput
+from graceful._validation import check_callable, check_instance, fail
 from graceful.errors import InputError
 from graceful.io.atomic import atomic_open
+
+from .inference import _collect, _logits_of
 
 __all__ = ["CachedTeacher", "EnsembleTeacher", "OnlineTeacher", "Teacher"]
 
@@ -47,64 +50,6 @@ class Teacher(Protocol):
         ...
 
 
-def _unpack(batch: Any, name: str) -> tuple[Tensor, Tensor, Tensor]:
-    """Split a collated batch into ``(x, y, ids)``; InputError naming ``name`` otherwise."""
-    if not isinstance(batch, (list, tuple)) or len(batch) != 3:
-        raise InputError(f"Expected the items of `{name}` to be (x, y, id) tuples")
-    x, y, ids = batch
-    if not isinstance(ids, Tensor) or ids.dtype not in (torch.int64, torch.int32):
-        raise InputError(f"Expected the ids of `{name}` to be integers")
-    return x, y, ids
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for parameter in model.parameters():
-        return parameter.device
-    for buffer in model.buffers():
-        return buffer.device
-    return torch.device("cpu")
-
-
-@torch.no_grad()
-def _logits_of(out: object) -> Tensor:
-    """The logits of a model's output: the tensor itself, or an EmbeddingOutput's logits."""
-    if isinstance(out, EmbeddingOutput):
-        return out.logits
-    if not isinstance(out, Tensor):
-        raise InputError(
-            "Expected the model to return a tensor of logits or an EmbeddingOutput,"
-            f" but it returned {type(out).__name__}"
-        )
-    return out
-
-
-def _collect_logits(
-    model: nn.Module,
-    dataset: Dataset[Any],
-    *,
-    batch_size: int,
-    num_workers: int = 0,
-    name: str = "dataset",
-) -> tuple[Tensor, Tensor]:
-    """Run ``model`` (eval mode) over ``dataset`` in order: float32 logits and ids on CPU."""
-    device = _model_device(model)
-    was_training = model.training
-    model.eval()
-    logits, ids = [], []
-    try:
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-        for batch in loader:
-            x, _y, batch_ids = _unpack(batch, name)
-            out = _logits_of(model(x.to(device)))
-            logits.append(out.detach().float().cpu())
-            ids.append(batch_ids.to(torch.int64).cpu())
-    finally:
-        model.train(was_training)
-    if not logits:
-        raise InputError(f"Expected `{name}` to hold at least one sample, but it is empty")
-    return torch.cat(logits), torch.cat(ids)
-
-
 class OnlineTeacher:
     """Runs the old model on each batch, in eval mode and without gradients.
 
@@ -122,11 +67,7 @@ class OnlineTeacher:
     """
 
     def __init__(self, model: nn.Module) -> None:
-        if not isinstance(model, nn.Module):
-            raise InputError(
-                f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}"
-            )
-        self.model = model.eval()
+        self.model = check_instance("model", model, nn.Module, "a torch.nn.Module").eval()
 
     @torch.no_grad()
     def __call__(self, x: Tensor, ids: Tensor) -> Tensor:
@@ -171,14 +112,11 @@ class CachedTeacher:
 
     def __init__(self, ids: Tensor, logits: Tensor) -> None:
         if not isinstance(ids, Tensor) or ids.ndim != 1 or ids.is_floating_point():
-            raise InputError("Expected argument `ids` to be a 1-D integer tensor")
+            raise fail("ids", "a 1-D integer tensor", ids)
         if ids.numel() == 0:
             raise InputError("Expected argument `ids` to hold at least one id, but it is empty")
         if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != ids.shape[0]:
-            shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-            raise InputError(
-                f"Expected argument `logits` to have shape ({ids.shape[0]}, C), but got {shape}"
-            )
+            raise fail("logits", f"a tensor of shape ({ids.shape[0]}, C)", logits)
         ids = ids.detach().to("cpu", torch.int64)
         order = torch.argsort(ids)
         sorted_ids = ids[order]
@@ -239,11 +177,9 @@ class CachedTeacher:
             >>> len(teacher), teacher.num_classes
             (5, 3)
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InputError(
-                f"Expected argument `batch_size` to be a positive int, but got {batch_size!r}"
-            )
-        logits, ids = _collect_logits(
+        if isinstance(dataset, (Tensor, np.ndarray)):  # the ids come from the items
+            raise fail("dataset", "a dataset of (x, y, id) items", dataset)
+        logits, ids = _collect(
             model, dataset, batch_size=batch_size, num_workers=num_workers, name="dataset"
         )
         try:
@@ -352,20 +288,15 @@ class EnsembleTeacher:
 
     def __init__(self, members: Sequence[Teacher | nn.Module]) -> None:
         if isinstance(members, (nn.Module, str)) or not isinstance(members, Sequence):
-            raise InputError("Expected argument `members` to be a sequence of teachers or models")
+            raise fail("members", "a sequence of teachers or models", members)
         if len(members) == 0:
             raise InputError("Expected argument `members` to hold at least one teacher")
         wrapped: list[Teacher] = []
         for i, member in enumerate(members):
             if isinstance(member, nn.Module):
                 wrapped.append(OnlineTeacher(member))
-            elif callable(member):
-                wrapped.append(member)
             else:
-                raise InputError(
-                    f"Expected `members[{i}]` to be a teacher or a torch.nn.Module, "
-                    f"but got {type(member).__name__}"
-                )
+                wrapped.append(check_callable(f"members[{i}]", member))
         self.members: tuple[Teacher, ...] = tuple(wrapped)
 
     @torch.no_grad()

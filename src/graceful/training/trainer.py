@@ -32,33 +32,41 @@ import io
 import math
 import random
 import time
-from collections.abc import Sequence, Sized
+from collections.abc import Callable, Iterator, Sequence, Sized
+from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.console import Console
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 from torch.utils.data.distributed import DistributedSampler
 
-from graceful.errors import InputError, TrainingDivergedError
+from graceful._progress import progress_bar
+from graceful._validation import (
+    check_bool,
+    check_callable,
+    check_choice,
+    check_fields,
+    check_instance,
+    check_int,
+    check_real,
+    fail,
+)
+from graceful.errors import InputError
 from graceful.io.atomic import atomic_open
 
+from .inference import _collect, _logits_of, _model_device, _outputs, _unpack
+from .loop import RECIPE_CHECKS, Batch, OptimizerStep, train_epoch
 from .seed import epoch_generator, seed_everything
-from .teachers import Teacher, _collect_logits, _logits_of, _model_device, _unpack
+from .teachers import Teacher
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "select_epoch"]
 
@@ -80,14 +88,6 @@ _RUN_FIELDS = (
 )
 _CHECKPOINT = "last.pt"
 _FORMAT = "graceful.train_checkpoint/1"
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -139,37 +139,21 @@ class TrainConfig:
     max_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
-        def bad(name: str, expected: str) -> InputError:
-            value = getattr(self, name)
-            return InputError(f"Expected `TrainConfig.{name}` to be {expected}, but got {value!r}")
-
-        for name in ("epochs", "batch_size"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
-                raise bad(name, "a positive int")
-        if not _is_real(self.lr) or self.lr <= 0:
-            raise bad("lr", "a positive finite number")
-        if not _is_real(self.momentum) or not 0 <= self.momentum < 1:
-            raise bad("momentum", "a number in [0, 1)")
-        if not _is_real(self.weight_decay) or self.weight_decay < 0:
-            raise bad("weight_decay", "a non-negative finite number")
-        if self.optimizer not in _OPTIMIZERS:
-            raise bad("optimizer", "one of 'sgd', 'adam'")
-        if self.schedule not in _SCHEDULES:
-            raise bad("schedule", "one of 'onecycle', 'cosine', 'constant'")
-        if not _is_int(self.seed) or not 0 <= self.seed <= 2**32 - 1:
-            raise bad("seed", "an int in [0, 2**32 - 1]")
-        if self.select not in _CRITERIA:
-            raise bad("select", "one of " + ", ".join(repr(c) for c in _CRITERIA))
-        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, str):
-            raise bad("checkpoint_dir", "a str or None")
-        if not isinstance(self.progress, bool):
-            raise bad("progress", "a bool")
-        if self.num_threads is not None and (not _is_int(self.num_threads) or self.num_threads < 1):
-            raise bad("num_threads", "a positive int or None")
-        if self.max_grad_norm is not None and (
-            not _is_real(self.max_grad_norm) or self.max_grad_norm <= 0
-        ):
-            raise bad("max_grad_norm", "a positive finite number or None")
+        check_fields(
+            self,
+            RECIPE_CHECKS
+            | {
+                "optimizer": partial(check_choice, choices=_OPTIMIZERS),
+                "schedule": partial(check_choice, choices=_SCHEDULES),
+                "select": partial(check_choice, choices=_CRITERIA),
+                "checkpoint_dir": partial(
+                    check_instance, kind=(str, type(None)), what="a str or None"
+                ),
+                "progress": check_bool,
+                "num_threads": partial(check_int, low=1, optional=True),
+                "max_grad_norm": partial(check_real, low=0.0, low_open=True, optional=True),
+            },
+        )
 
 
 @dataclass
@@ -229,12 +213,7 @@ def select_epoch(history: Sequence[dict[str, float]], criterion: str) -> int:
         ...                              "best_error_then_nfr")]
         [3, 1, 3, 2]
     """
-    if criterion not in _CRITERIA:
-        raise InputError(
-            "Expected argument `criterion` to be one of "
-            + ", ".join(repr(c) for c in _CRITERIA)
-            + f", but got {criterion!r}"
-        )
+    check_choice("criterion", criterion, _CRITERIA)
     if len(history) == 0:
         raise InputError("Expected argument `history` to hold at least one epoch, but it is empty")
     if criterion == "last":
@@ -306,6 +285,8 @@ class Trainer:
             of old embeddings), the validation NFR is not tracked (NaN).
         old_val_logits: ``(len(val), C)`` old-model logits in validation-set order, for
             the per-epoch NFR; without them and without a teacher ``val_nfr`` is NaN.
+        console: where the progress bars are drawn (``config.progress``); ``None``: rich's
+            global console (standard output).
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -332,28 +313,20 @@ class Trainer:
         loss: nn.Module | None = None,
         teacher: Teacher | None = None,
         old_val_logits: Tensor | None = None,
+        console: Console | None = None,
     ) -> None:
-        if not isinstance(model, nn.Module):
-            raise InputError(
-                f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}"
-            )
-        if not isinstance(config, TrainConfig):
-            raise InputError(
-                f"Expected argument `config` to be a TrainConfig, but got {type(config).__name__}"
-            )
-        if loss is not None and not callable(loss):
-            raise InputError(f"Expected argument `loss` to be callable, but got {loss!r}")
-        if teacher is not None and not callable(teacher):
-            raise InputError(f"Expected argument `teacher` to be callable, but got {teacher!r}")
+        self.model: nn.Module = check_instance("model", model, nn.Module, "a torch.nn.Module")
+        self.config: TrainConfig = check_instance("config", config, TrainConfig)
+        self.loss: nn.Module = check_callable("loss", loss, optional=True) or _CrossEntropy()
+        self.teacher: Teacher | None = check_callable("teacher", teacher, optional=True)
         if old_val_logits is not None and (
             not isinstance(old_val_logits, Tensor) or old_val_logits.ndim != 2
         ):
-            raise InputError("Expected argument `old_val_logits` to be a 2-D tensor (N, C)")
-        self.model = model
-        self.config = config
-        self.loss: nn.Module = loss if loss is not None else _CrossEntropy()
-        self.teacher = teacher
+            raise fail("old_val_logits", "a 2-D tensor (N, C)", old_val_logits)
         self.old_val_logits = old_val_logits
+        self.console: Console | None = check_instance(
+            "console", console, (Console, type(None)), "a rich Console or None"
+        )
         self.result: TrainResult | None = None
 
     @property
@@ -428,19 +401,13 @@ class Trainer:
             best_state = ckpt["best_state"]
             start = int(ckpt["epochs_done"])
 
+        step = OptimizerStep(optimizer, max_grad_norm=cfg.max_grad_norm)
         show = cfg.progress and rank == 0
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            disable=not show,
-        ) as progress:
+        with progress_bar(disable=not show, console=self.console) as progress:
             for epoch in range(start, cfg.epochs):
                 task = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps)
                 seconds, train_loss = self._train_epoch(
-                    net, optimizer, scheduler, train, epoch, device, progress, task
+                    net, step, scheduler, train, epoch, device, partial(progress.advance, task)
                 )
                 tic = time.perf_counter()
                 val_error, val_nfr = self._validate(val, old_val, device)
@@ -479,16 +446,16 @@ class Trainer:
         )
         return self.result
 
-    @torch.no_grad()
     def predict(self, dataset: Dataset[Any]) -> Tensor:
         """The model's float32 logits on ``dataset`` (items ``(x, y, id)``), in its order, on CPU.
 
-        Every process predicts the whole dataset.
+        :func:`~graceful.training.predict` in batches of ``config.batch_size``. Every
+        process predicts the whole dataset.
         """
-        logits, _ids = _collect_logits(
+        logits, _ids = _collect(
             self.model, dataset, batch_size=self.config.batch_size, name="dataset"
         )
-        return logits
+        return logits.float()
 
     # -- pieces of fit -------------------------------------------------------------------
 
@@ -563,51 +530,44 @@ class Trainer:
     def _train_epoch(
         self,
         net: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        step: OptimizerStep,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         train: Dataset[Any],
         epoch: int,
         device: torch.device,
-        progress: Progress,
-        task: Any,
+        on_batch: Callable[[], None],
     ) -> tuple[float, float]:
-        """One pass; returns (seconds, mean training loss over samples)."""
+        """One pass (:func:`~graceful.training.train_epoch`); (seconds, mean loss over samples)."""
         net.train()
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        count = 0
         _sync(device)
         tic = time.perf_counter()
+        mean_loss = train_epoch(
+            net,
+            self._batches(train, epoch, device),
+            self._objective,
+            step,
+            scheduler,
+            epoch=epoch,
+            on_batch=on_batch,
+            distributed=_rank_world()[1] > 1,
+            advice="lower `TrainConfig.lr`, the loss weight, or set `TrainConfig.max_grad_norm`",
+        )
+        _sync(device)
+        return time.perf_counter() - tic, mean_loss
+
+    def _batches(self, train: Dataset[Any], epoch: int, device: torch.device) -> Iterator[Batch]:
+        """The epoch's batches on ``device``, with the teacher's outputs."""
         for batch in self._train_loader(train, epoch):
             x, y, ids = _unpack(batch, "train")
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            old = None if self.teacher is None else self.teacher(x, ids.to(device))
-            new = net(x)  # logits, or an EmbeddingOutput for embedding losses
-            loss: Tensor = self.loss(new, old, y)
-            if loss.ndim != 0:
-                shape = tuple(loss.shape)
-                raise InputError(f"Expected `loss` to return a scalar, but got shape {shape}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            if self.config.max_grad_norm is not None:
-                nn.utils.clip_grad_norm_(net.parameters(), self.config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            total += loss.detach().double() * y.shape[0]
-            count += int(y.shape[0])
-            progress.advance(task)
-        _sync(device)
-        seconds = time.perf_counter() - tic
-        sums = torch.stack([total, torch.tensor(float(count), dtype=torch.float64, device=device)])
-        if _rank_world()[1] > 1:
-            dist.all_reduce(sums)
-        mean_loss = float(sums[0] / sums[1])
-        if not math.isfinite(mean_loss):
-            # one check per epoch (a host sync per step would slow every run down)
-            raise TrainingDivergedError(
-                f"training diverged in epoch {epoch}: the loss is {mean_loss}; lower"
-                " `TrainConfig.lr`, the loss weight, or set `TrainConfig.max_grad_norm`"
-            )
-        return seconds, mean_loss
+            ids = ids.to(device)
+            old = None if self.teacher is None else self.teacher(x, ids)
+            yield Batch(x, y, ids, old)
+
+    def _objective(self, new: Any, batch: Batch) -> Tensor:
+        # new: logits, or an EmbeddingOutput for embedding losses
+        loss: Tensor = self.loss(new, batch.old, batch.y)
+        return loss
 
     @torch.no_grad()
     def _validate(
@@ -622,18 +582,16 @@ class Trainer:
 
         rank, world = _rank_world()
         indices = list(range(rank, len(cast(Sequence[Any], val)), world))
-        loader = DataLoader(Subset(val, indices), batch_size=self.config.batch_size)
         errors = ErrorRate().to(device)
         flips = None if old_val is None else ModelUpdateMetrics().to(device)
         position = torch.tensor(indices, dtype=torch.int64, device=device)
         offset = 0
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            for batch in loader:
-                x, y, _ids = _unpack(batch, "val")
-                y = y.to(device)
-                new = _logits_of(self.model(x.to(device)))
+        shard = _outputs(
+            self.model, Subset(val, indices), batch_size=self.config.batch_size, name="val"
+        )
+        with closing(shard) as batches:  # closing it restores the model's mode at once
+            for new, target, _ids in batches:
+                y = cast(Tensor, target).to(device)
                 if flips is not None and old_val is not None and old_val.shape[1] != new.shape[1]:
                     if self.old_val_logits is not None:
                         raise InputError(
@@ -649,8 +607,6 @@ class Trainer:
                 else:
                     errors.update(y, new)
                 offset += int(y.shape[0])
-        finally:
-            self.model.train(was_training)
         if flips is not None:
             values = flips.compute()
             return float(values["error_rate_new"]), float(values["negative_flip_rate"])

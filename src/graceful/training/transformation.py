@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from graceful._validation import check_vectors, fail
 from graceful.embedding import WithEmbedding
 from graceful.errors import InputError
 from graceful.losses import CompatibleEmbeddingLoss, EmbeddingRegressionLoss
@@ -27,20 +28,12 @@ from .trainer import TrainConfig, Trainer
 __all__ = ["fit_transformation"]
 
 
-def _as_float_tensor(name: str, value: object) -> torch.Tensor:
-    array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
-    try:
-        arr = np.asarray(array, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise InputError(
-            f"Expected argument `{name}` to be a float array (N, D), but got {type(value).__name__}"
-        ) from None
-    if arr.ndim != 2 or arr.shape[0] == 0 or not np.isfinite(arr).all():
-        raise InputError(
-            f"Expected argument `{name}` to be a finite float array (N, D) with N >= 1,"
-            f" but got shape {arr.shape}"
-            + ("" if arr.ndim != 2 or np.isfinite(arr).all() else " with non-finite values")
-        )
+def _as_float_tensor(name: str, value: object, rows: int | None = None) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+    arr = check_vectors(name, value, rows=rows)
+    if len(arr) == 0:
+        raise fail(name, "a float array (N, D) with N >= 1", arr)
     return torch.from_numpy(arr)
 
 
@@ -89,12 +82,7 @@ def fit_transformation(
         True
     """
     old = _as_float_tensor("old_embeddings", old_embeddings)
-    new = _as_float_tensor("new_embeddings", new_embeddings)
-    if len(new) != len(old):
-        raise InputError(
-            f"Expected argument `new_embeddings` to have {len(old)} rows like"
-            f" `old_embeddings`, but got {len(new)}"
-        )
+    new = _as_float_tensor("new_embeddings", new_embeddings, rows=len(old))
     y = torch.as_tensor(np.asarray(labels)).long()
     if tuple(y.shape) != (len(old),):
         raise InputError(
