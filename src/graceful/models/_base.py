@@ -23,6 +23,8 @@ def mlp(in_features: int, hidden: int, out_features: int, dropout: float = 0.0) 
 class EmbeddingNet(nn.Module):
     """``head(project(flatten(pool(features(x)))))``, whose ``embed`` stops before the head.
 
+    ``pool`` is global average pooling unless given.
+
     ``project`` is ``Linear(dim, embedding_dim)`` when ``embedding_dim`` is set (so models
     of different widths can share one embedding space), else the identity, unless a
     ``project`` module is given (then ``embedding_dim`` is its output dimension).
@@ -34,13 +36,13 @@ class EmbeddingNet(nn.Module):
     def __init__(
         self,
         features: nn.Module,
-        pool: nn.Module,
         dim: int,
-        *,
         num_classes: int,
         embedding_dim: int | None,
         head: str,
         scale: float,
+        *,
+        pool: nn.Module | None = None,
         project: nn.Module | None = None,
     ) -> None:
         super().__init__()
@@ -48,7 +50,7 @@ class EmbeddingNet(nn.Module):
         if embedding_dim is not None:
             check_int("embedding_dim", embedding_dim, low=1)
         self.features = features
-        self.pool = pool
+        self.pool = nn.AdaptiveAvgPool2d(1) if pool is None else pool
         if project is None:
             project = nn.Identity() if embedding_dim is None else nn.Linear(dim, embedding_dim)
         self.project = project

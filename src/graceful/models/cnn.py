@@ -64,12 +64,4 @@ class SmallCNN(EmbeddingNet):
         features = nn.Sequential(
             _block(in_channels, width), _block(width, 2 * width), _block(2 * width, 4 * width)
         )
-        super().__init__(
-            features,
-            nn.AdaptiveAvgPool2d(1),
-            4 * width,
-            num_classes=num_classes,
-            embedding_dim=embedding_dim,
-            head=head,
-            scale=scale,
-        )
+        super().__init__(features, 4 * width, num_classes, embedding_dim, head, scale)

@@ -152,12 +152,5 @@ class EdgeCNN(EmbeddingNet):
                 blocks.append(_make_block(kind, c_in if i == 0 else c_out, c_out))
             stages.append(nn.Sequential(*blocks, nn.MaxPool2d(2)))
             c_in = c_out
-        super().__init__(
-            nn.Sequential(*stages),
-            nn.AdaptiveAvgPool2d(1),
-            4 * width,
-            num_classes=num_classes,
-            embedding_dim=embedding_dim,
-            head=head,
-            scale=float(scale),
-        )
+        features = nn.Sequential(*stages)
+        super().__init__(features, 4 * width, num_classes, embedding_dim, head, float(scale))

@@ -77,13 +77,14 @@ class EmbeddingMLP(EmbeddingNet):
         check_int("in_features", in_features, low=1)
         check_int("embedding_dim", embedding_dim, low=1)
         check_int("num_classes", num_classes, low=1)
+        project = mlp(in_features, hidden, embedding_dim)
         super().__init__(
             nn.Identity(),
-            nn.Identity(),
             in_features,
-            num_classes=num_classes,
-            embedding_dim=embedding_dim,
-            head=head,
-            scale=scale,
-            project=mlp(in_features, hidden, embedding_dim),
+            num_classes,
+            embedding_dim,
+            head,
+            scale,
+            pool=nn.Identity(),
+            project=project,
         )
