@@ -44,7 +44,7 @@ from graceful.losses import BCTInfluenceLoss, CompatibleEmbeddingLoss, FocalDist
 from graceful.models import SmallCNN
 from graceful.release import compare_files
 from graceful.retrieval import backfill_curve, cross_model_metrics, is_compatible, update_gain
-from graceful.training import CachedTeacher, TrainConfig, Trainer
+from graceful.training import CachedTeacher, TrainConfig, Trainer, predict
 
 __all__ = ["DemoConfig", "GracefulUpdateLoss", "run_demo"]
 
@@ -142,14 +142,8 @@ def _train(
 
 def _outputs(model: nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and embeddings of ``x`` (eval mode)."""
-    model.eval()
-    with torch.no_grad():
-        xt = torch.as_tensor(x)
-        logits = model(xt)
-        if isinstance(logits, tuple):
-            logits = logits[0]
-        embeddings = EmbeddingOf(model)(xt)
-    return torch.softmax(logits, 1).numpy(), embeddings.numpy()
+    probs = torch.softmax(predict(model, x), 1)
+    return probs.numpy(), predict(EmbeddingOf(model), x).numpy()
 
 
 def _write_predictions(path: Path, test: LabelledArrays, probs: np.ndarray) -> Path:
