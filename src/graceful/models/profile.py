@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from graceful._eval_mode import eval_mode
 from graceful._validation import check_instance, check_int
 from graceful.errors import InputError
 
@@ -71,17 +72,6 @@ def _zeros_like_model(model: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
     if first is None:
         return torch.zeros(shape)
     return torch.zeros(shape, device=first.device, dtype=first.dtype)
-
-
-def _eval_then_restore(model: nn.Module) -> dict[nn.Module, bool]:
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    return modes
-
-
-def _restore(modes: dict[nn.Module, bool]) -> None:
-    for module, training in modes.items():
-        module.training = training
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -133,13 +123,9 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], *, method: str = "
     shape = _check_input_shape(input_shape)
     run = _method(model, method)
     x = _zeros_like_model(model, (1, *shape))
-    modes = _eval_then_restore(model)
-    try:
-        counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
-            run(x)
-    finally:
-        _restore(modes)
+    counter = FlopCounterMode(display=False)
+    with eval_mode(model), torch.no_grad(), counter:
+        run(x)
     return int(counter.get_total_flops())
 
 
@@ -197,11 +183,10 @@ def measure_latency(
     first = next(model.parameters(), None)
     x = torch.zeros((batch_size, *shape), dtype=torch.float32 if first is None else first.dtype)
     threads = torch.get_num_threads()
-    modes = _eval_then_restore(model)
     times: list[float] = []
     try:
         torch.set_num_threads(num_threads)
-        with torch.inference_mode():
+        with eval_mode(model), torch.inference_mode():
             for _ in range(warmup):
                 run(x)
             for _ in range(repeats):
@@ -210,7 +195,6 @@ def measure_latency(
                 times.append(time.perf_counter() - start)
     finally:
         torch.set_num_threads(threads)
-        _restore(modes)
     milliseconds = np.asarray(times) * 1000.0
     return {
         "median_ms": float(np.median(milliseconds)),

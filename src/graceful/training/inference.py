@@ -12,8 +12,7 @@ function) all run through it.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Generator
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from graceful._eval_mode import eval_mode
 from graceful._validation import check_instance, check_int, fail
 from graceful.embedding import EmbeddingOutput
 from graceful.errors import InputError
@@ -62,18 +62,6 @@ def _logits_of(out: object) -> Tensor:
     return out
 
 
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Every submodule in eval mode inside the block; each one's own mode restored after."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in modes:
-            module.training = training
-
-
 @torch.no_grad()
 def _outputs(
     model: nn.Module,
@@ -91,7 +79,7 @@ def _outputs(
     the end, or close it, to restore the modes.
     """
     device = _model_device(model)
-    with _eval_mode(model):
+    with eval_mode(model):
         if isinstance(data, Tensor):
             for start in range(0, len(data), batch_size):
                 out = _logits_of(model(data[start : start + batch_size].to(device)))
