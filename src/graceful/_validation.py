@@ -13,13 +13,15 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, overload
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
 from graceful.errors import InputError
+
+_T = TypeVar("_T")
 
 __all__ = [
     "check_bool",
@@ -28,6 +30,7 @@ __all__ = [
     "check_fields",
     "check_instance",
     "check_int",
+    "check_optional",
     "check_real",
     "check_seed",
     "check_str",
@@ -83,69 +86,24 @@ def _bound(
     return kind
 
 
-@overload
-def check_int(
-    name: str,
-    value: object,
-    *,
-    low: int | None = ...,
-    high: int | None = ...,
-    optional: Literal[False] = ...,
-) -> int: ...
-@overload
-def check_int(
-    name: str, value: object, *, low: int | None = ..., high: int | None = ..., optional: bool
-) -> int | None: ...
-def check_int(
-    name: str,
-    value: object,
-    *,
-    low: int | None = None,
-    high: int | None = None,
-    optional: bool = False,
-) -> int | None:
-    """``value`` as an ``int`` within ``[low, high]`` (``None`` passes when ``optional``).
+def check_int(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an ``int`` within ``[low, high]``.
 
     Example:
-        >>> check_int("epochs", 3, low=1), check_int("seed", None, optional=True)
-        (3, None)
+        >>> check_int("epochs", 3, low=1)
+        3
         >>> check_int("epochs", 0, low=1)
         Traceback (most recent call last):
         ...
         graceful.errors.InputError: Expected argument `epochs` to be a positive int, but got 0
     """
-    if value is None and optional:
-        return None
     ok = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
     number = int(value) if ok else 0  # type: ignore[call-overload]
     if ok and (low is None or number >= low) and (high is None or number <= high):
         return number
-    expected = _bound("an int", low, high, False, False) + (" or None" if optional else "")
-    raise fail(name, expected, value)
+    raise fail(name, _bound("an int", low, high, False, False), value)
 
 
-@overload
-def check_real(
-    name: str,
-    value: object,
-    *,
-    low: float | None = ...,
-    high: float | None = ...,
-    low_open: bool = ...,
-    high_open: bool = ...,
-    optional: Literal[False] = ...,
-) -> float: ...
-@overload
-def check_real(
-    name: str,
-    value: object,
-    *,
-    low: float | None = ...,
-    high: float | None = ...,
-    low_open: bool = ...,
-    high_open: bool = ...,
-    optional: bool,
-) -> float | None: ...
 def check_real(
     name: str,
     value: object,
@@ -154,8 +112,7 @@ def check_real(
     high: float | None = None,
     low_open: bool = False,
     high_open: bool = False,
-    optional: bool = False,
-) -> float | None:
+) -> float:
     """``value`` as a finite ``float`` within the bounds (open or closed at each end).
 
     Example:
@@ -166,8 +123,6 @@ def check_real(
         ...
         graceful.errors.InputError: Expected argument `lr` to be a finite number > 0, but got 0.0
     """
-    if value is None and optional:
-        return None
     ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
     number = float(value) if ok else math.nan  # type: ignore[arg-type]
     if math.isfinite(number):
@@ -175,8 +130,19 @@ def check_real(
         below = high is None or (number < high if high_open else number <= high)
         if above and below:
             return number
-    expected = _bound("a finite number", low, high, low_open, high_open)
-    raise fail(name, expected + (" or None" if optional else ""), value)
+    raise fail(name, _bound("a finite number", low, high, low_open, high_open), value)
+
+
+def check_optional(check: Callable[..., _T], name: str, value: object, **bounds: Any) -> _T | None:
+    """``None`` when ``value`` is ``None``, else ``check(name, value, **bounds)``.
+
+    Example:
+        >>> check_optional(check_int, "refresh", None, low=1) is None
+        True
+        >>> check_optional(check_int, "refresh", 5, low=1)
+        5
+    """
+    return None if value is None else check(name, value, **bounds)
 
 
 def check_bool(name: str, value: object) -> bool:

@@ -172,12 +172,14 @@ class Case:
     sample_weight: np.ndarray | None
     class_map: dict[int, int] | None
     top_k: int
+    ranked: bool = False
 
     def kwargs(self) -> dict[str, Any]:
         return {
             "top_k": self.top_k,
             "sample_weight": self.sample_weight,
             "class_map": self.class_map,
+            "ranked": self.ranked,
         }
 
     def ref(self) -> dict[str, float]:
@@ -243,4 +245,5 @@ def random_case(
         sample_weight=weight,
         class_map=dict(CLASS_MAP) if class_map else None,
         top_k=top_k,
+        ranked=kind == "ranked",
     )

@@ -64,7 +64,7 @@ def test_class_in_batches_equals_function(name, kind, top_k, weighted, class_map
     case = random_case(21, kind=kind, top_k=top_k, class_map=class_map)
     if weighted:
         case = _dyadic_weights(case)
-    metric = CLASSES[name](top_k=top_k, class_map=case.class_map)
+    metric = CLASSES[name](top_k=top_k, class_map=case.class_map, ranked=case.ranked)
     for t, o, n, w in _batches(case):
         metric.update(torch.from_numpy(t), torch.from_numpy(o), torch.from_numpy(n), w)
     got = metric.compute()
@@ -125,9 +125,9 @@ def test_error_rate_class():
     assert float(got) == error_rate(
         case.target, case.preds_new, top_k=2, sample_weight=case.sample_weight
     )
-    metric.reset()
-    metric.update([0, 1, 2, 2], [[0, 1], [2, 0], [0, 2], [1, 0]])  # ranked labels
-    assert float(metric.compute()) == 0.5
+    ranked = ErrorRate(top_k=2, ranked=True)
+    ranked.update([0, 1, 2, 2], [[0, 1], [2, 0], [0, 2], [1, 0]])  # ranked labels
+    assert float(ranked.compute()) == 0.5
     with pytest.warns(UndefinedMetricWarning):
         empty = ErrorRate()
         empty.update([0], [1], sample_weight=[0.0])

@@ -98,7 +98,7 @@ def test_flip_matrix_exact():
 def test_flip_matrix_unmapped_old_class():
     # top-2: old right through its 2nd choice, while its 1st is a dropped class
     frame = FlipFrame([0, 0], [[1, 0], [0, 1]], [[1, 2], [0, 1]], top_k=2,
-                      class_map={0: 0, 1: -1}, num_classes=3)  # fmt: skip
+                      class_map={0: 0, 1: -1}, num_classes=3, ranked=True)  # fmt: skip
     assert frame.flip_matrix.to_dict() == {"1": {"(none)": 1.0}}
 
 

@@ -41,6 +41,7 @@ require("io", "reading prediction and embedding files")
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from graceful._ranking import rank_columns, top1_columns
 from graceful.errors import InputError
 from graceful.io._readers import Source, open_source
 
@@ -381,54 +382,6 @@ def _looks_like_probs(mat: np.ndarray[Any, Any]) -> bool:
     return bool(np.all(np.abs(mat.sum(axis=0, dtype=np.float64) - 1.0) <= _PROB_SUM_TOL))
 
 
-_LOWEST_BIT: dict[int, _IntArray] = {}
-
-
-def _lowest_bit_table(n_classes: int) -> _IntArray:
-    """Index of the lowest set bit of every ``n_classes``-bit integer."""
-    table = _LOWEST_BIT.get(n_classes)
-    if table is None:
-        values = np.arange(1 << n_classes, dtype=np.int64)
-        table = np.zeros(1 << n_classes, dtype=np.int64)
-        for j in range(n_classes - 1, -1, -1):
-            table[(values >> j) & 1 == 1] = j
-        _LOWEST_BIT[n_classes] = table
-    return table
-
-
-def _top1(mat: np.ndarray[Any, Any]) -> tuple[_IntArray, np.ndarray[Any, Any]]:
-    """Index (lowest on ties, as ``argmax``) and value of the largest score per column.
-
-    ``argmax`` along the first axis of a ``(C, B)`` matrix is slow in NumPy; for up to 16
-    classes, the classes equal to the column maximum are packed into a bit mask and the
-    lowest set bit is looked up, which is about four times faster.
-    """
-    best = mat.max(axis=0)
-    n_classes = mat.shape[0]
-    if n_classes > 16:
-        return np.asarray(mat.argmax(axis=0), dtype=np.int64), best
-    weights = (np.uint16(1) << np.arange(n_classes, dtype=np.uint16))[:, None]
-    mask = np.bitwise_or.reduce((mat == best) * weights, axis=0)
-    index: _IntArray = _lowest_bit_table(n_classes)[mask]
-    return index, best
-
-
-def _rank(mat: np.ndarray[Any, Any], k: int) -> _IntArray:
-    """``(B, k)`` indices of the k largest scores per column of a ``(C, B)`` matrix.
-
-    Ties are broken by the lower class index, as ``argmax`` does.
-    """
-    n_classes = mat.shape[0]
-    if n_classes <= 64 or 4 * k >= n_classes:
-        order = np.argsort(-mat, axis=0, kind="stable")[:k]
-    else:
-        part = np.argpartition(-mat, k - 1, axis=0)[:k]
-        vals = np.take_along_axis(-mat, part, axis=0)
-        order = np.take_along_axis(part, np.lexsort((part, vals), axis=0), axis=0)
-    ranked: _IntArray = np.ascontiguousarray(order.T, dtype=np.int64)
-    return ranked
-
-
 class _Accumulator:
     """Collect per-batch arrays, written into one preallocated array when the size is known."""
 
@@ -507,11 +460,12 @@ def _scan(
                     f"{src.path}: scores='probs' but the score columns hold values outside "
                     f"[0, 1] (min {mat.min()}, max {mat.max()})"
                 )
+            # one ranking rule everywhere (graceful._ranking): ties go to the lower index
             if top_k == 1:
-                top1, best = _top1(mat)
+                top1, best = top1_columns(mat)
                 ranked = top1[:, None]
             else:
-                ranked = _rank(mat, top_k)
+                ranked = rank_columns(mat, top_k)
                 best = mat[ranked[:, 0], np.arange(n)]
             if mode == "probs":
                 conf = best.astype(np.float32)

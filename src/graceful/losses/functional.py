@@ -23,6 +23,7 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F  # noqa: N812
 
+from graceful._ranking import in_top_k
 from graceful._validation import check_callable, describe
 from graceful.embedding import classifier_logits
 from graceful.errors import InputError
@@ -63,8 +64,8 @@ RegressionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
 
 
 def _old_right(old: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``(N,)`` bool: the old model's top-1 class is the target."""
-    return old.argmax(dim=1) == target
+    """``(N,)`` bool: the old model's top-1 class is the target (:mod:`graceful._ranking`)."""
+    return in_top_k(old, target, 1)
 
 
 def _kd_per_sample(new: torch.Tensor, old: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -118,7 +119,7 @@ def _focal_distillation(
     else:
         mask = _old_right(old, labels)
         if filter == "negative_flip":
-            mask = mask & (new.detach().argmax(dim=1) != labels)
+            mask = mask & ~in_top_k(new.detach(), labels, 1)
         selected = mask.to(dist.dtype)
     weight = alpha + beta * selected
     return reduce(weight * dist, reduction)

@@ -32,6 +32,7 @@ from graceful._validation import (
     check_fields,
     check_instance,
     check_int,
+    check_optional,
     check_real,
 )
 from graceful.errors import InputError
@@ -158,7 +159,7 @@ class FinetuneConfig:
                 **RECIPE_CHECKS,
                 "target_scale": positive,
                 "damping": positive,
-                "refresh": partial(check_int, low=1, optional=True),
+                "refresh": partial(check_optional, check_int, low=1),
                 "factor_samples": partial(check_int, low=1),
             },
         )

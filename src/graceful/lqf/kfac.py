@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from graceful._validation import check_choice, check_int, check_real
+from graceful._validation import check_choice, check_int, check_optional, check_real
 from graceful.errors import InputError
 
 from .linearize import LinearizedModel
@@ -413,8 +413,8 @@ class KFAC:
         lr = check_real("lr", lr, low=0.0, low_open=True)
         self.damping = check_real("damping", damping, low=0.0, low_open=True)
         momentum = check_real("momentum", momentum, low=0.0, high=1.0, high_open=True)
-        self.refresh = check_int("refresh", refresh, low=1, optional=True)
-        self.decay = check_real("decay", decay, low=0.0, high=1.0, high_open=True, optional=True)
+        self.refresh = check_optional(check_int, "refresh", refresh, low=1)
+        self.decay = check_optional(check_real, "decay", decay, low=0.0, high=1.0, high_open=True)
         self.loss: CurvatureLoss = check_choice("loss", loss, CURVATURE_LOSSES)  # type: ignore[assignment]
         self.model = model
         self._layers = _layers(model, layers)

@@ -84,23 +84,12 @@ __all__ = [
     "wilson_interval",
 ]
 
-# The torchmetrics classes load on first use: importing torchmetrics costs more than a
-# second, which the command line (functions only) should not pay on every run.
-_CLASSES = {
-    "BackwardErrorCompatibility",
-    "BackwardTrustCompatibility",
-    "ErrorRate",
-    "ModelUpdateMetrics",
-    "NegativeFlipImpact",
-    "NegativeFlipRate",
-    "PositiveFlipImpact",
-    "PositiveFlipRate",
-    "RelativeNegativeFlipRate",
-}
-
 
 def __getattr__(name: str) -> Any:
-    if name in _CLASSES:
+    # The torchmetrics classes, the names of __all__ not imported above, load on first
+    # use: importing torchmetrics costs more than a second, which the command line
+    # (functions only) should not pay on every run.
+    if name in __all__:
         from . import classes
 
         return getattr(classes, name)

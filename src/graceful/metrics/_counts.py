@@ -21,12 +21,13 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
 
-from graceful.errors import UndefinedMetricWarning
+from graceful.errors import InputError, UndefinedMetricWarning
 
 from ._inputs import Prepared
 
@@ -43,7 +44,7 @@ __all__ = [
     "cells_from_prepared",
     "compute_all",
     "compute_metric",
-    "state_from_cells",
+    "flip_state",
 ]
 
 CELL_BOTH_WRONG = 0
@@ -69,24 +70,85 @@ def cells_from_prepared(prepared: Prepared) -> torch.Tensor:
     return cells
 
 
-def state_from_cells(cells: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-    """Sum per-sample cells into the float64 count state of length :data:`STATE_SIZE`.
+# The state as a linear function of per-batch sums, so that an update is a few reductions
+# and one small matrix product, with no bincount (which reads its input's maximum back to
+# size its output on CUDA). Columns: old right, new right, both right, included.
+_CELLS_FROM_SUMS = (
+    (-1.0, -1.0, 1.0, 1.0),  # both wrong = included - old right - new right + both right
+    (0.0, 1.0, -1.0, 0.0),  # positive flips = new right - both right
+    (1.0, 0.0, -1.0, 0.0),  # negative flips = old right - both right
+    (0.0, 0.0, 1.0, 0.0),  # both correct
+)
+# Where each entry of the state stands in the (3, 5) table [weights, counts, squared
+# weights] x [the four cells, excluded], read row-major.
+_STATE_FROM_TABLE = (0, 1, 2, 3, 5, 6, 7, 8, 10, 11, 12, 13, 4, 9)
+
+
+@dataclass(frozen=True)
+class _Constants:
+    """The constant tensors of :func:`flip_state` on one device (made once per device)."""
+
+    from_sums: torch.Tensor  # (14, 4): [old right, new right, both right, included] -> state
+    from_three_sums: torch.Tensor  # (14, 3): the same without the included column
+    per_sample: torch.Tensor  # (14,): the state of one excluded sample (times n)
+    per_included_sample: torch.Tensor  # (14,): what one sample adds when all are included
+    table_order: torch.Tensor  # (14,): state entries in the flattened (3, 5) weighted table
+
+
+_CONSTANTS: dict[torch.device, _Constants] = {}
+
+
+def _constants(device: torch.device) -> _Constants:
+    found = _CONSTANTS.get(device)
+    if found is None:
+        cells = torch.tensor(_CELLS_FROM_SUMS, dtype=torch.float64)
+        excluded = torch.tensor([[0.0, 0.0, 0.0, -1.0]] * 2, dtype=torch.float64)
+        from_sums = torch.cat([cells, cells, cells, excluded])
+        per_sample = torch.zeros(STATE_SIZE, dtype=torch.float64)
+        per_sample[12:] = 1.0  # every sample is excluded, less the included ones
+        found = _Constants(
+            from_sums=from_sums.to(device),
+            from_three_sums=from_sums[:, :3].contiguous().to(device),
+            per_sample=per_sample.to(device),
+            per_included_sample=(per_sample + from_sums[:, 3]).to(device),
+            table_order=torch.tensor(_STATE_FROM_TABLE, device=device),
+        )
+        _CONSTANTS[device] = found
+    return found
+
+
+def flip_state(prepared: Prepared) -> torch.Tensor:
+    """Sum a batch into the float64 count state of length :data:`STATE_SIZE`.
 
     Layout: ``[0:4]`` weighted sums per cell, ``[4:8]`` sample counts per cell,
     ``[8:12]`` sums of squared weights per cell, ``[12]`` excluded weight, ``[13]``
-    excluded samples.
+    excluded samples. Nothing is read back to the host: the state stays on the device.
 
     Example:
-        >>> state_from_cells(torch.tensor([3, 3, 2, 4]), None)[[3, 2, 12, 13]].tolist()
-        [2.0, 1.0, 1.0, 1.0]
+        >>> from graceful.metrics._inputs import prepare
+        >>> flip_state(prepare([0, 1, 1, 0], [0, 1, 1, 1], [0, 0, 1, 1]))[:4].tolist()
+        [1.0, 0.0, 1.0, 2.0]
     """
-    raw = torch.bincount(cells, minlength=5).to(torch.float64)
-    if weight is None:
-        weighted, squared = raw, raw
-    else:
-        weighted = torch.bincount(cells, weights=weight, minlength=5).to(torch.float64)
-        squared = torch.bincount(cells, weights=weight * weight, minlength=5).to(torch.float64)
-    return torch.cat([weighted[:4], raw[:4], squared[:4], weighted[4:5], raw[4:5]])
+    old, new, included = prepared.correct_old, prepared.correct_new, prepared.included
+    n = old.shape[0]
+    constants = _constants(old.device)
+    if prepared.weight is not None:
+        # Weighted sums per cell straight from the cells, never differences of sums (which
+        # could leave a rounding residue in an empty cell); scatter_add_ into a fixed size,
+        # unlike bincount, needs no look at the data to size its output.
+        cells = cells_from_prepared(prepared).long()
+        w = prepared.weight
+        table = [w.new_zeros(5).scatter_add_(0, cells, v) for v in (w, torch.ones_like(w), w * w)]
+        return torch.cat(table)[constants.table_order]
+    # Unweighted: three (four) counts and one small product give the whole state.
+    if included is not None:
+        old, new = old & included, new & included
+    counts = [old.count_nonzero(), new.count_nonzero(), (old & new).count_nonzero()]
+    if included is None:
+        sums = torch.stack(counts).double()
+        return torch.addmv(constants.per_included_sample, constants.from_three_sums, sums, beta=n)
+    sums = torch.stack([*counts, included.count_nonzero()]).double()
+    return torch.addmv(constants.per_sample, constants.from_sums, sums, beta=n)
 
 
 @dataclass(frozen=True)
@@ -119,51 +181,19 @@ class FlipCounts:
 
     @classmethod
     def from_state(cls, state: torch.Tensor | np.ndarray) -> FlipCounts:
-        """Build from a count-state vector (see :func:`state_from_cells`)."""
+        """Build from a count-state vector (see :func:`flip_state`); fields follow its layout."""
         values = [float(v) for v in (state.tolist() if hasattr(state, "tolist") else state)]
         if len(values) != STATE_SIZE:
-            raise ValueError(
+            raise InputError(
                 f"Expected a count state of length {STATE_SIZE}, but got {len(values)}"
             )
-        w, n, sq = values[0:4], [round(v) for v in values[4:8]], values[8:12]
-        return cls(
-            both_wrong=w[0],
-            positive_flips=w[1],
-            negative_flips=w[2],
-            both_correct=w[3],
-            n_both_wrong=n[0],
-            n_positive_flips=n[1],
-            n_negative_flips=n[2],
-            n_both_correct=n[3],
-            sq_both_wrong=sq[0],
-            sq_positive_flips=sq[1],
-            sq_negative_flips=sq[2],
-            sq_both_correct=sq[3],
-            excluded=values[12],
-            n_excluded=round(values[13]),
-        )
+        counts = [round(v) for v in (*values[4:8], values[13])]
+        in_order: list[Any] = [*values[0:4], *counts[:4], *values[8:13], counts[4]]
+        return cls(**dict(zip((f.name for f in fields(cls)), in_order, strict=True)))
 
     def to_state(self) -> torch.Tensor:
         """The float64 count-state vector (inverse of :meth:`from_state`)."""
-        return torch.tensor(
-            [
-                self.both_wrong,
-                self.positive_flips,
-                self.negative_flips,
-                self.both_correct,
-                self.n_both_wrong,
-                self.n_positive_flips,
-                self.n_negative_flips,
-                self.n_both_correct,
-                self.sq_both_wrong,
-                self.sq_positive_flips,
-                self.sq_negative_flips,
-                self.sq_both_correct,
-                self.excluded,
-                self.n_excluded,
-            ],
-            dtype=torch.float64,
-        )
+        return torch.tensor([float(v) for v in astuple(self)], dtype=torch.float64)
 
     def __add__(self, other: FlipCounts) -> FlipCounts:
         """Merge two tables (e.g. two batches or two shards)."""
@@ -331,7 +361,7 @@ def compute_metric(counts: FlipCounts, name: str, *, warn: bool = True) -> float
     try:
         spec = METRICS[name]
     except KeyError:
-        raise ValueError(
+        raise InputError(
             f"Expected argument `name` to be one of {sorted(METRICS)}, but got {name!r}"
         ) from None
     num, den = spec.value(counts)

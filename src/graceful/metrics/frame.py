@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from graceful._validation import check_choice, check_int, check_real
 from graceful.errors import InputError
 
 from ._counts import (
@@ -24,7 +25,7 @@ from ._counts import (
     FlipCounts,
     cells_from_prepared,
     compute_all,
-    state_from_cells,
+    flip_state,
 )
 from ._inputs import ArrayLike, ClassMap, prepare
 from .stats import wilson_interval
@@ -102,8 +103,9 @@ class FlipFrame:
 
     Args:
         target: true classes (new label space), as for :func:`graceful.metrics.flip_counts`.
-        preds_old: old model's labels, scores or ranked labels.
-        preds_new: new model's labels, scores or ranked labels.
+        preds_old: old model's labels ``(N,)``, scores ``(N, C)``, or ranked labels
+            ``(N, k)`` with ``ranked=True``.
+        preds_new: new model's predictions, in one of the same forms.
         groups: extra per-sample columns to break results down by: a mapping of name ->
             array, or a pandas DataFrame (one column per grouping).
         class_names: names of the new model's classes, for display (default: indices).
@@ -111,6 +113,7 @@ class FlipFrame:
         sample_weight: optional non-negative weight per sample.
         class_map: old class -> new class; see :func:`graceful.metrics.flip_counts`.
         num_classes: new model's number of classes, for label predictions.
+        ranked: 2-D integer predictions are ranked label lists, best first.
         confidence: level of the Wilson intervals in the tables.
 
     Example:
@@ -138,6 +141,7 @@ class FlipFrame:
         sample_weight: ArrayLike | None = None,
         class_map: ClassMap | None = None,
         num_classes: int | None = None,
+        ranked: bool = False,
         confidence: float = 0.95,
     ) -> None:
         prepared = prepare(
@@ -148,15 +152,17 @@ class FlipFrame:
             sample_weight=sample_weight,
             class_map=class_map,
             num_classes=num_classes,
+            ranked=ranked,
         )
-        cells_t = cells_from_prepared(prepared)
-        self._counts = FlipCounts.from_state(state_from_cells(cells_t, prepared.weight))
-        self._cells = cells_t.cpu().numpy()
+        self._counts = FlipCounts.from_state(flip_state(prepared))
+        self._cells = cells_from_prepared(prepared).cpu().numpy()
         self._weight = None if prepared.weight is None else prepared.weight.cpu().numpy()
         self._target = prepared.target.cpu().numpy()
-        self._top1_old = prepared.top1_old.cpu().numpy()
-        self._top1_new = prepared.top1_new.cpu().numpy()
-        self._confidence = confidence
+        self._top1_old = prepared.top1_old().cpu().numpy()
+        self._top1_new = prepared.top1_new().cpu().numpy()
+        self._confidence = check_real(
+            "confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True
+        )
         n = len(self._cells)
 
         seen = max(int(self._target.max()), int(self._top1_new.max()), int(self._top1_old.max()), 0)
@@ -291,8 +297,8 @@ class FlipFrame:
             A ``pd.DataFrame`` indexed by (column, group), ``column`` being ``"class"`` for
             true classes.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise InputError(f"Expected argument `n` to be a positive int, but got {n!r}")
+        n = check_int("n", n, low=1)
+        min_samples = check_int("min_samples", min_samples, low=0)
         tables = {"class": self.by_class, **{name: self.by(name) for name in self._groups}}
         stacked = pd.concat(tables, names=["column"])
         stacked = stacked[(stacked["n"] >= min_samples) & (stacked["negative_flips"] > 0)]
@@ -323,11 +329,7 @@ class FlipFrame:
     @staticmethod
     def _check_metric(metric: str) -> str:
         allowed = ("error_rate_old", "error_rate_new", "negative_flip_rate", "positive_flip_rate")
-        if metric not in allowed:
-            raise InputError(
-                f"Expected argument `metric` to be one of {allowed}, but got {metric!r}"
-            )
-        return metric
+        return check_choice("metric", metric, allowed)
 
     def __repr__(self) -> str:
         c = self._counts

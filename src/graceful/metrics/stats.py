@@ -21,6 +21,7 @@ import numpy as np
 # which `graceful compare` pays on every run.
 from scipy import special as _special
 
+from graceful._validation import check_choice, check_int, check_real
 from graceful.errors import InputError
 
 from ._counts import (
@@ -50,8 +51,7 @@ IntervalMethod = Literal["wilson", "exact"]
 
 
 def _check_confidence(confidence: float) -> None:
-    if not 0.0 < confidence < 1.0:
-        raise InputError(f"Expected argument `confidence` to be in (0, 1), but got {confidence!r}")
+    check_real("confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True)
 
 
 def wilson_interval(
@@ -170,10 +170,7 @@ def metric_intervals(
         >>> round(iv["negative_flip_rate"].value, 2), round(iv["negative_flip_rate"].high, 4)
         (0.03, 0.0845)
     """
-    if method not in ("wilson", "exact"):
-        raise InputError(
-            f"Expected argument `method` to be 'wilson' or 'exact', but got {method!r}"
-        )
+    check_choice("method", method, ("wilson", "exact"))
     interval = wilson_interval if method == "wilson" else exact_interval
     out: dict[str, Interval] = {}
     for name, spec in METRICS.items():
@@ -251,12 +248,9 @@ def mcnemar_test(
         if positive_flips is None:
             raise InputError("Expected argument `positive_flips` with an integer `negative_flips`")
         b, c = negative_flips, positive_flips
-    for value, name in ((b, "negative_flips"), (c, "positive_flips")):
-        if isinstance(value, bool) or int(value) != value or value < 0:
-            raise InputError(f"Expected argument `{name}` to be an int >= 0, but got {value!r}")
-    if not 0.0 < alpha < 1.0:
-        raise InputError(f"Expected argument `alpha` to be in (0, 1), but got {alpha!r}")
-    b, c = int(b), int(c)
+    b = check_int("negative_flips", b, low=0)
+    c = check_int("positive_flips", c, low=0)
+    check_real("alpha", alpha, low=0.0, high=1.0, low_open=True, high_open=True)
     # Binomial(n, 1/2) is symmetric, so the two-sided exact p-value is twice the smaller
     # tail (scipy.stats.binomtest gives the same; the tests compare them).
     p_value = 1.0 if b + c == 0 else min(1.0, 2.0 * float(_special.bdtr(min(b, c), b + c, 0.5)))
@@ -310,10 +304,7 @@ def bootstrap_cells(
         (0.4902, True)
     """
     _check_confidence(confidence)
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 100:
-        raise InputError(
-            f"Expected argument `n_resamples` to be an int >= 100, but got {n_resamples!r}"
-        )
+    check_int("n_resamples", n_resamples, low=100)
     rng = np.random.default_rng(random_state)
     cells = np.asarray(cells)
     keep = cells != CELL_EXCLUDED
@@ -358,6 +349,7 @@ def bootstrap_relative_nfr(
     sample_weight: ArrayLike | None = None,
     class_map: ClassMap | None = None,
     num_classes: int | None = None,
+    ranked: bool = False,
 ) -> Interval:
     """Seeded paired bootstrap interval for the relative negative flip rate.
 
@@ -381,6 +373,7 @@ def bootstrap_relative_nfr(
         sample_weight=sample_weight,
         class_map=class_map,
         num_classes=num_classes,
+        ranked=ranked,
     )
     cells = cells_from_prepared(prepared).cpu().numpy()
     weight = None if prepared.weight is None else prepared.weight.cpu().numpy()

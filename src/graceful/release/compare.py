@@ -297,6 +297,7 @@ def compare(
         top_k=top_k,
         class_map=inputs.class_map,
         num_classes=len(inputs.class_names),
+        ranked=True,  # old_topk / new_topk are ranked label lists, best first
         confidence=confidence,
     )
     intervals = metric_intervals(frame.counts, method=interval_method, confidence=confidence)

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from graceful._validation import check_real
+from graceful._validation import check_optional, check_real
 
 __all__ = ["Gate", "GateCheck", "GateResult"]
 
@@ -85,9 +85,9 @@ class Gate:
     fail_on_significant_regression: bool = False
 
     def __post_init__(self) -> None:
-        check_real("max_nfr", self.max_nfr, low=0.0, high=1.0, optional=True)
-        check_real("max_rel_nfr", self.max_rel_nfr, low=0.0, optional=True)
-        check_real("min_btc", self.min_btc, low=0.0, high=1.0, optional=True)
+        check_optional(check_real, "max_nfr", self.max_nfr, low=0.0, high=1.0)
+        check_optional(check_real, "max_rel_nfr", self.max_rel_nfr, low=0.0)
+        check_optional(check_real, "min_btc", self.min_btc, low=0.0, high=1.0)
 
     @property
     def configured(self) -> bool:

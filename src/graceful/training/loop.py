@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from graceful._validation import check_int, check_real, check_seed, describe
+from graceful._validation import check_int, check_optional, check_real, check_seed, describe
 from graceful.errors import InputError, TrainingDivergedError
 
 from .inference import _model_device
@@ -104,8 +104,8 @@ class OptimizerStep:
 
     def __init__(self, optimizer: torch.optim.Optimizer, *, max_grad_norm: float | None = None):
         self.optimizer = optimizer
-        self.max_grad_norm = check_real(
-            "max_grad_norm", max_grad_norm, low=0.0, low_open=True, optional=True
+        self.max_grad_norm = check_optional(
+            check_real, "max_grad_norm", max_grad_norm, low=0.0, low_open=True
         )
 
     def zero_grad(self) -> None:

@@ -57,6 +57,7 @@ from graceful._validation import (
     check_fields,
     check_instance,
     check_int,
+    check_optional,
     check_real,
     fail,
 )
@@ -150,8 +151,8 @@ class TrainConfig:
                     check_instance, kind=(str, type(None)), what="a str or None"
                 ),
                 "progress": check_bool,
-                "num_threads": partial(check_int, low=1, optional=True),
-                "max_grad_norm": partial(check_real, low=0.0, low_open=True, optional=True),
+                "num_threads": partial(check_optional, check_int, low=1),
+                "max_grad_norm": partial(check_optional, check_real, low=0.0, low_open=True),
             },
         )
 
