@@ -160,6 +160,7 @@ def _pretrained_cnn(log: Callable[[str], None]) -> SmallCNN:
     meta = {
         "mnist_sha256": file_sha256(mnist_pickle()),
         "width": CNN_WIDTH,
+        "layout": "EdgeCNN",  # SmallCNN's parameter names since it became an EdgeCNN
         **CNN_PRETRAIN,
         "torch": torch.__version__.split("+")[0],
     }

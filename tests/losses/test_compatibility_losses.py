@@ -10,10 +10,9 @@ from graceful.losses import (
     BCTInfluenceLoss,
     CompatibleEmbeddingLoss,
     EmbeddingRegressionLoss,
-    bct_influence_loss,
-    embedding_regression_loss,
     synthesize_classifier,
 )
+from graceful.losses.functional import bct_influence_loss, embedding_regression_loss
 
 N, D, C = 7, 5, 4
 

@@ -18,6 +18,8 @@ from graceful.losses import (
     PositiveCongruentLoss,
     RegressionLoss,
     StrictImitationLoss,
+)
+from graceful.losses.functional import (
     distillation_loss,
     focal_distillation_loss,
     logit_difference_inhibition_loss,

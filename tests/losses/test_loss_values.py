@@ -24,6 +24,8 @@ from graceful.losses import (
     NewErrorLoss,
     PositiveCongruentLoss,
     StrictImitationLoss,
+)
+from graceful.losses.functional import (
     distillation_loss,
     focal_distillation_loss,
     logit_difference_inhibition_loss,

@@ -96,7 +96,7 @@ def test_only_the_selected_blocks_move_and_batch_norm_stays_in_eval_mode():
     lin.train()  # BN must still use running statistics: output independent of the batch
     torch.testing.assert_close(lin(x[:2]), lin(x)[:2], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(lin(x), cnn.eval()(x), rtol=1e-5, atol=1e-6)
-    assert cnn.features[0][0].weight.requires_grad  # the original is untouched
+    assert cnn.features[0][0][0].weight.requires_grad  # the original is untouched
 
 
 def test_leaky_relu_conversion_and_bad_arguments():

@@ -3,7 +3,8 @@
 Every loss works on tensors, never on models: ``loss(new_logits, old_logits, target)``
 with logits ``(N, C)`` and integer targets ``(N,)``. Old (teacher) logits are detached
 inside; ``reduction`` is ``"mean"`` (over N), ``"sum"`` or ``"none"``. Each loss is a
-module (a :class:`RegressionLoss`) and a function in :mod:`graceful.losses.functional`;
+module (a :class:`RegressionLoss`) here and a function in :mod:`graceful.losses.functional`
+(as in ``torch.nn`` and ``torch.nn.functional``);
 :class:`PositiveCongruentLoss` adds one of them to the cross-entropy.
 
 References: Yan et al., "Positive-congruent training: towards regression-free model
@@ -35,16 +36,6 @@ from .compatible_embedding import CompatibleEmbeddingLoss
 from .distillation import DistillationLoss
 from .embedding_regression import EmbeddingRegressionLoss
 from .focal_distillation import FocalDistillationLoss
-from .functional import (
-    bct_influence_loss,
-    distillation_loss,
-    embedding_regression_loss,
-    focal_distillation_loss,
-    logit_difference_inhibition_loss,
-    new_error_loss,
-    positive_congruent_loss,
-    strict_imitation_loss,
-)
 from .logit_difference_inhibition import LogitDifferenceInhibitionLoss
 from .new_error import NewErrorLoss
 from .positive_congruent import PositiveCongruentLoss
@@ -61,13 +52,5 @@ __all__ = [
     "PositiveCongruentLoss",
     "RegressionLoss",
     "StrictImitationLoss",
-    "bct_influence_loss",
-    "distillation_loss",
-    "embedding_regression_loss",
-    "focal_distillation_loss",
-    "logit_difference_inhibition_loss",
-    "new_error_loss",
-    "positive_congruent_loss",
-    "strict_imitation_loss",
     "synthesize_classifier",
 ]

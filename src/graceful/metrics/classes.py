@@ -33,18 +33,6 @@ from ._counts import STATE_SIZE, FlipCounts, compute_all
 from ._inputs import ArrayLike, ClassMap, ClassMapping, class_mapping
 from .functional import _correct_update, _error_compute, _flip_compute, _flip_update
 
-__all__ = [
-    "BackwardErrorCompatibility",
-    "BackwardTrustCompatibility",
-    "ErrorRate",
-    "ModelUpdateMetrics",
-    "NegativeFlipImpact",
-    "NegativeFlipRate",
-    "PositiveFlipImpact",
-    "PositiveFlipRate",
-    "RelativeNegativeFlipRate",
-]
-
 
 def _options(
     top_k: object, num_classes: object, ranked: object, validate_args: object

@@ -28,19 +28,6 @@ import torch
 from ._counts import FlipCounts, compute_all, compute_metric, flip_state
 from ._inputs import ArrayLike, ClassMap, prepare, prepare_single
 
-__all__ = [
-    "backward_error_compatibility",
-    "backward_trust_compatibility",
-    "error_rate",
-    "flip_counts",
-    "model_update_metrics",
-    "negative_flip_impact",
-    "negative_flip_rate",
-    "positive_flip_impact",
-    "positive_flip_rate",
-    "relative_negative_flip_rate",
-]
-
 
 def _flip_update(
     target: ArrayLike, preds_old: ArrayLike, preds_new: ArrayLike, **options: Any
@@ -119,16 +106,7 @@ def model_update_metrics(
     ``relative_negative_flip_rate``, ``backward_trust_compatibility``,
     ``backward_error_compatibility``.
 
-    Args:
-        target: true classes ``(N,)``, in the new model's label space.
-        preds_old: old model's labels ``(N,)``, scores ``(N, C)``, or ranked labels
-            ``(N, k)`` with ``ranked=True``.
-        preds_new: new model's predictions, in one of the same forms.
-        top_k: a model is right when the target is among its ``top_k`` best classes.
-        sample_weight: optional non-negative weight per sample.
-        class_map: old class -> new class; see :func:`flip_counts`.
-        num_classes: the new model's number of classes, when its predictions are labels.
-        ranked: 2-D integer predictions are ranked label lists, best first.
+    The arguments are those of :func:`flip_counts`.
 
     Returns:
         Metric name -> value (NaN, with a warning, where undefined).
@@ -156,16 +134,7 @@ def negative_flip_rate(
 
     Formula: ``old right and new wrong / N`` (lower is better).
 
-    Args:
-        target: true classes ``(N,)``, in the new model's label space.
-        preds_old: old model's labels ``(N,)``, scores ``(N, C)``, or ranked labels
-            ``(N, k)`` with ``ranked=True``.
-        preds_new: new model's predictions, in one of the same forms.
-        top_k: a model is right when the target is among its ``top_k`` best classes.
-        sample_weight: optional non-negative weight per sample.
-        class_map: old class -> new class; see :func:`flip_counts`.
-        num_classes: the new model's number of classes, when its predictions are labels.
-        ranked: 2-D integer predictions are ranked label lists, best first.
+    The arguments are those of :func:`flip_counts`.
 
     Returns:
         The value; NaN with an ``UndefinedMetricWarning`` when its denominator is zero.
@@ -193,16 +162,7 @@ def positive_flip_rate(
     Formula: ``old wrong and new right / N`` (higher is better). The accuracy gain of an
     update is exactly ``PFR - NFR``.
 
-    Args:
-        target: true classes ``(N,)``, in the new model's label space.
-        preds_old: old model's labels ``(N,)``, scores ``(N, C)``, or ranked labels
-            ``(N, k)`` with ``ranked=True``.
-        preds_new: new model's predictions, in one of the same forms.
-        top_k: a model is right when the target is among its ``top_k`` best classes.
-        sample_weight: optional non-negative weight per sample.
-        class_map: old class -> new class; see :func:`flip_counts`.
-        num_classes: the new model's number of classes, when its predictions are labels.
-        ranked: 2-D integer predictions are ranked label lists, best first.
+    The arguments are those of :func:`flip_counts`.
 
     Returns:
         The value; NaN with an ``UndefinedMetricWarning`` when there are no samples.
@@ -233,16 +193,7 @@ def negative_flip_impact(
     Formula: ``negative flips / new wrong`` (lower is better): 1 means every error of
     the new model is one the old model did not make.
 
-    Args:
-        target: true classes ``(N,)``, in the new model's label space.
-        preds_old: old model's labels ``(N,)``, scores ``(N, C)``, or ranked labels
-            ``(N, k)`` with ``ranked=True``.
-        preds_new: new model's predictions, in one of the same forms.
-        top_k: a model is right when the target is among its ``top_k`` best classes.
-        sample_weight: optional non-negative weight per sample.
-        class_map: old class -> new class; see :func:`flip_counts`.
-        num_classes: the new model's number of classes, when its predictions are labels.
-        ranked: 2-D integer predictions are ranked label lists, best first.
+    The arguments are those of :func:`flip_counts`.
 
     Returns:
         The value; NaN with an ``UndefinedMetricWarning`` when the new model is never wrong.
@@ -273,16 +224,7 @@ def positive_flip_impact(
     Formula: ``positive flips / old wrong`` (higher is better): the share of the old
     model's errors that the update fixes.
 
-    Args:
-        target: true classes ``(N,)``, in the new model's label space.
-        preds_old: old model's labels ``(N,)``, scores ``(N, C)``, or ranked labels
-            ``(N, k)`` with ``ranked=True``.
-        preds_new: new model's predictions, in one of the same forms.
-        top_k: a model is right when the target is among its ``top_k`` best classes.
-        sample_weight: optional non-negative weight per sample.
-        class_map: old class -> new class; see :func:`flip_counts`.
-        num_classes: the new model's number of classes, when its predictions are labels.
-        ranked: 2-D integer predictions are ranked label lists, best first.
+    The arguments are those of :func:`flip_counts`.
 
     Returns:
         The value; NaN with an ``UndefinedMetricWarning`` when the old model is never wrong.
@@ -316,16 +258,7 @@ def relative_negative_flip_rate(
     ``(1 - ER_old) * ER_new`` is the chance that a sample is an old success and a new
     error when the two models err independently; 1 means no better than chance.
 
-    Args:
-        target: true classes ``(N,)``, in the new model's label space.
-        preds_old: old model's labels ``(N,)``, scores ``(N, C)``, or ranked labels
-            ``(N, k)`` with ``ranked=True``.
-        preds_new: new model's predictions, in one of the same forms.
-        top_k: a model is right when the target is among its ``top_k`` best classes.
-        sample_weight: optional non-negative weight per sample.
-        class_map: old class -> new class; see :func:`flip_counts`.
-        num_classes: the new model's number of classes, when its predictions are labels.
-        ranked: 2-D integer predictions are ranked label lists, best first.
+    The arguments are those of :func:`flip_counts`.
 
     Returns:
         The value; NaN with an ``UndefinedMetricWarning`` when the old model is never right
@@ -353,16 +286,7 @@ def backward_trust_compatibility(
 
     Formula: ``both right / old right`` (higher is better).
 
-    Args:
-        target: true classes ``(N,)``, in the new model's label space.
-        preds_old: old model's labels ``(N,)``, scores ``(N, C)``, or ranked labels
-            ``(N, k)`` with ``ranked=True``.
-        preds_new: new model's predictions, in one of the same forms.
-        top_k: a model is right when the target is among its ``top_k`` best classes.
-        sample_weight: optional non-negative weight per sample.
-        class_map: old class -> new class; see :func:`flip_counts`.
-        num_classes: the new model's number of classes, when its predictions are labels.
-        ranked: 2-D integer predictions are ranked label lists, best first.
+    The arguments are those of :func:`flip_counts`.
 
     Returns:
         The value; NaN with an ``UndefinedMetricWarning`` when the old model is never right.
@@ -396,16 +320,7 @@ def backward_error_compatibility(
     The denominator is the *new* model's errors (Srivastava et al., 2020). One published
     library divides by the *old* model's errors instead, so its numbers differ from these.
 
-    Args:
-        target: true classes ``(N,)``, in the new model's label space.
-        preds_old: old model's labels ``(N,)``, scores ``(N, C)``, or ranked labels
-            ``(N, k)`` with ``ranked=True``.
-        preds_new: new model's predictions, in one of the same forms.
-        top_k: a model is right when the target is among its ``top_k`` best classes.
-        sample_weight: optional non-negative weight per sample.
-        class_map: old class -> new class; see :func:`flip_counts`.
-        num_classes: the new model's number of classes, when its predictions are labels.
-        ranked: 2-D integer predictions are ranked label lists, best first.
+    The arguments are those of :func:`flip_counts`.
 
     Returns:
         The value; NaN with an ``UndefinedMetricWarning`` when the new model is never wrong.
@@ -449,14 +364,8 @@ def error_rate(
 ) -> float:
     """Error rate of one model: (weighted) share of samples whose target is not in its top-k.
 
-    Args:
-        target: true classes.
-        preds: labels ``(N,)``, scores ``(N, C)``, or ranked labels ``(N, k)`` with
-            ``ranked=True``.
-        top_k: right when the target is among the ``top_k`` best classes.
-        sample_weight: optional non-negative weight per sample.
-        num_classes: number of classes, for label predictions.
-        ranked: 2-D integer predictions are ranked label lists, best first.
+    The arguments are those of :func:`flip_counts`, with the one model's predictions as
+    ``preds``.
 
     Returns:
         The error rate; NaN with a warning when the total weight is zero.

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from torch import nn
-
-from graceful._validation import check_int
-
-from ._base import EmbeddingNet
+from .edge import EdgeCNN
 
 __all__ = ["SmallCNN"]
 
 
-def _block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(c_out, c_out, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
-    )
-
-
-class SmallCNN(EmbeddingNet):
+class SmallCNN(EdgeCNN):
     """Three conv blocks (widths w, 2w, 4w, BatchNorm, max-pooling), global pooling, linear head.
+
+    It is the :class:`~graceful.models.EdgeCNN` with two plain conv layers per stage.
 
     Args:
         width: channels of the first block; the blocks have ``w, 2w, 4w``.
@@ -59,9 +45,13 @@ class SmallCNN(EmbeddingNet):
         head: str = "linear",
         scale: float = 16.0,
     ) -> None:
-        for value, name in ((width, "width"), (in_channels, "in_channels")):
-            check_int(name, value, low=1)
-        features = nn.Sequential(
-            _block(in_channels, width), _block(width, 2 * width), _block(2 * width, 4 * width)
+        super().__init__(
+            width,
+            2,
+            block="conv",
+            num_classes=num_classes,
+            in_channels=in_channels,
+            embedding_dim=embedding_dim,
+            head=head,
+            scale=scale,
         )
-        super().__init__(features, 4 * width, num_classes, embedding_dim, head, scale)

@@ -19,18 +19,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from graceful._validation import check_int
 from graceful.errors import InputError, UndefinedMetricWarning
 
 from .evaluation import (
     ArrayLike,
-    _check_metric,
     _embeddings,
-    _evaluate,
-    _Prepared,
     _same_items,
     _to_numpy,
-    _warn_dropped,
 )
 
 __all__ = ["DEFAULT_FRACTIONS", "backfill_curve", "curve_auc"]
@@ -128,8 +123,6 @@ def backfill_curve(
         1       0.5   1.0  1.0
         2       1.0   1.0  1.0
     """
-    _check_metric(metric)
-    check_int("batch_size", batch_size, low=1)
     queries = _embeddings(query_embeddings, "query_embeddings")
     old = _embeddings(gallery_old, "gallery_old")
     new = _embeddings(gallery_new, "gallery_new")
@@ -141,26 +134,22 @@ def backfill_curve(
                 f" {tuple(queries.shape)} (same items, compatible dimension), but got"
                 f" {tuple(t.shape)}"
             )
-    codes, exclude, ks = _same_items(
-        labels, ids, leave_one_out=leave_one_out, top_k=top_k, n=n, name="query_embeddings"
+    items = _same_items(
+        labels, ids, n, "query_embeddings", leave_one_out, top_k, metric, batch_size
     )
     positions = _order(order, n)
     steps = _fractions(fractions)
     dtype = torch.promote_types(old.dtype, new.dtype)
     old, new = old.to(dtype), new.to(device=old.device, dtype=dtype)
     rows = []
-    dropped = 0
     for f in steps:
         m = round(f * n)
         gallery = old.clone()
         idx = torch.from_numpy(positions[:m]).to(gallery.device)
         gallery[idx] = new[idx]
-        values, dropped = _evaluate(
-            _Prepared(queries, gallery, codes, codes, exclude, ks), metric, batch_size
-        )
-        rows.append({"fraction": f, **values})
-    _warn_dropped(dropped, n)
-    return pd.DataFrame(rows, columns=["fraction", *(f"top{k}" for k in ks), "map"])
+        rows.append({"fraction": f, **items.evaluate(queries, gallery)})
+    items.warn_dropped()
+    return pd.DataFrame(rows, columns=["fraction", *(f"top{k}" for k in items.ks), "map"])
 
 
 def curve_auc(fractions: ArrayLike, values: ArrayLike) -> float:

@@ -26,17 +26,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from graceful._validation import check_int
 from graceful.errors import InputError, UndefinedMetricWarning
 
 from .evaluation import (
     ArrayLike,
-    _check_metric,
     _embeddings,
-    _evaluate,
-    _Prepared,
     _same_items,
-    _warn_dropped,
 )
 
 __all__ = ["cross_model_matrix", "cross_model_metrics", "is_compatible", "update_gain"]
@@ -169,8 +164,6 @@ def cross_model_metrics(
             f" embeddings, but got {type(embeddings).__name__} of length"
             f" {len(embeddings) if isinstance(embeddings, Mapping) else 'n/a'}"
         )
-    _check_metric(metric)
-    check_int("batch_size", batch_size, low=1)
     tensors = {name: _embeddings(x, f"embeddings[{name!r}]") for name, x in embeddings.items()}
     sizes = {name: t.shape[0] for name, t in tensors.items()}
     first = next(iter(tensors))
@@ -181,30 +174,25 @@ def cross_model_metrics(
                 f"Expected argument `embeddings` to hold the same items for every model, but"
                 f" {first!r} has {n} rows and {name!r} has {size}"
             )
-    codes, exclude, ks = _same_items(
-        labels, ids, leave_one_out=leave_one_out, top_k=top_k, n=n, name="embeddings"
-    )
+    items = _same_items(labels, ids, n, "embeddings", leave_one_out, top_k, metric, batch_size)
     rows = []
     mismatched = 0
-    dropped = 0
     for q_name, q in tensors.items():
         for g_name, g in tensors.items():
             if q.shape[1] != g.shape[1]:
                 mismatched += 1
-                values = dict.fromkeys(_measure_names(ks), math.nan)
+                values = dict.fromkeys(_measure_names(items.ks), math.nan)
             else:
-                prepared = _Prepared(q, g, codes, codes, exclude, ks)
-                values, dropped = _evaluate(prepared, metric, batch_size)
+                values = items.evaluate(q, g)
             rows.append({"query": q_name, "gallery": g_name, **values})
-    # R per query depends only on the labels and the exclusion: the same for every pair
-    _warn_dropped(dropped, n)
+    items.warn_dropped()
     if mismatched:
         warnings.warn(
             f"{mismatched} model pairs have different embedding dimensions; their metrics are NaN",
             UndefinedMetricWarning,
             stacklevel=2,
         )
-    return pd.DataFrame(rows, columns=["query", "gallery", *_measure_names(ks)])
+    return pd.DataFrame(rows, columns=["query", "gallery", *_measure_names(items.ks)])
 
 
 def cross_model_matrix(

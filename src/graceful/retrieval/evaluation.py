@@ -367,23 +367,53 @@ class _Prepared:
     top_k: tuple[int, ...]
 
 
+@dataclass
+class _SameItems:
+    """Queries and gallery that are the same ``n`` items, embedded by one or two models.
+
+    Holds what every pair of models shares (label codes, leave-one-out exclusion, ks, the
+    metric), so a caller only passes the embeddings of each pair to :meth:`evaluate`.
+    """
+
+    n: int
+    codes: _IntArray
+    exclude: _IntArray | None
+    ks: tuple[int, ...]
+    metric: str
+    batch_size: int
+    dropped: int = 0
+
+    def evaluate(self, queries: torch.Tensor, gallery: torch.Tensor) -> dict[str, float]:
+        """CMC top-k and mAP of ``queries`` against ``gallery`` (same items, same order)."""
+        prepared = _Prepared(queries, gallery, self.codes, self.codes, self.exclude, self.ks)
+        values, self.dropped = _evaluate(prepared, self.metric, self.batch_size)
+        return values
+
+    def warn_dropped(self) -> None:
+        """Warn about queries without a relevant item (the same for every pair)."""
+        _warn_dropped(self.dropped, self.n, stacklevel=4)
+
+
 def _same_items(
     labels: ArrayLike,
     ids: ArrayLike | None,
-    *,
-    leave_one_out: bool,
-    top_k: int | Sequence[int],
     n: int,
     name: str,
-) -> tuple[_IntArray, _IntArray | None, tuple[int, ...]]:
-    """Label codes, exclusion and ks when queries and gallery are the same ``n`` items.
+    leave_one_out: bool,
+    top_k: int | Sequence[int],
+    metric: str,
+    batch_size: int,
+) -> _SameItems:
+    """Check the options of an evaluation over the same ``n`` items and prepare it.
 
     ``name`` is the embedding argument the ``labels`` and ``ids`` belong to, for messages.
     """
+    _check_metric(metric)
     label_arr = _labels_1d(labels, "labels", n, name)
     codes, _ = _joint_codes(label_arr, label_arr, ("labels", "labels"))
     exclude = _exclusion(ids, ids, leave_one_out, n, n, ("ids", "ids", name, name))
-    return codes, exclude, _check_top_k(top_k, n)
+    ks = _check_top_k(top_k, n)
+    return _SameItems(n, codes, exclude, ks, metric, check_int("batch_size", batch_size, low=1))
 
 
 def _prepare(
