@@ -24,9 +24,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.pages.charts import tradeoff_chart
 from graceful.errors import InputError
 from graceful.report.charts import finite_or_none as _number
-from graceful.report.charts import tradeoff_chart
 from graceful.report.html import ERROR_HOOK_SCRIPT, render_page, script_json, write_page
 
 __all__ = ["render_bench_html", "write_bench_html"]
@@ -300,7 +300,7 @@ def render_bench_html(results: Mapping[str, Any]) -> str:
     each mean ± std over the seeds in %, and the relative NFR), with the lowest NFR of a
     single model highlighted, the benchmark's targets with pass/fail badges, the epoch-time
     ratio of focal distillation with cached old-model logits, the error-rate/NFR
-    trade-off chart (:func:`graceful.report.charts.tradeoff_chart`) and the command that
+    trade-off chart (:func:`benchmarks.pages.charts.tradeoff_chart`) and the command that
     opens a pairwise report on the saved predictions. Missing optional sections are left
     out; an undefined value (``None``) is shown as "n/a".
 

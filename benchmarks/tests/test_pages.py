@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from benchmarks.pages import render_bench_html, write_bench_html
+from benchmarks.pages.charts import tradeoff_chart
 from graceful.errors import InputError
-from graceful.report.charts import tradeoff_chart
 from graceful.report.html import ERROR_HOOK_SCRIPT, render_html
 
 HOSTILE_METHOD_LABEL = '<img src=x onerror=alert(3)> & "KD" $\\beta$'

@@ -54,8 +54,14 @@ def require(extra: str, feature: str, modules: tuple[str, ...] | None = None) ->
     for name in modules if modules is not None else EXTRAS[extra]:
         try:
             loaded.append(importlib.import_module(name))
-        except ImportError:
+        except ImportError as exc:
             dist = _DISTRIBUTIONS.get(name, name)
+            if exc.name is not None and not name.startswith(exc.name):
+                # installed, but something it imports is missing or broken
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                raise MissingExtraError(
+                    f"{dist} is installed but fails to import: {reason}"
+                ) from None
             raise MissingExtraError(
                 f"{feature} needs {dist}, which is not installed: pip install 'graceful[{extra}]'"
             ) from None

@@ -26,7 +26,9 @@ mlflow = pytest.importorskip("mlflow")
 # writes without a server (sqlite needs SQLAlchemy).
 pytestmark = pytest.mark.filterwarnings("ignore:The filesystem tracking backend:FutureWarning")
 
-MISSING = "MLflow logging needs the package `mlflow-skinny`: pip install 'graceful[mlflow]'"
+MISSING = (
+    "MLflow logging needs mlflow-skinny, which is not installed: pip install 'graceful[mlflow]'"
+)
 
 
 @pytest.fixture
@@ -182,7 +184,8 @@ def test_broken_mlflow_says_what_fails(tmp_path, monkeypatch):
     with pytest.raises(InputError) as info:
         require_mlflow()
     assert str(info.value) == (
-        "MLflow is installed but fails to import: No module named 'no_such_mlflow_dependency'"
+        "mlflow-skinny is installed but fails to import:"
+        " No module named 'no_such_mlflow_dependency'"
     )
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from graceful._extras import require
 from graceful.errors import InputError
 
 from .compare import Comparison, _clean
@@ -44,27 +45,13 @@ _COUNTS = ("both_correct", "negative_flips", "positive_flips", "both_wrong", "ex
 
 
 def require_mlflow() -> ModuleType:
-    """Import MLflow, or raise an :class:`~graceful.errors.InputError` naming the extra.
-
-    Returns:
-        The ``mlflow`` module.
-
-    Raises:
-        InputError: when MLflow is not installed, or is but fails to import.
+    """Import MLflow, or raise a :class:`~graceful.errors.MissingExtraError` naming the extra.
 
     Example:
         >>> require_mlflow().__name__
         'mlflow'
     """
-    try:
-        import mlflow
-    except ImportError as exc:
-        if exc.name != "mlflow":  # installed, but something it imports is missing or broken
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InputError(f"MLflow is installed but fails to import: {reason}") from None
-        raise InputError(
-            "MLflow logging needs the package `mlflow-skinny`: pip install 'graceful[mlflow]'"
-        ) from None
+    (mlflow,) = require("mlflow", "MLflow logging")
     return mlflow
 
 

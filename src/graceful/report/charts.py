@@ -25,19 +25,26 @@ from graceful._validation import check_instance, check_int
 from graceful.errors import InputError
 
 __all__ = [
+    "GRID",
+    "INK",
+    "MUTED",
+    "PALETTE",
+    "chart_style",
     "curve_chart",
+    "figure_svg",
     "finite_or_none",
     "flip_matrix_heatmap",
+    "mean_std",
     "nfr_bar_chart",
-    "tradeoff_chart",
+    "short_label",
 ]
 
 _REGRESS = "#c0392b"
 _REGRESS_LIGHT = "#e6a199"
-_INK = "#333333"
-_MUTED = "#777777"
-_GRID = "#e5e5e5"
-_PALETTE = (
+INK = "#333333"
+MUTED = "#777777"
+GRID = "#e5e5e5"
+PALETTE = (
     "#3b5b84",
     "#c0392b",
     "#1e7a3c",
@@ -57,15 +64,19 @@ _RC: dict[str, Any] = {
     "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica", "Liberation Sans"],
     "font.size": 9.0,
     "axes.edgecolor": "#bbbbbb",
-    "axes.labelcolor": _INK,
-    "xtick.color": _MUTED,
-    "ytick.color": _MUTED,
-    "text.color": _INK,
+    "axes.labelcolor": INK,
+    "xtick.color": MUTED,
+    "ytick.color": MUTED,
+    "text.color": INK,
 }
 
 
-def _style(salt: str) -> AbstractContextManager[None]:
-    """Return the rc context for one chart; ``salt`` makes its SVG ids reproducible."""
+def chart_style(salt: str) -> AbstractContextManager[None]:
+    """The rc context of every chart of the report; ``salt`` makes its SVG ids reproducible.
+
+    Draw a :class:`~matplotlib.figure.Figure` inside it and pass it to :func:`figure_svg`
+    to add a chart of your own in the report's style.
+    """
     rc: Any = {**_RC, "svg.hashsalt": salt}
     return matplotlib.rc_context(rc)
 
@@ -86,13 +97,22 @@ def finite_or_none(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _short(text: str, limit: int = 28) -> str:
-    """Shorten a label for an axis, keeping its start and end."""
+def short_label(text: str, limit: int = 28) -> str:
+    """Shorten a label for an axis, keeping its start and end.
+
+    Example:
+        >>> short_label("a" * 40, 12)
+        'aa…aaaaaaaaa'
+    """
     return text if len(text) <= limit else text[: limit - 10] + "…" + text[-9:]
 
 
-def _to_svg(fig: Figure, prefix: str) -> str:
-    """Render ``fig`` to an SVG element string that can be inlined in HTML."""
+def figure_svg(fig: Figure, prefix: str) -> str:
+    """Render ``fig`` to an ``<svg>`` element that can be inlined in HTML.
+
+    Every id is prefixed with ``prefix`` (unique within the page); the XML prolog,
+    metadata and namespace declarations are dropped, so the page references no URL.
+    """
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
     svg = buffer.getvalue()
@@ -152,14 +172,14 @@ def nfr_bar_chart(
     if len(items) > max_bars:
         items.sort(key=lambda r: -(finite_or_none(r.get("negative_flip_rate")) or -1.0))
         items = items[:max_bars]
-    labels = [_short(str(r.get("group", ""))) for r in items]
+    labels = [short_label(str(r.get("group", ""))) for r in items]
     values = [finite_or_none(r.get("negative_flip_rate")) for r in items]
     lows = [finite_or_none(r.get("negative_flip_rate_low")) for r in items]
     highs = [finite_or_none(r.get("negative_flip_rate_high")) for r in items]
     top = max([v for v in values + highs if v is not None] + [0.0])
     top = top if top > 0 else 0.01
 
-    with _style(chart_id):
+    with chart_style(chart_id):
         height = 0.9 + 0.26 * len(items)
         fig = Figure(figsize=(7.2, height), layout="constrained")
         ax = fig.add_subplot()
@@ -175,7 +195,7 @@ def nfr_bar_chart(
         )
         for pos, value, low, high in zip(positions, values, lows, highs, strict=True):
             if value is None:
-                ax.text(top * 0.01, pos, "undefined", va="center", fontsize=8, color=_MUTED)
+                ax.text(top * 0.01, pos, "undefined", va="center", fontsize=8, color=MUTED)
                 continue
             if low is not None and high is not None:
                 ax.errorbar(
@@ -183,7 +203,7 @@ def nfr_bar_chart(
                     pos,
                     xerr=[[max(value - low, 0.0)], [max(high - value, 0.0)]],
                     fmt="none",
-                    ecolor=_INK,
+                    ecolor=INK,
                     elinewidth=0.9,
                     capsize=2.5,
                     zorder=3,
@@ -194,10 +214,10 @@ def nfr_bar_chart(
         ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x * 100:.3g}%"))
         ax.set_xlabel(xlabel)
-        ax.grid(axis="x", color=_GRID, zorder=0)
+        ax.grid(axis="x", color=GRID, zorder=0)
         ax.spines[["top", "right"]].set_visible(False)
-        ax.tick_params(axis="y", length=0, labelcolor=_INK)
-        return _to_svg(fig, chart_id)
+        ax.tick_params(axis="y", length=0, labelcolor=INK)
+        return figure_svg(fig, chart_id)
 
 
 def flip_matrix_heatmap(
@@ -252,7 +272,7 @@ def flip_matrix_heatmap(
     grid = [[matrix[i][j] for j in col_order] for i in row_order]
     peak = max(max(line) for line in grid) or 1.0
 
-    with _style(chart_id):
+    with chart_style(chart_id):
         width = 1.6 + 0.42 * len(col_order)
         height = 1.3 + 0.36 * len(row_order)
         fig = Figure(figsize=(max(width, 3.4), max(height, 2.2)), layout="constrained")
@@ -263,10 +283,10 @@ def flip_matrix_heatmap(
                 if value <= 0:
                     continue
                 text = f"{value:g}" if value == int(value) else f"{value:.3g}"
-                colour = "white" if value > peak * 0.55 else _INK
+                colour = "white" if value > peak * 0.55 else INK
                 ax.text(c, r, text, ha="center", va="center", fontsize=8, color=colour)
-        ax.set_xticks(range(len(col_order)), [_short(str(columns[j]), 16) for j in col_order])
-        ax.set_yticks(range(len(row_order)), [_short(str(rows[i]), 20) for i in row_order])
+        ax.set_xticks(range(len(col_order)), [short_label(str(columns[j]), 16) for j in col_order])
+        ax.set_yticks(range(len(row_order)), [short_label(str(rows[i]), 20) for i in row_order])
         longest = max(len(str(columns[j])) for j in col_order)
         rotate = len(col_order) * min(longest, 16) > 40
         ax.tick_params(axis="x", length=0)
@@ -285,146 +305,19 @@ def flip_matrix_heatmap(
         colorbar.outline.set_visible(False)
         colorbar.ax.tick_params(labelsize=7)
         colorbar.ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
-        return _to_svg(fig, chart_id)
+        return figure_svg(fig, chart_id)
 
 
-def _mean_std(value: Any) -> tuple[float | None, float]:
-    """Return ``(mean, std)`` of a ``{"mean", "std"}`` mapping or a bare number (std 0)."""
+def mean_std(value: Any) -> tuple[float | None, float]:
+    """``(mean, std)`` of a ``{"mean", "std"}`` mapping, or of a bare number (std 0).
+
+    Example:
+        >>> mean_std({"mean": 0.5, "std": 0.1}), mean_std(0.2), mean_std(None)
+        ((0.5, 0.1), (0.2, 0.0), (None, 0.0))
+    """
     if isinstance(value, Mapping):
         return finite_or_none(value.get("mean")), finite_or_none(value.get("std")) or 0.0
     return finite_or_none(value), 0.0
-
-
-def tradeoff_chart(
-    points: Sequence[Mapping[str, Any]], *, chart_id: str = "tradeoff"
-) -> str | None:
-    r"""Draw the error-rate / negative-flip-rate trade-off of methods and parameter sweeps.
-
-    The new model's error rate is on x and the negative flip rate on y, both in %. A point
-    without a ``parameter`` key is a method: a labelled marker with mean ± std error bars in
-    both directions. A point with ``parameter`` is one setting of a sweep: the points of each
-    (``method``, ``parameter``) pair are joined by a line in order of ``value``, and each is
-    annotated with its ``value``. Points whose mean is undefined (``None``) are left out.
-
-    Args:
-        points: mappings with ``error_rate_new`` and ``negative_flip_rate``, each either
-            ``{"mean": ..., "std": ...}`` (fractions) or a bare fraction; methods have
-            ``label`` (or ``method``), sweep points ``parameter``, ``value`` and ``method``
-            (matched to a method point's ``method`` for the line's name).
-        chart_id: a short identifier, unique within the page, used to prefix SVG ids.
-
-    Returns:
-        An ``<svg>`` element as a string, or None when no point has both means defined.
-
-    Example:
-        >>> svg = tradeoff_chart([
-        ...     {"method": "no_treatment", "label": "No treatment",
-        ...      "error_rate_new": {"mean": 0.062, "std": 0.003},
-        ...      "negative_flip_rate": {"mean": 0.035, "std": 0.002}},
-        ...     {"method": "fd_lm", "label": "FD-LM",
-        ...      "error_rate_new": {"mean": 0.065, "std": 0.004},
-        ...      "negative_flip_rate": {"mean": 0.019, "std": 0.001}},
-        ...     {"parameter": "beta", "value": 5.0, "method": "fd_lm",
-        ...      "error_rate_new": 0.066, "negative_flip_rate": 0.017},
-        ...     {"parameter": "beta", "value": 1.0, "method": "fd_lm",
-        ...      "error_rate_new": 0.063, "negative_flip_rate": 0.024},
-        ... ])
-        >>> svg.startswith("<svg") and "FD-LM" in svg and "beta" in svg
-        True
-        >>> tradeoff_chart([{"label": "x", "error_rate_new": None}]) is None
-        True
-    """
-    methods: list[tuple[str, float, float, float, float, str]] = []
-    sweeps: dict[tuple[str, str], list[tuple[float | None, Any, float, float]]] = {}
-    names: dict[str, str] = {}
-    colours: dict[str, str] = {}
-    for point in points:
-        x, x_std = _mean_std(point.get("error_rate_new"))
-        y, y_std = _mean_std(point.get("negative_flip_rate"))
-        if "parameter" in point:
-            if x is not None and y is not None:
-                key = (str(point.get("method") or ""), str(point.get("parameter")))
-                raw = point.get("value")
-                sweeps.setdefault(key, []).append((finite_or_none(raw), raw, x, y))
-            continue
-        label = str(point.get("label") or point.get("method") or "")
-        colour = _PALETTE[len(methods) % len(_PALETTE)]
-        if point.get("method") is not None:
-            names[str(point["method"])] = label
-            colours[str(point["method"])] = colour
-        if x is not None and y is not None:
-            methods.append((label, x, y, x_std, y_std, colour))
-    if not methods and not sweeps:
-        return None
-
-    with _style(chart_id):
-        fig = Figure(figsize=(7.2, 4.4), layout="constrained")
-        ax = fig.add_subplot()
-        for index, ((method, parameter), items) in enumerate(sweeps.items()):
-            items.sort(key=lambda item: (item[0] is None, item[0] or 0.0))
-            # A sweep takes its method's colour; a sweep of an unknown method a spare one.
-            spare = _PALETTE[(len(_PALETTE) - 1 - index) % len(_PALETTE)]
-            colour = colours.get(method, spare)
-            name = names.get(method, method)
-            ax.plot(
-                [item[2] for item in items],
-                [item[3] for item in items],
-                color=colour,
-                linestyle=(0, (4, 2)),
-                linewidth=1.0,
-                marker="o",
-                markersize=3.5,
-                markerfacecolor="white",
-                alpha=0.9,
-                zorder=2,
-                label=f"{_short(name, 20)}: {_short(parameter, 16)} sweep" if name else parameter,
-            )
-            for number, raw, x, y in items:
-                text = f"{number:g}" if number is not None else str(raw)
-                ax.annotate(
-                    _short(text, 12),
-                    (x, y),
-                    xytext=(4, -9),
-                    textcoords="offset points",
-                    fontsize=7,
-                    color=colour,
-                )
-        for label, x, y, x_std, y_std, colour in methods:
-            ax.errorbar(
-                x,
-                y,
-                xerr=x_std,
-                yerr=y_std,
-                fmt="o",
-                color=colour,
-                ecolor=colour,
-                elinewidth=0.9,
-                capsize=2.5,
-                markersize=5,
-                zorder=3,
-            )
-            ax.annotate(
-                _short(label),
-                (x, y),
-                xytext=(6, 5),
-                textcoords="offset points",
-                fontsize=8,
-                color=_INK,
-                zorder=4,
-            )
-        ax.margins(x=0.12, y=0.12)
-        percent = FuncFormatter(lambda v, _pos: f"{v * 100:.3g}%")
-        ax.xaxis.set_major_formatter(percent)
-        ax.yaxis.set_major_formatter(percent)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
-        ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
-        ax.set_xlabel("error rate of the new model (lower is better)")
-        ax.set_ylabel("negative flip rate (lower is better)")
-        ax.grid(color=_GRID, zorder=0)
-        ax.spines[["top", "right"]].set_visible(False)
-        if sweeps:
-            ax.legend(loc="best", fontsize=7.5, frameon=False)
-        return _to_svg(fig, chart_id)
 
 
 def _values(values: Any, where: str) -> Sequence[Any]:
@@ -451,7 +344,7 @@ def _curve_points(
     points = []
     for raw_x, raw_y in zip(xs, ys, strict=True):
         x = finite_or_none(raw_x)
-        mean, std = _mean_std(raw_y)
+        mean, std = mean_std(raw_y)
         if x is not None and mean is not None:
             points.append((x, mean, std))
     points.sort(key=lambda point: point[0])
@@ -507,14 +400,14 @@ def curve_chart(
     if not any(points for _label, points in curves):
         return None
 
-    with _style(chart_id):
+    with chart_style(chart_id):
         fig = Figure(figsize=(7.2, 4.0), layout="constrained")
         ax = fig.add_subplot()
         labelled = False
         for index, (label, points) in enumerate(curves):
             if not points:
                 continue
-            colour = _PALETTE[index % len(_PALETTE)]
+            colour = PALETTE[index % len(PALETTE)]
             xs = [point[0] for point in points]
             means = [point[1] for point in points]
             stds = [point[2] for point in points]
@@ -537,7 +430,7 @@ def curve_chart(
                 marker="o",
                 markersize=3.5,
                 zorder=3,
-                label=_short(label, 40) if label else None,
+                label=short_label(label, 40) if label else None,
             )
         ax.margins(x=0.03, y=0.12)
         if percent:
@@ -546,8 +439,8 @@ def curve_chart(
         ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
         ax.set_xlabel(x_label)
         ax.set_ylabel(y_label)
-        ax.grid(color=_GRID, zorder=0)
+        ax.grid(color=GRID, zorder=0)
         ax.spines[["top", "right"]].set_visible(False)
         if labelled:
             ax.legend(loc="best", fontsize=7.5, frameon=False)
-        return _to_svg(fig, chart_id)
+        return figure_svg(fig, chart_id)
