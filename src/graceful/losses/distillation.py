@@ -16,9 +16,8 @@ class DistillationLoss(RegressionLoss):
     :func:`~graceful.losses.functional.distillation_loss` for the details. ``target`` is
     accepted (and validated if not ``None``) but unused.
 
-    Args:
-        temperature: softening temperature ``T > 0``.
-        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+    The hyper-parameters are those of
+    :func:`~graceful.losses.functional.distillation_loss`.
 
     Example:
         >>> import torch

@@ -18,13 +18,8 @@ class FocalDistillationLoss(RegressionLoss):
     classes (``"logit_matching"``). See
     :func:`~graceful.losses.functional.focal_distillation_loss` for the formulas.
 
-    Args:
-        alpha: weight of every sample, ``>= 0``.
-        beta: extra weight of filtered samples, ``>= 0``.
-        distance: ``"kl"`` or ``"logit_matching"``.
-        temperature: ``T > 0``; cancels out for ``distance="logit_matching"``.
-        filter: ``"old_correct"``, ``"negative_flip"`` or ``"all"``.
-        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+    The hyper-parameters are those of
+    :func:`~graceful.losses.functional.focal_distillation_loss`.
 
     Example:
         >>> import torch

@@ -17,10 +17,8 @@ class LogitDifferenceInhibitionLoss(RegressionLoss):
     validated if not ``None``) but unused. See
     :func:`~graceful.losses.functional.logit_difference_inhibition_loss`.
 
-    Args:
-        margin: differences up to ``m >= 0`` cost nothing.
-        p: exponent ``>= 1``.
-        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+    The hyper-parameters are those of
+    :func:`~graceful.losses.functional.logit_difference_inhibition_loss`.
 
     Example:
         >>> import torch

@@ -15,8 +15,8 @@ class NewErrorLoss(RegressionLoss):
     elsewhere, and ``"mean"`` divides by all N samples. See
     :func:`~graceful.losses.functional.new_error_loss`.
 
-    Args:
-        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+    The hyper-parameters are those of
+    :func:`~graceful.losses.functional.new_error_loss`.
 
     Example:
         >>> import torch

@@ -16,8 +16,8 @@ class StrictImitationLoss(RegressionLoss):
     and ``"mean"`` divides by all N samples. See
     :func:`~graceful.losses.functional.strict_imitation_loss`.
 
-    Args:
-        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+    The hyper-parameters are those of
+    :func:`~graceful.losses.functional.strict_imitation_loss`.
 
     Example:
         >>> import torch

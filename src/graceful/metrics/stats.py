@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from ._counts import (
     cells_from_prepared,
     compute_metric,
 )
-from ._inputs import ArrayLike, ClassMap, prepare
+from ._inputs import ArrayLike, prepare
 
 __all__ = [
     "Interval",
@@ -345,16 +345,14 @@ def bootstrap_relative_nfr(
     n_resamples: int = 2000,
     confidence: float = 0.95,
     random_state: int | np.random.Generator | None = 0,
-    top_k: int = 1,
-    sample_weight: ArrayLike | None = None,
-    class_map: ClassMap | None = None,
-    num_classes: int | None = None,
-    ranked: bool = False,
+    **options: Any,
 ) -> Interval:
     """Seeded paired bootstrap interval for the relative negative flip rate.
 
-    Arguments as in :func:`graceful.metrics.flip_counts`, plus the bootstrap options of
-    :func:`bootstrap_cells`. The same seed gives the same interval.
+    ``options`` are the keyword arguments of :func:`graceful.metrics.flip_counts`
+    (``top_k``, ``sample_weight``, ``class_map``, ``num_classes``, ``ranked``); the others
+    are the bootstrap options of :func:`bootstrap_cells`. The same seed gives the same
+    interval.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -365,16 +363,7 @@ def bootstrap_relative_nfr(
         >>> iv.low < iv.value < iv.high
         True
     """
-    prepared = prepare(
-        target,
-        preds_old,
-        preds_new,
-        top_k=top_k,
-        sample_weight=sample_weight,
-        class_map=class_map,
-        num_classes=num_classes,
-        ranked=ranked,
-    )
+    prepared = prepare(target, preds_old, preds_new, **options)
     cells = cells_from_prepared(prepared).cpu().numpy()
     weight = None if prepared.weight is None else prepared.weight.cpu().numpy()
     return bootstrap_cells(

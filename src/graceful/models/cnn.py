@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .edge import EdgeCNN
 
 __all__ = ["SmallCNN"]
@@ -16,12 +18,10 @@ class SmallCNN(EdgeCNN):
         width: channels of the first block; the blocks have ``w, 2w, 4w``.
         num_classes: outputs.
         in_channels: input channels (1 for grey images).
-        embedding_dim: when set, a linear projection of the pooled features to this many
-            dimensions is the embedding (so models of different widths can share an
-            embedding space); ``None``: the pooled features (``4 * width``) are.
-        head: the classifier, ``"linear"`` or ``"cosine"`` (see
-            :class:`~graceful.embedding.CosineClassifier`).
-        scale: the cosine head's scale.
+        options: ``embedding_dim`` (a linear projection of the pooled features to this many
+            dimensions is the embedding, so models of different widths can share an
+            embedding space), ``head`` (``"linear"`` or ``"cosine"``) and ``scale``, as for
+            :class:`~graceful.models.EdgeCNN`.
 
     Example:
         >>> import torch
@@ -36,22 +36,6 @@ class SmallCNN(EdgeCNN):
     """
 
     def __init__(
-        self,
-        width: int = 16,
-        num_classes: int = 10,
-        in_channels: int = 1,
-        *,
-        embedding_dim: int | None = None,
-        head: str = "linear",
-        scale: float = 16.0,
+        self, width: int = 16, num_classes: int = 10, in_channels: int = 1, **options: Any
     ) -> None:
-        super().__init__(
-            width,
-            2,
-            block="conv",
-            num_classes=num_classes,
-            in_channels=in_channels,
-            embedding_dim=embedding_dim,
-            head=head,
-            scale=scale,
-        )
+        super().__init__(width, 2, num_classes=num_classes, in_channels=in_channels, **options)

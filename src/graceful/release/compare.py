@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 import graceful
+from graceful._validation import check_int
 from graceful.errors import InputError
 from graceful.metrics import (
     METRICS,
@@ -337,17 +338,14 @@ def compare_files(
     class_map: Mapping[str, str] | None = None,
     group_cols: Sequence[str] = (),
     top_k: int = 1,
-    confidence: float = 0.95,
-    interval_method: Literal["wilson", "exact"] = "wilson",
-    alpha: float = 0.05,
-    n_resamples: int = 2000,
-    random_state: int = 0,
-    gate: Gate | None = None,
+    **options: Any,
 ) -> Comparison:
     """Read two prediction files (and optionally a labels file) and compare them.
 
-    File options are those of :func:`graceful.io.predictions.load_comparison`, the rest
-    those of :func:`compare`. This is what ``graceful compare`` runs.
+    The file options (and ``top_k``) are those of
+    :func:`graceful.io.predictions.load_comparison`; ``options`` are the keyword arguments
+    of :func:`compare` (``confidence``, ``interval_method``, ``alpha``, ``n_resamples``,
+    ``random_state``, ``gate``). This is what ``graceful compare`` runs.
 
     Example:
         >>> import tempfile, pathlib, pandas as pd
@@ -360,8 +358,7 @@ def compare_files(
         >>> result.metrics["negative_flip_rate"], result.metrics["positive_flip_rate"]
         (0.5, 0.25)
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise InputError(f"Expected argument `top_k` to be a positive int, but got {top_k!r}")
+    check_int("top_k", top_k, low=1)
     from graceful.io.predictions import load_comparison
 
     inputs = load_comparison(
@@ -377,13 +374,4 @@ def compare_files(
         group_cols=group_cols,
         top_k=top_k,
     )
-    return compare(
-        inputs,
-        top_k=top_k,
-        confidence=confidence,
-        interval_method=interval_method,
-        alpha=alpha,
-        n_resamples=n_resamples,
-        random_state=random_state,
-        gate=gate,
-    )
+    return compare(inputs, top_k=top_k, **options)
