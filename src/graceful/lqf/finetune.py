@@ -36,6 +36,7 @@ from graceful._validation import (
     check_real,
 )
 from graceful.errors import InputError
+from graceful.losses._checks import check_hyperparameters, reduce
 from graceful.training import Batch, Objective, OptimizerStep, Step, train_epoch
 from graceful.training.loop import RECIPE_CHECKS
 
@@ -47,7 +48,6 @@ __all__ = ["FinetuneConfig", "SquaredLoss", "finetune", "squared_loss"]
 Loss = Literal["squared", "cross_entropy"]
 Optimizer = Literal["sgd", "adam", "kfac"]
 _OPTIMIZERS: tuple[Optimizer, ...] = ("sgd", "adam", "kfac")
-_REDUCTIONS = ("mean", "sum", "none")
 
 
 def squared_loss(
@@ -65,19 +65,14 @@ def squared_loss(
         >>> squared_loss(torch.tensor([[4.0, 1.0]]), torch.tensor([0]), scale=5.0)
         tensor(1.)
     """
-    check_choice("reduction", reduction, _REDUCTIONS)
+    hp = check_hyperparameters(scale=scale, reduction=reduction)
     if outputs.ndim != 2 or targets.shape != outputs.shape[:1]:
         raise InputError(
             "Expected `outputs` (N, C) and `targets` (N,), but got"
             f" {tuple(outputs.shape)} and {tuple(targets.shape)}"
         )
-    goal = F.one_hot(targets, outputs.shape[1]).to(outputs.dtype) * scale
-    per_sample = 0.5 * (outputs - goal).pow(2).sum(dim=1)
-    if reduction == "mean":
-        return per_sample.mean()
-    if reduction == "sum":
-        return per_sample.sum()
-    return per_sample
+    goal = F.one_hot(targets, outputs.shape[1]).to(outputs.dtype) * hp["scale"]
+    return reduce(0.5 * (outputs - goal).pow(2).sum(dim=1), hp["reduction"])
 
 
 class SquaredLoss(nn.Module):
@@ -94,8 +89,8 @@ class SquaredLoss(nn.Module):
 
     def __init__(self, *, scale: float = 5.0, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = check_choice("reduction", reduction, _REDUCTIONS)
-        self.scale = check_real("scale", scale, low=0.0, low_open=True)
+        hp = check_hyperparameters(scale=scale, reduction=reduction)
+        self.scale, self.reduction = hp["scale"], hp["reduction"]
 
     def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The loss of ``outputs`` (N, C) against class indices ``targets`` (N,)."""

@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -229,14 +229,13 @@ def profile_model(
     input_shape: Sequence[int],
     *,
     method: str = "embed",
-    batch_size: int = 1,
-    warmup: int = 10,
-    repeats: int = 50,
-    num_threads: int = 1,
+    **latency_options: Any,
 ) -> ModelCost:
     """Parameters, FLOPs of one sample and CPU latency of ``model``, in one record.
 
-    The arguments are those of :func:`count_flops` and :func:`measure_latency`; use
+    ``model``, ``input_shape`` and ``method`` are those of :func:`count_flops`;
+    ``latency_options`` are the other keyword arguments of :func:`measure_latency`
+    (``batch_size``, ``warmup``, ``repeats``, ``num_threads``). Use
     :func:`dataclasses.asdict` on the result to feed :func:`pareto_front`.
 
     Example:
@@ -245,15 +244,7 @@ def profile_model(
         >>> cost.parameters, cost.flops, cost.latency_ms_median > 0
         (496, 6912, True)
     """
-    latency = measure_latency(
-        model,
-        input_shape,
-        method=method,
-        batch_size=batch_size,
-        warmup=warmup,
-        repeats=repeats,
-        num_threads=num_threads,
-    )
+    latency = measure_latency(model, input_shape, method=method, **latency_options)
     return ModelCost(
         parameters=count_parameters(model),
         flops=count_flops(model, input_shape, method=method),
