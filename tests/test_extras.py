@@ -96,6 +96,7 @@ def test_metrics_losses_and_training_need_no_extra(bare_site: Path) -> None:
     [
         ("import graceful.gallery", "gallery"),
         ("import graceful.report", "report"),
+        ("import graceful.demo", "demo"),
         ("import graceful.io.predictions", "io"),
         ("from graceful.release import compare_files; compare_files('a.csv', 'b.csv')", "io"),
         ("from graceful.data import load_digits; load_digits()", "demo"),

@@ -68,8 +68,8 @@ def test_headline_values_and_verdict(page: str, summary: dict[str, Any]) -> None
     assert f"p = 0.005, exact McNemar on {nf} negative vs {pf} positive flips" in page
     assert "Gate failed" in page and "max_nfr" in page
     for text in (
-        "old right, new wrong / all samples",
-        "negative flips / new-model errors",
+        "old right and new wrong / N: regressions: samples the update breaks",
+        "negative flips / new wrong: share of the new model",
         "both wrong / new wrong",
     ):
         assert text in page

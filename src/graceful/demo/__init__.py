@@ -7,7 +7,13 @@ Example:
     >>> from graceful.demo import DemoConfig
     >>> DemoConfig().epochs
     20
+
+Needs the ``demo`` extra (scikit-learn, and the gallery, report and cli extras).
 """
+
+from graceful._extras import require
+
+require("demo", "graceful.demo")
 
 from .predictions import make_digits_predictions
 from .story import DemoConfig, GracefulUpdateLoss, run_demo

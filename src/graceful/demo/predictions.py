@@ -37,22 +37,16 @@ def make_digits_predictions(out_dir: str | Path, *, seed: int = 0) -> tuple[Path
     Returns:
         The paths of the old and the new predictions.
 
-    Raises:
-        ImportError: when scikit-learn is missing (``pip install graceful[demo]``).
-
     Example:
         >>> import tempfile
         >>> old, new = make_digits_predictions(tempfile.mkdtemp())
         >>> pd.read_parquet(old).shape
         (600, 13)
     """
-    try:
-        from sklearn.datasets import load_digits
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import train_test_split
-        from sklearn.neural_network import MLPClassifier
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the demo needs scikit-learn: pip install 'graceful[demo]'") from exc
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

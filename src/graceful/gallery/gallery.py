@@ -53,7 +53,6 @@ from graceful._validation import (
     check_int,
     check_str,
     check_vectors,
-    describe,
     fail,
 )
 from graceful.errors import InputError
@@ -397,10 +396,7 @@ class Gallery:
             or isinstance(metadata, str)
             or len(metadata) != len(id_list)
         ):
-            raise InputError(
-                f"Expected argument `metadata` to be a list of {len(id_list)} dicts (or None), "
-                f"but got {describe(metadata)}"
-            )
+            raise fail("metadata", f"a list of {len(id_list)} dicts (or None)", metadata)
         meta = [
             m if m is None else _check_json(f"metadata[{i}]", m) for i, m in enumerate(metadata)
         ]

@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from graceful._ranking import rank_columns, top1_columns
+from graceful._validation import check_choice, check_int
 from graceful.errors import InputError
 from graceful.io._readers import Source, open_source
 
@@ -594,20 +595,9 @@ def _take(values: np.ndarray[Any, Any], index: _IntArray | None) -> np.ndarray[A
 
 
 def _check_args(top_k: object, batch_rows: object, scores: object, group_cols: object) -> None:
-    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
-        raise InputError(f"Expected argument `top_k` to be a positive int, but got {top_k!r}")
-    if (
-        isinstance(batch_rows, bool)
-        or not isinstance(batch_rows, int | np.integer)
-        or batch_rows < 1
-    ):
-        raise InputError(
-            f"Expected argument `batch_rows` to be a positive int, but got {batch_rows!r}"
-        )
-    if scores not in ("auto", "logits", "probs"):
-        raise InputError(
-            f"Expected argument `scores` to be 'auto', 'logits' or 'probs', but got {scores!r}"
-        )
+    check_int("top_k", top_k, low=1)
+    check_int("batch_rows", batch_rows, low=1)
+    check_choice("scores", scores, ("auto", "logits", "probs"))
     if isinstance(group_cols, str):
         raise InputError(
             f"Expected argument `group_cols` to be a sequence of column names, but got the "

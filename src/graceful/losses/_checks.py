@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeAlias
 
 import torch
 
-from graceful._validation import check_bool, check_choice, check_real, describe
+from graceful._validation import check_bool, check_choice, check_real, fail
 from graceful.errors import InputError
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "REDUCTIONS",
     "RULES",
     "Reduction",
+    "check_classifier",
     "check_embeddings",
     "check_hyperparameters",
     "check_inputs",
@@ -94,10 +95,7 @@ def check_hyperparameters(**values: object) -> dict[str, Any]:
 
 def _check_logits(name: str, x: object) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 2:
-        raise InputError(
-            f"Expected argument `{name}` to be a floating tensor of shape (N, C),"
-            f" but got {describe(x)}"
-        )
+        raise fail(name, "a floating tensor of shape (N, C)", x)
     if x.shape[1] == 0:
         raise InputError(
             f"Expected argument `{name}` to have at least one class (column),"
@@ -140,10 +138,7 @@ def check_target(target: object, n: int) -> torch.Tensor:
         or target.dtype == torch.bool
         or tuple(target.shape) != (n,)
     ):
-        raise InputError(
-            f"Expected argument `target` to be an integer tensor of shape ({n},),"
-            f" but got {describe(target)}"
-        )
+        raise fail("target", f"an integer tensor of shape ({n},)", target)
     return target.long()
 
 
@@ -158,16 +153,24 @@ def check_inputs(
 def check_embeddings(name: str, x: object, *, reduction: Reduction) -> torch.Tensor:
     """Validate a floating ``(N, D)`` embedding tensor (non-empty for ``"mean"``)."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim != 2:
-        raise InputError(
-            f"Expected argument `{name}` to be a floating tensor of shape (N, D),"
-            f" but got {describe(x)}"
-        )
+        raise fail(name, "a floating tensor of shape (N, D)", x)
     if x.shape[0] == 0 and reduction == "mean":
         raise InputError(
             f"Expected argument `{name}` to hold at least one sample for reduction='mean',"
             f" but got shape {tuple(x.shape)}"
         )
     return x
+
+
+def check_classifier(weight: object, bias: object) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The old classifier's ``(C, D)`` weights and ``(C,)`` bias (or ``None``), detached."""
+    if not isinstance(weight, torch.Tensor) or weight.ndim != 2:
+        raise fail("old_weight", "a tensor of shape (C, D)", weight)
+    if bias is not None and (
+        not isinstance(bias, torch.Tensor) or tuple(bias.shape) != (weight.shape[0],)
+    ):
+        raise fail("old_bias", f"None or a tensor of shape ({weight.shape[0]},)", bias)
+    return weight.detach(), None if bias is None else bias.detach()
 
 
 def reduce(losses: torch.Tensor, reduction: Reduction) -> torch.Tensor:

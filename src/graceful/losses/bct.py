@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import torch
 
-from graceful._validation import check_int, describe
+from graceful._validation import check_int
 from graceful.errors import InputError
 
-from ._checks import Reduction, check_embeddings
+from ._checks import Reduction, check_classifier, check_embeddings
 from .base import _Configured
 from .functional import _bct_influence
 
@@ -23,13 +23,8 @@ class BCTInfluenceLoss(_Configured):
     :func:`~graceful.losses.functional.bct_influence_loss`. The old classifier is held as
     buffers (a copy, detached, moved with ``.to()``), never as a model, and is not trained.
 
-    Args:
-        old_weight: ``(C, D)`` old classifier weights (with rows for every class the
-            targets use; see :func:`synthesize_classifier`).
-        old_bias: ``(C,)`` or ``None``.
-        head: ``"linear"`` or ``"cosine"``.
-        scale: the cosine head's scale.
-        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"``.
+    The arguments are those of the function (``old_weight`` needs rows for every class
+    the targets use; see :func:`synthesize_classifier`).
 
     Example:
         >>> loss = BCTInfluenceLoss(torch.eye(2))
@@ -55,19 +50,9 @@ class BCTInfluenceLoss(_Configured):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(head=head, scale=scale, reduction=reduction)
-        if not isinstance(old_weight, torch.Tensor) or old_weight.ndim != 2:
-            raise InputError(
-                "Expected argument `old_weight` to be a tensor of shape (C, D),"
-                f" but got {describe(old_weight)}"
-            )
-        if old_bias is not None and (
-            not isinstance(old_bias, torch.Tensor) or tuple(old_bias.shape) != (len(old_weight),)
-        ):
-            raise InputError(
-                f"Expected argument `old_bias` to be None or a tensor of shape ({len(old_weight)},)"
-            )
-        self.register_buffer("old_weight", old_weight.detach().clone())
-        self.register_buffer("old_bias", None if old_bias is None else old_bias.detach().clone())
+        weight, bias = check_classifier(old_weight, old_bias)
+        self.register_buffer("old_weight", weight.clone())
+        self.register_buffer("old_bias", None if bias is None else bias.clone())
 
     def forward(self, new_embeddings: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss from new embeddings ``(N, D)`` and target ``(N,)``."""
@@ -126,9 +111,8 @@ def synthesize_classifier(
         tensor([[2., 0.],
                 [0., 2.]])
     """
-    if not isinstance(old_weight, torch.Tensor) or old_weight.ndim != 2:
-        raise InputError("Expected argument `old_weight` to be a tensor of shape (K, D)")
-    k, d = old_weight.shape
+    trained, trained_bias = check_classifier(old_weight, old_bias)
+    k, d = trained.shape
     embeddings = check_embeddings("old_embeddings", old_embeddings, reduction="sum")
     if embeddings.shape[1] != d:
         raise InputError(
@@ -144,13 +128,13 @@ def synthesize_classifier(
             f"Expected argument `old_classes` to be {k} distinct classes in [0, {num_classes}),"
             f" but got {old_classes!r}"
         )
-    weight = old_weight.detach().new_zeros(num_classes, d)
-    weight[rows] = old_weight.detach()
+    weight = trained.new_zeros(num_classes, d)
+    weight[rows] = trained
     bias = None
-    if old_bias is not None:
-        bias = old_bias.detach().new_full((num_classes,), float(old_bias.detach().mean()))
-        bias[rows] = old_bias.detach()
-    target_norm = old_weight.detach().norm(dim=1).mean()
+    if trained_bias is not None:
+        bias = trained_bias.new_full((num_classes,), float(trained_bias.mean()))
+        bias[rows] = trained_bias
+    target_norm = trained.norm(dim=1).mean()
     labels = labels.long()
     for c in sorted(set(range(num_classes)) - set(rows)):
         members = embeddings[labels == c]

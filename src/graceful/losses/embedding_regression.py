@@ -14,11 +14,8 @@ __all__ = ["EmbeddingRegressionLoss"]
 class EmbeddingRegressionLoss(_Configured):
     r""":math:`\ell_i = \lVert e^{new}_i - e^{old}_i \rVert_2^2` (optionally of unit vectors).
 
-    See :func:`~graceful.losses.functional.embedding_regression_loss`.
-
-    Args:
-        normalize: compare L2-normalised embeddings.
-        reduction: ``"mean"`` over N, ``"sum"`` or ``"none"``.
+    The hyper-parameters are those of
+    :func:`~graceful.losses.functional.embedding_regression_loss`.
 
     Example:
         >>> loss = EmbeddingRegressionLoss()

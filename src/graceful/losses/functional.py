@@ -24,7 +24,7 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from graceful._ranking import in_top_k
-from graceful._validation import check_callable, describe
+from graceful._validation import check_callable, fail
 from graceful.embedding import classifier_logits
 from graceful.errors import InputError
 
@@ -33,6 +33,7 @@ from ._checks import (
     FILTERS,
     HEADS,
     Reduction,
+    check_classifier,
     check_embeddings,
     check_hyperparameters,
     check_inputs,
@@ -208,25 +209,14 @@ def _bct_influence(
 ) -> torch.Tensor:
     new = check_embeddings("new_embeddings", new_embeddings, reduction=reduction)
     labels = check_target(target, new.shape[0])
-    if not isinstance(old_weight, torch.Tensor) or old_weight.ndim != 2:
-        raise InputError(
-            "Expected argument `old_weight` to be a tensor of shape (C, D),"
-            f" but got {describe(old_weight)}"
-        )
-    if old_weight.shape[1] != new.shape[1]:
+    weight, bias = check_classifier(old_weight, old_bias)
+    if weight.shape[1] != new.shape[1]:
         raise InputError(
             f"Expected argument `old_weight` to have D = {new.shape[1]} columns like"
             f" `new_embeddings`, but got shape {tuple(old_weight.shape)}"
         )
-    weight = old_weight.detach().to(dtype=new.dtype)
-    bias = None
-    if old_bias is not None and head == "linear":
-        if not isinstance(old_bias, torch.Tensor) or tuple(old_bias.shape) != (weight.shape[0],):
-            raise InputError(
-                f"Expected argument `old_bias` to be a tensor of shape ({weight.shape[0]},),"
-                f" but got {describe(old_bias)}"
-            )
-        bias = old_bias.detach().to(dtype=new.dtype)
+    weight = weight.to(dtype=new.dtype)
+    bias = None if bias is None or head != "linear" else bias.to(dtype=new.dtype)
     logits = classifier_logits(new, weight, bias, head=head, scale=scale)
     return F.cross_entropy(logits, labels, reduction=reduction)
 
@@ -241,10 +231,7 @@ def _embedding_regression(
     if not isinstance(old_embeddings, torch.Tensor) or tuple(old_embeddings.shape) != tuple(
         new.shape
     ):
-        raise InputError(
-            f"Expected argument `old_embeddings` to be a tensor of shape {tuple(new.shape)}"
-            f" like `new_embeddings`, but got {describe(old_embeddings)}"
-        )
+        raise fail("old_embeddings", f"a tensor of shape {tuple(new.shape)}", old_embeddings)
     old = old_embeddings.detach().to(dtype=new.dtype)
     if normalize:
         new, old = F.normalize(new, dim=1), F.normalize(old, dim=1)

@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 
 import graceful
-from graceful._validation import check_int
-from graceful.errors import InputError
+from graceful._validation import check_int, check_optional
 from graceful.metrics import (
     METRICS,
     FlipFrame,
@@ -131,8 +130,7 @@ class Comparison:
             A ``pd.DataFrame`` with columns ``id, label, old_pred, new_pred,
             old_confidence, new_confidence, kind``.
         """
-        if max_rows is not None and (isinstance(max_rows, bool) or max_rows < 0):
-            raise InputError(f"Expected argument `max_rows` to be >= 0, but got {max_rows!r}")
+        check_optional(check_int, "max_rows", max_rows, low=0)
         cells = self.frame.cells()
         neg = np.flatnonzero(cells == CELL_NEGATIVE_FLIP)
         pos = np.flatnonzero(cells == CELL_POSITIVE_FLIP)

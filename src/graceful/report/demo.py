@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from graceful._validation import check_instance
 from graceful.report.charts import curve_chart, nfr_bar_chart
-from graceful.report.charts import finite_or_none as _finite
-from graceful.report.html import ERROR_HOOK_SCRIPT, render_page, script_json, write_page
+from graceful.report.html import ERROR_HOOK_SCRIPT, _format, render_page, script_json, write_page
 
 __all__ = ["render_demo_html", "write_demo_html"]
 
@@ -39,14 +39,8 @@ _UPDATE_METRICS = (
 )
 
 
-def _pct(value: Any) -> str:
-    number = _finite(value)
-    return _NA if number is None else f"{100 * number:.2f}%"
-
-
-def _ratio(value: Any) -> str:
-    number = _finite(value)
-    return _NA if number is None else f"{number:.3f}"
+_pct = partial(_format, spec=".2%", missing=_NA)
+_ratio = partial(_format, spec=".3f", missing=_NA)
 
 
 def digit_svg(pixels: Sequence[Sequence[float]], *, size: int = 44, tone: str = "") -> str:

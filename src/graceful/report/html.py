@@ -29,6 +29,7 @@ import jinja2
 from graceful._validation import check_instance
 from graceful.errors import InputError
 from graceful.io.atomic import atomic_write_text
+from graceful.metrics import METRICS
 from graceful.report.charts import finite_or_none as _number
 from graceful.report.charts import flip_matrix_heatmap, nfr_bar_chart
 
@@ -50,35 +51,16 @@ ERROR_HOOK_SCRIPT = (
 )
 """The inline script that counts script errors on ``<html data-script-errors>``."""
 
-_METRICS: dict[str, tuple[str, str]] = {
-    "error_rate_old": ("Error rate, old model", "old wrong / all samples"),
-    "error_rate_new": ("Error rate, new model", "new wrong / all samples"),
-    "negative_flip_rate": (
-        "Negative flip rate (NFR)",
-        "old right, new wrong / all samples: the regressions users will notice",
-    ),
-    "positive_flip_rate": ("Positive flip rate (PFR)", "old wrong, new right / all samples"),
-    "negative_flip_impact": (
-        "Negative flip impact (NFI)",
-        "negative flips / new-model errors: the share of new errors that are regressions",
-    ),
-    "positive_flip_impact": (
-        "Positive flip impact (PFI)",
-        "positive flips / old-model errors: the share of old errors that got fixed",
-    ),
-    "relative_negative_flip_rate": (
-        "Relative NFR",
-        "NFR / ((1 − old error rate) × new error rate): below 1, fewer regressions "
-        "than two independent models with these error rates would give",
-    ),
-    "backward_trust_compatibility": (
-        "Backward trust compatibility (BTC)",
-        "both right / old right: how much of what the old model got right still holds",
-    ),
-    "backward_error_compatibility": (
-        "Backward error compatibility (BEC)",
-        "both wrong / new wrong: the share of new errors the old model also made",
-    ),
+_LABELS = {
+    "error_rate_old": "Error rate, old model",
+    "error_rate_new": "Error rate, new model",
+    "negative_flip_rate": "Negative flip rate (NFR)",
+    "positive_flip_rate": "Positive flip rate (PFR)",
+    "negative_flip_impact": "Negative flip impact (NFI)",
+    "positive_flip_impact": "Positive flip impact (PFI)",
+    "relative_negative_flip_rate": "Relative NFR",
+    "backward_trust_compatibility": "Backward trust compatibility (BTC)",
+    "backward_error_compatibility": "Backward error compatibility (BEC)",
 }
 _RATIO_METRICS = frozenset({"relative_negative_flip_rate"})
 _VERDICTS = {
@@ -169,11 +151,12 @@ def _metric_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
                 f"Expected `summary['metrics'][{key!r}]` to be a mapping, but got "
                 f"{type(metric).__name__}: {_clip(metric)}"
             )
-        label, description = _METRICS.get(str(key), (str(key), ""))
-        if metric.get("formula") and metric.get("description"):
-            description = f"{metric['formula']}: {metric['description']}"
-        elif metric.get("description"):
-            description = str(metric["description"])
+        label = _LABELS.get(str(key), str(key))
+        spec = METRICS.get(str(key))
+        formula = metric.get("formula") or (spec.formula if spec else None)
+        description = str(metric.get("description") or (spec.description if spec else ""))
+        if formula and description:
+            description = f"{formula}: {description}"
         fmt = _ratio if key in _RATIO_METRICS else _pct
         low, high = _number(metric.get("low")), _number(metric.get("high"))
         numerator, denominator = metric.get("numerator"), metric.get("denominator")

@@ -84,6 +84,20 @@ def _checksum(ids: Tensor, logits: Tensor) -> str:
     return digest.hexdigest()
 
 
+def _sorted_unique(ids: Tensor, subject: str) -> tuple[Tensor, Tensor]:
+    """``ids`` (int64, CPU) sorted, and the order; an error naming ``subject`` if they repeat."""
+    if ids.numel() == 0:
+        raise InputError(f"Expected {subject} to hold at least one id, but it is empty")
+    ids = ids.detach().to("cpu", torch.int64)
+    order = torch.argsort(ids)
+    sorted_ids = ids[order]
+    duplicate = sorted_ids[1:] == sorted_ids[:-1]
+    if bool(duplicate.any()):
+        first = int(sorted_ids[1:][duplicate][0])
+        raise InputError(f"Expected {subject} to be unique, but id {first} repeats")
+    return sorted_ids, order
+
+
 class CachedTeacher:
     """A table of old-model logits keyed by sample id, looked up per batch without a model.
 
@@ -113,17 +127,9 @@ class CachedTeacher:
     def __init__(self, ids: Tensor, logits: Tensor) -> None:
         if not isinstance(ids, Tensor) or ids.ndim != 1 or ids.is_floating_point():
             raise fail("ids", "a 1-D integer tensor", ids)
-        if ids.numel() == 0:
-            raise InputError("Expected argument `ids` to hold at least one id, but it is empty")
         if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != ids.shape[0]:
             raise fail("logits", f"a tensor of shape ({ids.shape[0]}, C)", logits)
-        ids = ids.detach().to("cpu", torch.int64)
-        order = torch.argsort(ids)
-        sorted_ids = ids[order]
-        duplicate = sorted_ids[1:] == sorted_ids[:-1]
-        if bool(duplicate.any()):
-            first = int(sorted_ids[1:][duplicate][0])
-            raise InputError(f"Expected argument `ids` to be unique, but id {first} repeats")
+        sorted_ids, order = _sorted_unique(ids, "argument `ids`")
         self._ids = sorted_ids
         self._logits = logits.detach().to("cpu", torch.float32)[order].contiguous()
         n = sorted_ids.shape[0]
@@ -182,10 +188,8 @@ class CachedTeacher:
         logits, ids = _collect(
             model, dataset, batch_size=batch_size, num_workers=num_workers, name="dataset"
         )
-        try:
-            return cls(ids, logits)
-        except InputError as exc:
-            raise InputError(str(exc).replace("argument `ids`", "the ids of `dataset`")) from None
+        _sorted_unique(ids, "the ids of `dataset`")
+        return cls(ids, logits)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the table with its SHA-256 checksum to ``path`` atomically.
