@@ -69,7 +69,7 @@ def plain(value: object) -> str:
 
     Example:
         >>> plain("[link=http://x]id[/link]")
-        '\[link=http://x]id\[/link]'
+        '\\[link=http://x]id\\[/link]'
     """
     from rich.markup import escape
 
