@@ -120,9 +120,21 @@ def every_face(tmp_path, target, old, new, top_k):
         paths = tmp_path / f"old{suffix}", tmp_path / f"new{suffix}"
         _write(paths[0], target, old)
         _write(paths[1], target, new)
-        faces[f"compare_files {suffix}"] = compare_files(*paths, top_k=top_k).metrics
+        faces[f"compare_files {suffix}"] = compare_files(
+            *paths, top_k=top_k, scores="logits"
+        ).metrics
     out = tmp_path / "cli"
-    args = ["compare", *map(str, paths), "--top-k", str(top_k), "--out", str(out), "--no-html"]
+    args = [
+        "compare",
+        *map(str, paths),
+        "--top-k",
+        str(top_k),
+        "--out",
+        str(out),
+        "--no-html",
+        "--scores",
+        "logits",
+    ]
     result = CliRunner().invoke(app, [*args, "--quiet"])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())

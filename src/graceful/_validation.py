@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ __all__ = [
     "check_fields",
     "check_instance",
     "check_int",
+    "check_name",
     "check_optional",
     "check_real",
     "check_seed",
@@ -314,3 +316,29 @@ def check_fields(instance: object, checks: Mapping[str, Callable[[str, Any], Any
     kind = type(instance).__name__
     for name, check in checks.items():
         object.__setattr__(instance, name, check(f"{kind}.{name}", getattr(instance, name)))
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
+
+
+def check_name(name: str, value: object) -> str:
+    r"""``value`` if it is a non-empty ``str`` without control characters.
+
+    For names and ids that are shown in terminals and written to text files (item ids,
+    version names): a newline, a NUL or a terminal escape sequence in one is a mistake or
+    an attack, never part of the name.
+
+    Example:
+        >>> check_name("version", "v1")
+        'v1'
+        >>> check_name("id", "a\nb")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        graceful.errors.InputError: Expected argument `id` to hold no control ..., but got 'a\nb'
+    """
+    text = check_str(name, value)
+    if _CONTROL.search(text):
+        raise InputError(
+            f"Expected {_subject(name)} to hold no control characters, but got {describe(text)}"
+        )
+    return text

@@ -183,6 +183,31 @@ def test_skips_items_already_at_the_target(tmp_path):
     assert not {i for c in embed.calls for i in c} & set(ids_of(5))
 
 
+def test_limit_moves_exactly_limit_items_in_a_partial_last_batch(tmp_path):
+    g = make(str(tmp_path / "g.sqlite"), n=40)
+    kw = {"to_version": "v1", "policy": RandomOrder(1), "batch_size": 16, "progress": False}
+    embed = Embedder()
+    first = backfill(g, embed=embed, limit=21, **kw)
+    assert (first.done, first.batches, first.limited) == (21, 2, True)
+    assert [len(c) for c in embed.calls] == [16, 5]  # the last batch cut short
+    assert g.status() == {"v0": 19, "v1": 21}
+    ids, done = g.store.plan("default")[1:]
+    assert (done > 0).sum() == 21 and set(ids[:21]) == set(g.store.ids_not_at("v0"))
+    # items moved meanwhile are skipped and do not count against the limit
+    later = [i for i, d in zip(ids, done, strict=True) if d == 0]
+    g.replace(new_vector(later[:3]), later[:3], version="v1")
+    second = backfill(g, embed=embed, limit=5, **kw)
+    assert (second.done, second.skipped, second.limited) == (5, 3, True)
+    assert g.status() == {"v0": 11, "v1": 29}
+    third = backfill(g, embed=embed, limit=11, **kw)  # exactly what is left: it finishes
+    assert (third.done, third.limited, third.resumed) == (11, False, True)
+    assert g.status() == {"v0": 0, "v1": 40}
+    moved = [i for c in embed.calls for i in c]
+    assert len(moved) == len(set(moved)) == 37  # nothing embedded twice
+    with pytest.raises(InputError, match=r"`limit`.*0"):
+        backfill(g, embed=embed, limit=0, **kw)
+
+
 def test_backfill_input_errors(tmp_path):
     g = make(str(tmp_path / "g.sqlite"), n=10)
     kw = {"embed": Embedder(), "policy": RandomOrder(0), "progress": False}

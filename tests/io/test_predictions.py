@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from graceful.errors import InputError
@@ -308,7 +312,7 @@ def test_class_map_between_different_class_sets(tmp_path: Path) -> None:
         match=r"different numbers of classes: .*o\.parquet has 3.*n\.parquet has 4.*class-map",
     ):
         load_comparison(o, n)
-    got = load_comparison(o, n, class_map={"a": "A", "b": "B"})
+    got = load_comparison(o, n, class_map={"a": "A", "b": "B"}, scores="logits")
     assert got.class_names == ["A", "B", "C", "D"]
     assert got.old_class_names == ["a", "b", "c"]
     assert got.class_map is not None
@@ -332,7 +336,9 @@ def test_class_map_errors(tmp_path: Path) -> None:
 def test_same_classes_in_other_order_are_mapped_by_name(tmp_path: Path) -> None:
     old = pd.DataFrame({"label": ["b"], "logit_b": [1.0], "logit_a": [0.0]})
     new = pd.DataFrame({"logit_a": [1.0], "logit_b": [0.0]})
-    got = load_comparison(write(old, tmp_path / "o.csv"), write(new, tmp_path / "n.csv"))
+    got = load_comparison(
+        write(old, tmp_path / "o.csv"), write(new, tmp_path / "n.csv"), scores="logits"
+    )
     assert got.class_map is not None and got.class_map.tolist() == [1, 0]
     assert got.old_top1_in_new_space().tolist() == [1]
     assert got.target.tolist() == [1]
@@ -350,7 +356,9 @@ def test_open_class_sets_are_the_union(tmp_path: Path) -> None:
 def test_hard_old_against_closed_new(tmp_path: Path) -> None:
     old = pd.DataFrame({"label": [0, 1], "pred": [1, 9]})
     new = pd.DataFrame({"logit_0": [1.0, 0.0], "logit_1": [0.0, 1.0]})
-    got = load_comparison(write(old, tmp_path / "o.csv"), write(new, tmp_path / "n.csv"))
+    got = load_comparison(
+        write(old, tmp_path / "o.csv"), write(new, tmp_path / "n.csv"), scores="logits"
+    )
     assert got.class_names == ["0", "1"]
     assert got.old_class_names == ["0", "1", "9"]
     assert got.class_map is not None and got.class_map.tolist() == [0, 1, -1]
@@ -398,6 +406,9 @@ def _ok(tmp_path: Path) -> Path:
         ({"pred_col": "yhat"}, r"ok\.parquet: no prediction column 'yhat' \(columns: "),
         ({"score_prefix": "p_"}, r"ok\.parquet: no prediction columns: looked for 'pred' .*'p_\*'"),
         ({"label_col": "y"}, r"no labels: .*ok\.parquet.*'y'"),
+        ({"group_cols": ["g", "h", "g"]}, r"`group_cols` to name each column once.*'g' 2 times"),
+        ({"group_cols": [3]}, r"`group_cols` to be a sequence of column names, but got \[3\]"),
+        ({"score_prefix": ""}, r"`score_prefix` to be a non-empty str or None, but got ''"),
     ],
 )
 def test_bad_arguments(tmp_path: Path, kwargs: dict, pattern: str) -> None:
@@ -614,3 +625,211 @@ def test_bad_npy_arrays(tmp_path: Path) -> None:
     np.savez(tmp_path / "z.npz", logits=np.zeros((3, 2)), label=np.array([0, 1]))
     with pytest.raises(InputError, match=r"z\.npz: arrays have different lengths"):
         load_comparison(tmp_path / "z.npz", tmp_path / "z.npz")
+
+
+# -- columns that are not what their role needs ------------------------------------------------
+
+
+def _table(tmp_path: Path, name: str, **columns: object) -> Path:
+    path = tmp_path / name
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("role", "option"),
+    [("id", "id_col"), ("label", "label_col"), ("prediction", "pred_col"), ("group", None)],
+)
+@pytest.mark.parametrize(
+    "values", [[[1], [2], [3]], [{"a": 1}, {"a": 2}, {"a": 3}]], ids=["list", "struct"]
+)
+def test_nested_columns_are_refused_in_every_role(tmp_path, role, option, values) -> None:
+    path = _table(
+        tmp_path, "f.parquet", id=[1, 2, 3], label=[0, 1, 1], pred=[0, 1, 0], x=pa.array(values)
+    )
+    kwargs = {"group_cols": ["x"]} if option is None else {option: "x"}
+    with pytest.raises(InputError) as info:
+        load_comparison(path, path, **kwargs)
+    message = str(info.value)
+    assert re.fullmatch(
+        rf".*f\.parquet: {role} column 'x' holds nested values \((list|struct)<.*>\); it must "
+        r"hold one number or string per row",
+        message,
+    ), message
+
+
+def test_dictionary_columns_work_in_every_role(tmp_path: Path) -> None:
+    def words(*values: str) -> pa.Array:
+        return pa.array(values).dictionary_encode()
+
+    path = _table(
+        tmp_path,
+        "d.parquet",
+        key=words("a", "b", "c"),
+        label=words("x", "y", "y"),
+        pred=words("x", "y", "x"),
+        site=words("s", "t", "s"),
+    )
+    got = load_comparison(path, path, id_col="key", group_cols=["site"])
+    assert got.ids.tolist() == ["a", "b", "c"]
+    assert got.class_names == ["x", "y"] and got.target.tolist() == [0, 1, 1]
+    assert got.groups["site"].tolist() == ["s", "t", "s"]
+
+
+def test_non_utf8_ids_name_the_file_column_and_row(tmp_path: Path) -> None:
+    path = _table(
+        tmp_path, "b.parquet", id=pa.array([b"ok", b"\xff\xfe"]), label=[0, 1], pred=[0, 1]
+    )
+    with pytest.raises(InputError) as info:
+        load_comparison(path, path)
+    assert str(info.value).endswith(
+        "b.parquet: id column 'id' is not UTF-8 text: b'\\xff\\xfe' at row 1"
+    )
+    text = _table(tmp_path, "t.parquet", id=pa.array([b"a", b"b"]), label=[0, 1], pred=[0, 1])
+    assert load_comparison(text, text).ids.tolist() == ["a", "b"]
+
+
+def test_a_score_column_as_hard_labels_is_refused(tmp_path: Path) -> None:
+    df = frame(0, n=6, probs=True)
+    parquet, csv = write(df, tmp_path / "p.parquet"), write(df, tmp_path / "p.csv")
+    for path in (parquet, csv):
+        with pytest.raises(InputError) as info:
+            load_comparison(path, path, pred_col="prob_1")
+        value = float(df.loc[0, "prob_1"])
+        shown = repr(value) if path is parquet else repr(str(value))
+        assert str(info.value) == (
+            f"{path}: prediction column 'prob_1' holds scores, not class labels: {shown} at row 0"
+            " (id 100) is not an integer; read score columns <prefix><class> by their prefix"
+            " instead (score_prefix, --score-prefix 'prob_')"
+        )
+
+
+def test_integral_numbers_and_words_are_labels(tmp_path: Path) -> None:
+    floats = _table(tmp_path, "f.parquet", label=[0.0, 1.0, 2.0], pred=[0.0, 2.0, 2.0])
+    assert load_comparison(floats, floats).class_names == ["0", "1", "2"]
+    # a CSV column of numbers, then a word: class names, whatever the batch boundaries
+    (tmp_path / "w.csv").write_text("label,pred\n1,1\n" + "2.5,2.5\n" * 30 + "cat,cat\n")
+    got = load_comparison(tmp_path / "w.csv", tmp_path / "w.csv", batch_rows=4)
+    assert got.class_names == ["1", "2.5", "cat"]
+
+
+def test_a_label_column_of_fractions_is_refused(tmp_path: Path) -> None:
+    path = _table(tmp_path, "y.parquet", id=[7, 8], label=[1.0, 0.25], pred=[1, 0])
+    with pytest.raises(InputError) as info:
+        load_comparison(path, path)
+    assert str(info.value) == (
+        f"{path}: label column 'label' holds numbers that are not integers: 0.25 at row 1"
+        " (id 8); class labels must be integers or names"
+    )
+
+
+# -- how scores are read ----------------------------------------------------------------------
+
+
+def _probs(tmp_path: Path, name: str, rows: list[list[float]], prefix: str = "prob_") -> Path:
+    df = pd.DataFrame(rows, columns=[f"{prefix}{c}" for c in range(len(rows[0]))])
+    df.insert(0, "id", range(10, 10 + len(rows)))
+    df.insert(1, "label", 0)
+    return write(df, tmp_path / name)
+
+
+@pytest.mark.parametrize(
+    ("rows", "why"),
+    [
+        ([[0.5, 0.5], [0.25, 0.25]], "its scores sum to 0.5"),
+        ([[0.5, 0.5], [0.75, 0.75]], "its scores sum to 1.5"),
+        ([[0.5, 0.5], [1.5, -0.5]], "'prob_1' is -0.5 < 0"),
+        ([[0.5, 0.5], [1.25, 0.0]], "'prob_0' is 1.25 > 1"),
+    ],
+)
+def test_scores_probs_names_the_first_row_that_is_no_distribution(tmp_path, rows, why) -> None:
+    bad = _probs(tmp_path, "bad.csv", [[0.5, 0.5]] * 5 + rows)
+    with pytest.raises(InputError) as info:
+        load_comparison(bad, bad, scores="probs", batch_rows=3)  # the bad row in a later batch
+    assert str(info.value) == (
+        f"{bad}: scores='probs' but row 6 (id 16) is not a probability distribution: {why}"
+    )
+
+
+def test_auto_reads_the_whole_file_before_choosing(tmp_path: Path) -> None:
+    # the first batch holds distributions, a later one does not: logits, for every row
+    path = _probs(tmp_path, "s.csv", [[0.0, 1.0]] * 4 + [[3.0, -1.0]], prefix="score_")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # clear-cut: values outside [0, 1], neutral names
+        got = load_comparison(path, path, batch_rows=2)
+    assert (got.old_scores, got.new_scores) == ("logits", "logits")
+    assert got.new_confidence is not None
+    np.testing.assert_allclose(got.new_confidence[:1], [1 / (1 + np.exp(-1.0))], rtol=1e-6)
+
+
+def test_auto_warns_when_the_choice_is_not_obvious(tmp_path: Path) -> None:
+    halves = _probs(tmp_path, "h.csv", [[0.5, 0.5], [0.25, 0.25]])
+    with pytest.warns(UserWarning) as record:
+        got = load_comparison(halves, halves)
+    assert (got.old_scores, got.new_scores) == ("logits", "logits")
+    assert [str(w.message) for w in record] == [
+        f"{halves}: scores='auto' reads the score columns 'prob_0'..'prob_1' as logits (taking"
+        " their softmax), although they are named 'prob_*': row 1 (id 11) is not a probability"
+        " distribution: its scores sum to 0.5; pass scores='logits' or scores='probs'"
+        " (--scores) to choose"
+    ] * 2
+    sigmoid = _probs(tmp_path, "s.csv", [[0.5, 0.5], [0.9, 0.8]], prefix="score_")
+    with pytest.warns(UserWarning, match=r"although every score lies in \[0, 1\]: row 1"):
+        load_comparison(sigmoid, sigmoid)
+    one_hot = _probs(tmp_path, "l.csv", [[1.0, 0.0], [0.0, 1.0]], prefix="logit_")
+    with pytest.warns(UserWarning, match=r"as probabilities, since every row is a probability"):
+        got = load_comparison(one_hot, one_hot)
+    assert got.new_scores == "probs"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said explicitly: no warning
+        assert load_comparison(one_hot, one_hot, scores="logits").new_scores == "logits"
+
+
+def test_clear_probabilities_and_hard_labels_do_not_warn(tmp_path: Path) -> None:
+    probs = write(frame(3, n=10, probs=True), tmp_path / "p.csv")
+    hard = write(pd.DataFrame({"id": range(100, 110), "pred": 0}), tmp_path / "h.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = load_comparison(hard, probs)
+    assert (got.old_scores, got.new_scores) == (None, "probs")
+
+
+# -- labels from several files ----------------------------------------------------------------
+
+
+def test_a_labels_file_must_agree_with_the_prediction_files(tmp_path: Path) -> None:
+    old = write(
+        pd.DataFrame({"id": [1, 2, 3], "label": [0, 1, 1], "pred": [0, 1, 0]}), tmp_path / "o.csv"
+    )
+    new = write(
+        pd.DataFrame({"id": [3, 2, 1], "label": [1, 1, 0], "pred": [1, 1, 1]}), tmp_path / "n.csv"
+    )
+    bare = write(pd.DataFrame({"id": [3, 2, 1], "pred": [1, 1, 1]}), tmp_path / "bare.csv")
+    same = write(pd.DataFrame({"id": [2, 1, 3], "label": [1, 0, 1]}), tmp_path / "same.csv")
+    other = write(pd.DataFrame({"id": [2, 1, 3], "label": [1, 0, 2]}), tmp_path / "y.csv")
+    assert load_comparison(old, new, labels=same).target.tolist() == [1, 1, 0]
+    with pytest.raises(InputError) as info:
+        load_comparison(old, new, labels=other)
+    assert str(info.value) == (
+        f"labels disagree: {other} and {new} have different 'label' at id 3 ('2' vs '1')"
+    )
+    with pytest.raises(InputError) as info:  # only the old file holds labels
+        load_comparison(old, bare, labels=other)
+    assert str(info.value) == (
+        f"labels disagree: {other} and {old} have different 'label' at id 3 ('2' vs '1')"
+    )
+    np.save(tmp_path / "y.npy", np.array([1, 1, 1]))  # by position, in the new file's rows
+    with pytest.raises(InputError, match=r"y\.npy and .*n\.csv have different 'label' at id 1"):
+        load_comparison(old, new, labels=tmp_path / "y.npy")
+
+
+def test_a_column_that_appears_twice_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("id,label,label,pred,x,x\n1,0,1,0,5,5\n")
+    with pytest.raises(InputError) as info:
+        load_comparison(tmp_path / "d.csv", tmp_path / "d.csv")
+    assert (
+        str(info.value)
+        == f"{tmp_path / 'd.csv'}: column 'label' appears 2 times; rename all but one"
+    )
+    (tmp_path / "ok.csv").write_text("id,label,pred,x,x\n1,0,0,5,5\n")  # unused twins: fine
+    assert load_comparison(tmp_path / "ok.csv", tmp_path / "ok.csv").n_rows == 1

@@ -129,7 +129,7 @@ def test_summary_dict_report_and_prefix(pair, store, tmp_path):
     assert client.get_run(again).info.experiment_id == run.info.experiment_id
 
 
-def test_cli_logs_after_writing_the_summary(pair, store, tmp_path):
+def test_cli_logs_the_files_it_writes(pair, store, tmp_path):
     out = tmp_path / "out"
     args = [*map(str, pair), "--out", str(out), "--max-nfr", "0.0"]
     result = CliRunner().invoke(
@@ -217,3 +217,24 @@ def test_cli_rejects_empty_experiment_before_writing(pair, tmp_path):
     assert result.exit_code == 2
     assert result.stderr == "graceful compare: error: --mlflow-experiment must not be empty\n"
     assert not out.exists()
+
+
+def test_cli_run_that_mlflow_refuses_leaves_no_file(pair, tmp_path, monkeypatch):
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    out = tmp_path / "new" / "out"
+    args = ["compare", *map(str, pair), "--out", str(out), "--mlflow-tracking-uri", "nosuch://x"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(
+        "graceful compare: error: MLflow at `tracking_uri` 'nosuch://x' refused the run:"
+    )
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "new").exists()  # neither the files nor the folders made for them
+
+    # a previous run's files stay as they were
+    assert CliRunner().invoke(app, ["compare", *map(str, pair), "--out", str(out)]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    again = CliRunner().invoke(app, [*args, "--top-k", "2"])
+    assert again.exit_code == 2, again.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -9,8 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from graceful.release import Gate
+
 HOSTILE_IDS = ["<script>alert(1)</script>", '"</script><img src=x onerror=alert(2)>']
 HOSTILE_GROUP = "<b>bold</b> & $x$"
+LONG = 20_000  # characters of each long value of make_compared_summary(long_values=True)
 
 
 def _wilson(k: float, n: float, z: float = 1.959963984540054) -> tuple[float | None, float | None]:
@@ -175,19 +178,66 @@ def make_summary(*, n: int = 1797, seed: int = 0, hostile: bool = True) -> dict[
             "shown": len(examples),
             "rows": examples,
         },
-        "gate": {
-            "passed": False,
-            "checks": [
-                {
-                    "name": "max_nfr",
-                    "threshold": 0.01,
-                    "value": nf / n,
-                    "passed": nf / n <= 0.01,
-                    "description": "negative flip rate <= 1%",
-                }
-            ],
-        },
+        "gate": Gate(max_nfr=0.01).evaluate({"negative_flip_rate": nf / n}).as_dict(),
     }
+
+
+def make_compared_summary(
+    *,
+    classes: int = 20,
+    n: int = 6000,
+    seed: int = 0,
+    long_values: bool = False,
+    max_examples: int = 500,
+) -> dict[str, Any]:
+    """The summary that `graceful compare` writes, from the library itself on seeded
+    predictions: ``classes`` classes, about 1,600 flips (so ``max_examples`` rows), one group
+    column and every gate bar. ``long_values`` makes one of each kind of user value
+    ``LONG`` characters long: the id of the first listed example, a class name, a group
+    value, the group column's name, and the input paths."""
+    from graceful.io.predictions import ComparisonInputs
+    from graceful.release import compare
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+
+    def predictions(error: float) -> np.ndarray:
+        wrong = rng.random(n) < error
+        return np.where(wrong, (y + rng.integers(1, classes, n)) % classes, y)
+
+    old, new = predictions(0.15), predictions(0.18)
+    names = [f"class-{i}" for i in range(classes)]
+    ids = np.asarray([f"sample-{i}" for i in range(n)], dtype=object)
+    new_confidence = rng.uniform(0.3, 0.99, n).astype(np.float32)
+    site = np.asarray(rng.choice(["north", "south", "east"], n), dtype=object)
+    column = "site"
+    paths = {"old": "runs/old/preds.parquet", "new": "runs/new/preds.parquet"}
+    if long_values:
+        first = int(np.flatnonzero((old == y) & (new != y))[0])
+        ids[first] = "i" * LONG
+        new_confidence[first] = 1.0  # the most confident negative flip: listed first
+        names[3] = "c" * LONG
+        site[site == "east"] = "e" * LONG
+        column = "g" * LONG
+        paths = {key: "/" + "p" * LONG + f"/{key}.parquet" for key in paths}
+    inputs = ComparisonInputs(
+        ids=ids,
+        id_source="id",
+        target=y,
+        old_topk=old[:, None],
+        new_topk=new[:, None],
+        old_confidence=rng.uniform(0.3, 0.99, n).astype(np.float32),
+        new_confidence=new_confidence,
+        class_names=names,
+        old_class_names=names,
+        class_map=None,
+        groups={column: site},
+        n_rows_old=n,
+        n_rows_new=n,
+    )
+    gate = Gate(max_nfr=0.01, max_rel_nfr=1.5, min_btc=0.8, fail_on_significant_regression=True)
+    comparison = compare(inputs, n_resamples=200, gate=gate)
+    return comparison.summary(max_examples=max_examples, paths=paths)
 
 
 @pytest.fixture
@@ -200,6 +250,20 @@ def summary() -> dict[str, Any]:
 def summary_factory() -> Callable[..., dict[str, Any]]:
     """The summary builder, for tests that need several or a variant."""
     return make_summary
+
+
+@pytest.fixture(scope="session")
+def large_summary() -> dict[str, Any]:
+    """A 20-class summary from the library with all 500 default flipped examples listed.
+    Shared by the tests that read it: copy it before changing it."""
+    return make_compared_summary()
+
+
+@pytest.fixture(scope="session")
+def long_summary() -> dict[str, Any]:
+    """As ``large_summary``, with a 20,000-character value of every kind (see
+    :func:`make_compared_summary`). Copy it before changing it."""
+    return make_compared_summary(long_values=True)
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ import pytest
 
 from graceful.errors import InputError
 from graceful.report import render_html, write_html
-from graceful.report.charts import flip_matrix_heatmap, nfr_bar_chart
-from graceful.report.html import ERROR_HOOK_SCRIPT
+from graceful.report.charts import flip_matrix_heatmap, nfr_bar_chart, short_label
+from graceful.report.html import ERROR_HOOK_SCRIPT, EXAMPLES_PAGE_SIZE
+from tests.report.conftest import LONG
 
 
 class _Collector(HTMLParser):
@@ -88,8 +89,17 @@ def test_other_verdicts(summary: dict[str, Any], verdict: str, text: str) -> Non
     assert "p = 1.23e-05" in page
 
 
-def test_gate_check_formats(summary: dict[str, Any]) -> None:
-    summary["gate"]["checks"] += [
+def test_gate_checks_of_an_older_summary(summary: dict[str, Any]) -> None:
+    """Checks written without a `detail`: the value against the threshold, and no 0/1 flag
+    of the significance check passed off as a value."""
+    summary["gate"]["checks"] = [
+        {
+            "name": "max_nfr",
+            "threshold": 0.01,
+            "value": 0.02,
+            "passed": False,
+            "description": "negative flip rate <= 0.01",
+        },
         {
             "name": "max_rel_nfr",
             "threshold": 0.8,
@@ -107,8 +117,29 @@ def test_gate_check_formats(summary: dict[str, Any]) -> None:
     ]
     page = render_html(summary)
     assert "0.447 against threshold 0.800" in page
-    assert "0 against threshold 0<" in page
-    assert "against threshold 1.00%" in page
+    assert "2.00% against threshold 1.00%" in page
+    check = re.search(r'<li data-check="no_significant_regression">(.*?)</li>', page, re.DOTALL)
+    assert check is not None
+    assert "against threshold" not in check.group(1) and "0" not in _parse(check.group(1)).text
+
+
+def test_gate_checks_name_their_statistic(large_summary: dict[str, Any]) -> None:
+    page = render_html(large_summary)
+    checks = {c["name"]: c for c in large_summary["gate"]["checks"]}
+    assert set(checks) == {"max_nfr", "max_rel_nfr", "min_btc", "no_significant_regression"}
+    for name, check in checks.items():
+        line = re.search(rf'<li data-check="{name}">(.*?)</li>', page, re.DOTALL)
+        assert line is not None, name
+        text = " ".join("".join(_parse(line.group(1)).text).split())
+        assert check["detail"] in text, (name, text)
+        assert "against threshold" not in text
+    mc = large_summary["mcnemar"]
+    assert mc["verdict"] == "worse"
+    assert checks["no_significant_regression"]["detail"] == (
+        f"McNemar p = {mc['p_value']:.3g} < alpha 0.05, new model significantly worse"
+    )
+    nfr = large_summary["metrics"]["negative_flip_rate"]["value"]
+    assert checks["max_nfr"]["detail"] == f"NFR = {100 * nfr:.3g}% > max 1%"
 
 
 def test_gate_passed_and_absent(summary: dict[str, Any]) -> None:
@@ -232,12 +263,84 @@ def test_bad_flip_matrix_shape(summary: dict[str, Any]) -> None:
         render_html(summary)
 
 
+def _hidden_rows(page: str) -> tuple[int, int]:
+    """(rows, hidden rows) of the flipped-examples table."""
+    body = page[page.index('id="examples-table"') :]
+    body = body[: body.index("</table>")]
+    rows = re.findall(r"<tr data-kind=[^>]*>", body)
+    return len(rows), sum(row.endswith(" hidden>") for row in rows)
+
+
+def test_examples_are_paged(large_summary: dict[str, Any]) -> None:
+    page = render_html(large_summary)
+    assert large_summary["flipped_examples"]["shown"] == 500
+    assert _hidden_rows(page) == (500, 500 - EXAMPLES_PAGE_SIZE)
+    assert f"rows 1–{EXAMPLES_PAGE_SIZE} of 500" in page
+    assert 'id="example-next"' in page and 'id="example-page-size"' in page
+    parsed = _parse(page)
+    body = next(b for a, b in parsed.scripts if a.get("id") == "graceful-summary")
+    assert len(json.loads(body)["flipped_examples"]["rows"]) == 500  # every row is kept
+    left_out = (
+        large_summary["counts"]["negative_flips"] + large_summary["counts"]["positive_flips"] - 500
+    )
+    assert f"The other {left_out:,} flipped examples are not in this report" in page
+
+
+def test_few_examples_need_no_pager(summary: dict[str, Any]) -> None:
+    summary["flipped_examples"]["rows"] = summary["flipped_examples"]["rows"][:EXAMPLES_PAGE_SIZE]
+    page = render_html(summary)
+    assert _hidden_rows(page) == (EXAMPLES_PAGE_SIZE, 0)
+    assert 'id="example-pager"' not in page
+
+
+def test_long_values_are_shortened_with_the_whole_value_in_a_title(
+    long_summary: dict[str, Any],
+) -> None:
+    page = render_html(long_summary)
+    parsed = _parse(page)
+    css = page[page.index("<style>") : page.index("</style>")]
+    longest = max(len(text.strip()) for text in parsed.text if text not in css)
+    assert longest <= 300, longest  # no 20,000-character text node
+    titles = {attrs.get("title") for _, attrs in parsed.tags}
+    column = next(iter(long_summary["by_group"]))
+    for value in (
+        "i" * LONG,  # an id
+        "c" * LONG,  # a class name
+        "e" * LONG,  # a group value
+        column,  # a group column's name
+        long_summary["inputs"]["old"],  # a path
+    ):
+        assert value in titles
+    # a cell shows the start and the end of a long value
+    assert f'<td class="text id" title="{"i" * LONG}">{short_label("i" * LONG, 80)}</td>' in page
+
+
+def test_every_cell_of_a_user_value_folds(long_summary: dict[str, Any]) -> None:
+    """Each cell that shows an id, a class name or a group value has the folding class."""
+    page = render_html(long_summary)
+    tags = [(tag, attrs) for tag, attrs in _parse(page).tags if tag == "td"]
+    titled = [attrs for _, attrs in tags if attrs.get("title")]
+    assert titled and all("text" in (attrs.get("class") or "").split() for attrs in titled)
+    css = page[page.index("<style>") : page.index("</style>")]
+    assert re.search(r"td\.text \{[^}]*overflow-wrap: anywhere", css)
+
+
+def test_most_affected_states_its_ranking(summary: dict[str, Any]) -> None:
+    page = render_html(summary)
+    assert "highest negative flip rates" not in page
+    assert "ranked by the lower bound of the NFR's 95% interval" in page
+    summary["confidence_level"] = 0.9
+    assert "ranked by the lower bound of the NFR's 90% interval" in render_html(summary)
+    del summary["confidence_level"]
+    assert "ranked by the lower bound of the NFR's interval" in render_html(summary)
+
+
 def test_examples_table_and_cap(summary: dict[str, Any]) -> None:
     page = render_html(summary)
     fx = summary["flipped_examples"]
     total = fx["total_negative"] + fx["total_positive"]
     assert f"showing {fx['shown']} of {total} flipped examples" in page
-    assert page.count('<tr data-kind="negative">') == sum(
+    assert len(re.findall(r'<tr data-kind="negative"[ >]', page)) == sum(
         r["kind"] == "negative" for r in fx["rows"]
     )
     summary["flipped_examples"]["total_negative"] = sum(r["kind"] == "negative" for r in fx["rows"])
@@ -261,6 +364,17 @@ def test_render_rejects_non_mapping(bad: Any) -> None:
 def test_render_rejects_bad_section(summary: dict[str, Any]) -> None:
     summary["metrics"] = [1, 2]
     with pytest.raises(InputError, match=r"summary\['metrics'\]"):
+        render_html(summary)
+
+
+@pytest.mark.parametrize(
+    ("section", "where"),
+    [("gate", r"summary\['gate'\]\['checks'\]\[0\]"),
+     ("flipped_examples", r"summary\['flipped_examples'\]\['rows'\]\[0\]")],
+)  # fmt: skip
+def test_render_rejects_a_bad_row(summary: dict[str, Any], section: str, where: str) -> None:
+    summary[section]["checks" if section == "gate" else "rows"][0] = "not a mapping"
+    with pytest.raises(InputError, match=where):
         render_html(summary)
 
 

@@ -1,21 +1,28 @@
-"""The ``graceful`` command line: a thin layer over :mod:`graceful.release`.
+r"""The ``graceful`` command line: a thin layer over :mod:`graceful.release`.
 
-Exit status: 0 when the update passes (or no gate is set), 1 when it breaks a gate bar,
-2 on bad input (one line on stderr, no traceback, no output file written). ``compare``
-logs to MLflow, when asked, after writing its files: a run MLflow refuses is exit 2 too.
+Exit status: 0 when the update passes (or no gate is set), 1 only when it breaks a gate bar,
+2 on every failure (one line on stderr, no traceback, no output file written). ``compare``
+stages its files and logs to MLflow, when asked, from the staged folder; the files move into
+``--out`` together once every step has succeeded, so a run MLflow refuses (exit 2) leaves
+nothing behind either. A library warning (how ``--scores auto`` read a file) is one line on
+stderr.
+
+Help texts are rich markup (``rich_markup_mode="rich"``, set explicitly because typer's
+default has changed between versions): a literal ``[`` in them is written ``\[``.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from graceful.cli._common import fail, read_json
+from graceful.cli._common import errors, plain, read_json
 from graceful.cli.gallery import gallery_app
 from graceful.errors import InputError
 
@@ -25,6 +32,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
     help="Replace a deployed model gracefully: measure and gate regressions between versions.",
 )
 
@@ -60,7 +68,7 @@ def _print_table(summary: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console(stderr=False, highlight=False)
-    table = Table(title=summary["title"], title_justify="left")
+    table = Table(title=plain(summary["title"]), title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column(f"{summary['confidence_level']:.0%} interval", justify="right")
@@ -84,8 +92,7 @@ def _print_table(summary: dict[str, Any]) -> None:
     if gate:
         for check in gate["checks"]:
             status = "[green]pass[/green]" if check["passed"] else "[red]FAIL[/red]"
-            value = "undefined" if check["value"] is None else f"{check['value']:.4g}"
-            console.print(f"gate {status}: {check['description']} (value {value})")
+            console.print(f"gate {status}: {check['name']}: {check['detail']}")
 
 
 @app.command()
@@ -99,16 +106,17 @@ def compare(
     ] = None,
     id_col: Annotated[
         str | None,
-        typer.Option(help="Id column to join on [default: 'id' if present, else row position]."),
+        typer.Option(help=r"Id column to join on \[default: 'id' if present, else row position]."),
     ] = None,
     label_col: Annotated[str, typer.Option(help="Label column.")] = "label",
     pred_col: Annotated[
-        str | None, typer.Option(help="Hard-label prediction column [default: 'pred' if present].")
+        str | None,
+        typer.Option(help=r"Hard-label prediction column \[default: 'pred' if present]."),
     ] = None,
     score_prefix: Annotated[
         str | None,
         typer.Option(
-            help="Prefix of score columns, e.g. 'logit_' [default: auto: logit_/prob_/score_]."
+            help=r"Prefix of score columns, e.g. 'logit_' \[default: auto: logit_/prob_/score_]."
         ),
     ] = None,
     scores: Annotated[
@@ -123,9 +131,10 @@ def compare(
     top_k: Annotated[
         int, typer.Option(help="A model is right when the label is in its top k.")
     ] = 1,
-    out: Annotated[Path, typer.Option(help="Folder for summary.json and report.html.")] = Path(
-        "graceful-report"
-    ),
+    out: Annotated[
+        str,  # not Path: an empty --out "$UNSET" must be refused, not read as "."
+        typer.Option(metavar="<path>", help="Folder for summary.json and report.html."),
+    ] = "graceful-report",
     confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
     interval: Annotated[
         IntervalKind, typer.Option(help="Interval method for rates.")
@@ -160,44 +169,86 @@ def compare(
         str | None,
         typer.Option(
             help="Also log the metrics, the gate's verdict and the report as a run of this"
-            " MLflow experiment (needs graceful[mlflow])."
+            r" MLflow experiment (needs graceful\[mlflow])."
         ),
     ] = None,
     mlflow_tracking_uri: Annotated[
         str | None,
         typer.Option(
-            help="Also log to MLflow, at this tracking URI [default: $MLFLOW_TRACKING_URI,"
+            help=r"Also log to MLflow, at this tracking URI \[default: $MLFLOW_TRACKING_URI,"
             " else MLflow's own]."
         ),
     ] = None,
 ) -> None:
     """Compare two models' predictions: metrics, significance, breakdowns, report and gate."""
-    from graceful.io.atomic import atomic_write_text
+    with errors("compare"):
+        _compare(**locals())
+
+
+def _warn(command: str, caught: list[warnings.WarningMessage]) -> None:
+    """Each warning the library gave as one line on stderr."""
+    for item in caught:
+        typer.echo(f"graceful {command}: warning: {' '.join(str(item.message).split())}", err=True)
+
+
+def _compare(
+    *,
+    old: Path,
+    new: Path,
+    labels: Path | None,
+    id_col: str | None,
+    label_col: str,
+    pred_col: str | None,
+    score_prefix: str | None,
+    scores: ScoreKind,
+    class_map: Path | None,
+    group_col: list[str] | None,
+    top_k: int,
+    out: str,
+    confidence: float,
+    interval: IntervalKind,
+    alpha: float,
+    bootstrap: int,
+    seed: int,
+    max_examples: int,
+    max_nfr: float | None,
+    max_rel_nfr: float | None,
+    min_btc: float | None,
+    fail_on_significant_regression: bool,
+    html: bool,
+    quiet: bool,
+    mlflow_experiment: str | None,
+    mlflow_tracking_uri: str | None,
+) -> None:
+    from graceful.io.atomic import atomic_folder
     from graceful.release import Gate, compare_files, log_comparison
     from graceful.release.mlflow import require_mlflow
 
     log_mlflow = mlflow_experiment is not None or mlflow_tracking_uri is not None
     run_id = None
-    try:
-        if log_mlflow:
-            require_mlflow()  # before anything is computed or written
-            for option, value in (
-                ("--mlflow-experiment", mlflow_experiment),
-                ("--mlflow-tracking-uri", mlflow_tracking_uri),
-            ):
-                if value is not None and not value.strip():
-                    raise InputError(f"{option} must not be empty")
-        if max_examples < 0:
-            raise InputError(f"--max-examples must be >= 0, got {max_examples}")
-        if out.exists() and not out.is_dir():
-            raise InputError(f"--out {out}: exists and is not a folder")
-        gate = Gate(
-            max_nfr=max_nfr,
-            max_rel_nfr=max_rel_nfr,
-            min_btc=min_btc,
-            fail_on_significant_regression=fail_on_significant_regression,
-        )
-        mapping = _read_class_map(class_map) if class_map is not None else None
+    if log_mlflow:
+        require_mlflow()  # before anything is computed or written
+        for option, value in (
+            ("--mlflow-experiment", mlflow_experiment),
+            ("--mlflow-tracking-uri", mlflow_tracking_uri),
+        ):
+            if value is not None and not value.strip():
+                raise InputError(f"{option} must not be empty")
+    if max_examples < 0:
+        raise InputError(f"--max-examples must be >= 0, got {max_examples}")
+    if not out.strip():
+        raise InputError("--out must not be empty")
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    gate = Gate(
+        max_nfr=max_nfr,
+        max_rel_nfr=max_rel_nfr,
+        min_btc=min_btc,
+        fail_on_significant_regression=fail_on_significant_regression,
+    )
+    mapping = _read_class_map(class_map) if class_map is not None else None
+    with warnings.catch_warnings(record=True) as caught:
         result = compare_files(
             old,
             new,
@@ -225,37 +276,38 @@ def compare(
                 "labels": None if labels is None else str(labels),
             },
         )
-        page = None
-        if html:
-            from graceful.report import render_html
+    _warn("compare", caught)
+    page = None
+    if html:
+        from graceful.report import render_html
 
-            page = render_html(summary)
-        text = json.dumps(summary, indent=2, allow_nan=False)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(out / "summary.json", text + "\n")
+        page = render_html(summary)
+    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
+    # Every output is staged first and published together: a failure at any step, the
+    # MLflow logging included, leaves --out as it was.
+    try:
+        with atomic_folder(folder) as stage:
+            (stage / "summary.json").write_text(text, encoding="utf-8")
             if page is not None:
-                atomic_write_text(out / "report.html", page)
-        except OSError as exc:
-            raise InputError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
-        if log_mlflow:  # after the files: a run MLflow refuses still leaves the report
-            run_id = log_comparison(
-                summary,
-                run_name=summary["title"],
-                experiment=mlflow_experiment,
-                tracking_uri=mlflow_tracking_uri,
-                report=None if page is None else out / "report.html",
-            )
-    except InputError as exc:
-        fail("compare", str(exc))
+                (stage / "report.html").write_text(page, encoding="utf-8")
+            if log_mlflow:  # raises InputError only (MLflow's refusals included)
+                run_id = log_comparison(
+                    summary,
+                    run_name=summary["title"],
+                    experiment=mlflow_experiment,
+                    tracking_uri=mlflow_tracking_uri,
+                    report=None if page is None else stage / "report.html",
+                )
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
 
     if quiet:
-        typer.echo(str(out / ("report.html" if html else "summary.json")))
+        typer.echo(str(folder / ("report.html" if html else "summary.json")))
     else:
         _print_table(summary)
-        typer.echo(f"summary: {out / 'summary.json'}")
+        typer.echo(f"summary: {folder / 'summary.json'}")
         if html:
-            typer.echo(f"report:  {out / 'report.html'}")
+            typer.echo(f"report:  {folder / 'report.html'}")
         if run_id is not None:
             typer.echo(f"mlflow:  run {run_id}")
     if result.gate is not None:
@@ -278,12 +330,14 @@ def demo(
     An update without new errors, a gallery the new model searches without a backfill,
     then a partial backfill.
     """
+    with errors("demo"):
+        _demo(out, progress)
+
+
+def _demo(out: Path, progress: bool) -> None:
     from graceful.demo import run_demo
 
-    try:
-        story = run_demo(out, progress=progress, log=lambda line: typer.echo(line, err=True))
-    except InputError as exc:
-        fail("demo", str(exc))
+    story = run_demo(out, progress=progress, log=lambda line: typer.echo(line, err=True))
     for name in ("naive", "graceful"):
         m = story["updates"][name]["metrics"]
         typer.echo(

@@ -4,21 +4,22 @@ A thin layer over :mod:`graceful.gallery`; the gallery is one SQLite file. Vecto
 from embedding files (see :mod:`graceful.io.embeddings`: ``.npz`` with ``ids`` and
 ``vectors``, or Parquet/CSV with ``id`` and a ``vector`` list column or ``e0, e1, ...``).
 Every expected error is one line on stderr and exit status 2; nothing is half-written
-(each write is one transaction). ``search`` writes what :meth:`Gallery.search
+(each write is one transaction). Only ``register`` creates a gallery file; ``status`` and
+``search`` open it read-only. ``search`` writes what :meth:`Gallery.search
 <graceful.gallery.Gallery.search>` returns, one row per hit: ``query``, ``rank``, ``id``,
 ``distance`` (faiss's: the cosine similarity, or the squared L2 distance) and ``version``.
+Ids and version names are printed as written: rich markup in them is escaped, control
+characters are shown as escapes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from graceful.cli._common import fail, read_json
+from graceful.cli._common import errors, plain, read_json
 from graceful.errors import InputError
 
 if TYPE_CHECKING:
@@ -35,22 +36,41 @@ gallery_app = typer.Typer(
 
 GalleryArg = Annotated[Path, typer.Argument(help="The gallery's SQLite file.")]
 
+LOCK_TIMEOUT = 60.0
+"""Seconds a write waits for another process's write lock before giving up."""
 
-@contextmanager
-def _errors(command: str) -> Iterator[None]:
-    """Turn an :class:`InputError` inside into ``graceful gallery <command>: error: ...``."""
+
+def _open(path: Path, *, create: bool = False, read_only: bool = False) -> Gallery:
+    """The gallery in ``path``: created only by ``register``, opened read-only to read."""
+    from graceful.gallery import Gallery, SQLiteStore
+
+    store = SQLiteStore(path, timeout=LOCK_TIMEOUT, create=create, read_only=read_only)
     try:
-        yield
-    except InputError as exc:
-        fail(f"gallery {command}", str(exc))
+        return Gallery(store=store)
+    except BaseException:
+        store.close()
+        raise
 
 
-def _open(path: Path, *, create: bool = False) -> Gallery:
-    from graceful.gallery import Gallery
+def _safe(value: object) -> str:
+    r"""``value`` as text with every control character written as an escape.
 
-    if not create and not path.is_file():
-        raise InputError(f"Gallery file `{path}` does not exist (register a version first)")
-    return Gallery(path)
+    An id or version name from a file could hold a newline, or a terminal escape
+    sequence (colours, a hyperlink); it is shown, never obeyed.
+
+    Example:
+        >>> _safe("a\nb\x1b]8;;x")
+        'a\\nb\\x1b]8;;x'
+    """
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _cell(value: object) -> str:
+    """``value`` for a rich table: control characters escaped, markup not interpreted."""
+    return plain(_safe(value))
 
 
 def _read_embeddings(path: Path) -> tuple[list[str], np.ndarray]:
@@ -84,7 +104,7 @@ def register(
     ] = None,
 ) -> None:
     """Register a version (creating the gallery file if needed)."""
-    with _errors("register"):
+    with errors("gallery register"):
         if compatible_with and evidence is None:
             raise InputError("--compatible-with needs --evidence (the evaluation that showed it)")
         proof = None if evidence is None else _read_json(evidence, "--evidence")
@@ -97,7 +117,9 @@ def register(
                 compatible_with=tuple(compatible_with or ()),
                 evidence=proof,
             )
-    typer.echo(f"registered {version} (dim {dim}, {metric}, {index}) in {gallery}")
+        typer.echo(
+            f"registered {_safe(version)} (dim {dim}, {metric}, {index}) in {_safe(gallery)}"
+        )
 
 
 @gallery_app.command("add")
@@ -107,12 +129,24 @@ def add(
     embeddings: Annotated[Path, typer.Option(help="Embedding file (.npz, .parquet, .csv).")],
 ) -> None:
     """Add new items (ids and vectors from a file) under a version, in one transaction."""
-    with _errors("add"):
+    with errors("gallery add"):
         ids, vectors = _read_embeddings(embeddings)
         with _open(gallery) as g:
             g.add_with_ids(vectors, ids, version=version)
             total = g.ntotal
-    typer.echo(f"added {len(ids)} items under {version}; the gallery holds {total}")
+        typer.echo(f"added {len(ids)} items under {_safe(version)}; the gallery holds {total}")
+
+
+def _check_out(out: Path | None) -> None:
+    """Refuse an ``--out`` file that cannot be written, before any work is done."""
+    if out is None:
+        return
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise InputError(f"--out {out}: expected a .parquet or .csv file")
+    if out.is_dir():
+        raise InputError(f"--out {out}: is a folder, not a file")
+    if not out.parent.is_dir():
+        raise InputError(f"--out {out}: its folder {out.parent} does not exist")
 
 
 @gallery_app.command("search")
@@ -120,53 +154,68 @@ def search(
     gallery: GalleryArg,
     version: Annotated[str, typer.Option(help="The version that embedded the queries.")],
     queries: Annotated[Path, typer.Option(help="Query embedding file (ids and vectors).")],
-    k: Annotated[int, typer.Option("-k", "--k", help="Neighbours per query.")] = 10,
+    k: Annotated[
+        int,
+        typer.Option("-k", "--k", help="Neighbours per query (at most the gallery's size)."),
+    ] = 10,
     out: Annotated[
         Path | None, typer.Option(help="Write all results to this .parquet or .csv file.")
     ] = None,
     show: Annotated[int, typer.Option(help="Queries to print.")] = 5,
 ) -> None:
-    """Search every item with queries of a version (refused if a version is incompatible)."""
+    """Search every item with queries of a version (refused if a version is incompatible).
+
+    Opens the gallery read-only: it can be searched while another process writes, and
+    from a read-only file or folder.
+    """
     import pandas as pd
     from rich.console import Console
     from rich.table import Table
 
     from graceful.io.atomic import atomic_open
 
-    with _errors("search"):
-        if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
-            raise InputError(f"--out {out}: expected a .parquet or .csv file")
+    with errors("gallery search"):
+        _check_out(out)
+        if k < 1:
+            raise InputError(f"-k must be >= 1, got {k}")
+        if show < 0:
+            raise InputError(f"--show must be >= 0, got {show}")
         query_ids, vectors = _read_embeddings(queries)
-        with _open(gallery) as g:
-            result = g.search(vectors, k, version=version)
-    distances, ids = result
-    n, width = ids.shape
-    frame = pd.DataFrame(
-        {
-            "query": [q for q in query_ids for _ in range(width)],
-            "rank": list(range(1, width + 1)) * n,
-            "id": ids.reshape(-1),
-            "distance": distances.reshape(-1),
-            "version": result.versions.reshape(-1),
-        }
-    )
-    frame = frame[frame["id"].notna()]
-    if out is not None:
-        with atomic_open(out, "wb") as handle:
-            if out.suffix.lower() == ".parquet":
-                frame.to_parquet(handle, index=False)  # type: ignore[arg-type]
-            else:
-                handle.write(frame.to_csv(index=False).encode())  # type: ignore[arg-type]
-    table = Table(title=f"{min(show, n)} of {n} queries, top {width}")
-    for column in ("query", "rank", "id", "distance", "version"):
-        table.add_column(column)
-    for row in frame[frame["query"].isin(query_ids[:show])].itertuples(index=False):
-        table.add_row(
-            str(row.query), str(row.rank), str(row.id), f"{row.distance:.4f}", str(row.version)
+        with _open(gallery, read_only=True) as g:
+            # more neighbours than items only pads (and a huge -k would allocate it all)
+            result = g.search(vectors, min(k, max(g.ntotal, 1)), version=version)
+        distances, ids = result
+        n, width = ids.shape
+        frame = pd.DataFrame(
+            {
+                "query": [q for q in query_ids for _ in range(width)],
+                "rank": list(range(1, width + 1)) * n,
+                "id": ids.reshape(-1),
+                "distance": distances.reshape(-1),
+                "version": result.versions.reshape(-1),
+            }
         )
-    Console().print(table)
-    if out is not None:
-        typer.echo(f"results: {out}")
+        frame = frame[frame["id"].notna()]
+        if out is not None:
+            with atomic_open(out, "wb") as handle:
+                if out.suffix.lower() == ".parquet":
+                    frame.to_parquet(handle, index=False)  # type: ignore[arg-type]
+                else:
+                    handle.write(frame.to_csv(index=False).encode())  # type: ignore[arg-type]
+        table = Table(title=f"{min(show, n)} of {n} queries, top {width}")
+        for column in ("query", "rank", "id", "distance", "version"):
+            table.add_column(column)
+        for row in frame[frame["query"].isin(query_ids[:show])].itertuples(index=False):
+            table.add_row(
+                _cell(row.query),
+                str(row.rank),
+                _cell(row.id),
+                f"{row.distance:.4f}",
+                _cell(row.version),
+            )
+        Console().print(table)
+        if out is not None:
+            typer.echo(f"results: {_safe(out)}")
 
 
 @gallery_app.command("backfill")
@@ -185,23 +234,23 @@ def backfill_command(
     batch_size: Annotated[int, typer.Option(help="Items per transaction.")] = 256,
     job: Annotated[str, typer.Option(help="Job name; the same name resumes it.")] = "default",
     limit: Annotated[
-        int | None, typer.Option(help="Stop after this many items (a partial backfill).")
+        int | None,
+        typer.Option(help="Re-embed this many items, then stop (the same --job resumes)."),
     ] = None,
 ) -> None:
     """Move items to a new version in batches, in order; resumable after a crash."""
     from graceful.gallery import RandomOrder, ScoreOrder, backfill
     from graceful.io.embeddings import read_scores
 
-    class _LimitReachedError(Exception):
-        """--limit items are done: stop the job between two batches."""
-
-    with _errors("backfill"):
+    with errors("gallery backfill"):
         if order not in ("random", "score"):
             raise InputError(f"--order must be random or score, got {order!r}")
         if (order == "score") != (scores is not None):
             raise InputError("--scores is needed with --order score, and only then")
         if limit is not None and limit < 1:
             raise InputError(f"--limit must be >= 1, got {limit}")
+        if batch_size < 1:
+            raise InputError(f"--batch-size must be >= 1, got {batch_size}")
         policy = (
             RandomOrder(seed)
             if scores is None
@@ -219,56 +268,57 @@ def backfill_command(
                     f"--embeddings {embeddings}: {len(missing)} items to backfill have no"
                     f" vector there (first: {missing[0]!r})"
                 )
-            budget = {"left": limit}
 
             def embed(batch: list[str]) -> np.ndarray:
-                left = budget["left"]
-                if left is not None:
-                    if left <= 0:
-                        raise _LimitReachedError
-                    budget["left"] = left - len(batch)
                 return vectors[[row_of[item] for item in batch]]
 
-            try:
-                report = backfill(
-                    g, to_version=to, embed=embed, policy=policy, batch_size=batch_size, job=job
-                )
-                stopped = False
-            except _LimitReachedError:
-                stopped = True
+            report = backfill(
+                g,
+                to_version=to,
+                embed=embed,
+                policy=policy,
+                batch_size=batch_size,
+                job=job,
+                limit=limit,
+            )
             status = g.status()
-    if stopped:
-        typer.echo(f"stopped after --limit {limit} items; run again to resume job {job!r}")
-    else:
-        typer.echo(
-            f"job {report.job!r}: {report.done} items re-embedded in {report.batches} batches"
-            f" ({report.seconds:.1f} s){', resumed' if report.resumed else ''}"
-        )
-    typer.echo("status: " + ", ".join(f"{v}: {n}" for v, n in status.items()))
+        if report.limited:
+            typer.echo(f"stopped after --limit {limit} items; run again to resume job {job!r}")
+        else:
+            typer.echo(
+                f"job {report.job!r}: {report.done} items re-embedded in {report.batches}"
+                f" batches ({report.seconds:.1f} s){', resumed' if report.resumed else ''}"
+            )
+        typer.echo("status: " + ", ".join(f"{_safe(v)}: {n}" for v, n in status.items()))
 
 
 @gallery_app.command("status")
 def status(gallery: GalleryArg) -> None:
-    """Items per version, registered versions and the compatibility they record."""
+    """Items per version, registered versions and the compatibility they record.
+
+    Opens the gallery read-only: it works on a read-only file or folder and never
+    changes the file.
+    """
     from rich.console import Console
     from rich.table import Table
 
-    with _errors("status"), _open(gallery) as g:
-        counts = g.status()
-        versions = g.versions()
-        compat = g.compatibility()
-    table = Table(title=f"{gallery}: {sum(counts.values())} items")
-    for column in ("version", "items", "dim", "metric", "index", "its queries search"):
-        table.add_column(column)
-    for info in versions:
-        older = sorted(c.gallery_version for c in compat if c.query_version == info.name)
-        searchable = [info.name, *older]
-        table.add_row(
-            info.name,
-            str(counts.get(info.name, 0)),
-            str(info.dim),
-            info.metric,
-            info.index,
-            ", ".join(searchable),
-        )
-    Console().print(table)
+    with errors("gallery status"):
+        with _open(gallery, read_only=True) as g:
+            counts = g.status()
+            versions = g.versions()
+            compat = g.compatibility()
+        table = Table(title=f"{_cell(gallery)}: {sum(counts.values())} items")
+        for column in ("version", "items", "dim", "metric", "index", "its queries search"):
+            table.add_column(column)
+        for info in versions:
+            older = sorted(c.gallery_version for c in compat if c.query_version == info.name)
+            searchable = [info.name, *older]
+            table.add_row(
+                _cell(info.name),
+                str(counts.get(info.name, 0)),
+                str(info.dim),
+                _cell(info.metric),
+                _cell(info.index),
+                ", ".join(_cell(name) for name in searchable),
+            )
+        Console().print(table)

@@ -330,6 +330,8 @@ class BackfillReport:
         batches: batches committed by this call.
         seconds: wall time of this call.
         resumed: whether the job's plan existed before this call.
+        limited: whether ``limit`` stopped this call with items still to re-embed (run
+            it again with the same ``job`` to do the rest).
 
     Example:
         >>> BackfillReport("default", "v1", 10, 10, 0, 1, 0.5, False).done
@@ -344,6 +346,28 @@ class BackfillReport:
     batches: int
     seconds: float
     resumed: bool
+    limited: bool = False
+
+
+def _cut(where: Mapping[str, str], ids: Sequence[str], to_version: str, left: int) -> int:
+    """How many of ``ids`` a batch takes so that it moves at most ``left`` items.
+
+    Positions whose item is gone or already under ``to_version`` are done without a
+    move, so they do not count.
+
+    Example:
+        >>> _cut({"a": "v0", "b": "v1", "c": "v0"}, ["a", "b", "c"], "v1", 2)
+        3
+        >>> _cut({"a": "v0", "b": "v1", "c": "v0"}, ["a", "b", "c"], "v1", 1)
+        1
+    """
+    need = 0
+    for taken, item in enumerate(ids, start=1):
+        if where.get(item, to_version) != to_version:
+            need += 1
+            if need == left:
+                return taken
+    return len(ids)
 
 
 def backfill(
@@ -356,6 +380,7 @@ def backfill(
     job: str = "default",
     progress: bool = True,
     on_batch: Callable[[BatchInfo], None] | None = None,
+    limit: int | None = None,
 ) -> BackfillReport:
     """Re-embed every item not under ``to_version``, in batches, resumably.
 
@@ -371,9 +396,12 @@ def backfill(
         progress: show a rich progress bar.
         on_batch: called with a :class:`BatchInfo` after each committed batch (the
             gallery can be searched there).
+        limit: re-embed at most this many items in this call (a positive int), then
+            stop: the last batch is cut short so that exactly ``limit`` items are moved
+            when that many need it. The plan stays stored; the same ``job`` resumes it.
 
     Returns:
-        A :class:`BackfillReport`.
+        A :class:`BackfillReport` (``limited`` says whether ``limit`` stopped it).
 
     Example:
         >>> import numpy as np
@@ -385,12 +413,18 @@ def backfill(
         ...              policy=RandomOrder(0), batch_size=2, progress=False)
         >>> r.done, r.batches, g.status()
         (3, 2, {'v0': 0, 'v1': 3})
+        >>> g.register_version("v2", dim=2, compatible_with=["v1"])
+        >>> r = backfill(g, to_version="v2", embed=lambda ids: np.ones((len(ids), 2)),
+        ...              policy=RandomOrder(0), progress=False, job="to-v2", limit=1)
+        >>> r.done, r.limited, g.status()
+        (1, True, {'v0': 0, 'v1': 2, 'v2': 1})
     """
     started = time.perf_counter()
     check_instance("gallery", gallery, Gallery)
     size = check_int("batch_size", batch_size, low=1)
     check_str("job", job)
     check_callable("embed", embed)
+    left = None if limit is None else check_int("limit", limit, low=1)
     if not (
         callable(getattr(policy, "order", None)) and callable(getattr(policy, "describe", None))
     ):
@@ -409,6 +443,7 @@ def backfill(
         )
     resumed = plan is not None
     done = skipped = batches = 0
+    limited = False
     with progress_bar(disable=not progress) as bar:
         task = bar.add_task(f"backfill {job!r} -> {to_version}", total=None)
         segment = 0
@@ -419,22 +454,35 @@ def backfill(
                 extra = store.ids_not_at(to_version)
                 if not extra:
                     break
+                if left == 0:
+                    limited = True
+                    break
                 current = store.plan_info(job)
                 segment = 0 if current is None else current.total
                 store.extend_plan(job, to_version, policy.describe(), policy.order(extra, segment))
                 continue
+            if left == 0:
+                limited = True
+                break
             current = store.plan_info(job)
             total = 0 if current is None else current.total
             bar.update(task, total=total, completed=total - len(ids))
-            for start in range(0, len(ids), size):
-                batch_ids = ids[start : start + size]
-                batch_pos = positions[start : start + size].tolist()
+            start = 0
+            while start < len(ids) and left != 0:
+                stop = start + size
+                if left is not None and left < size:
+                    window = ids[start:stop]
+                    stop = start + _cut(store.versions_of(window), window, to_version, left)
+                batch_ids = ids[start:stop]
+                batch_pos = positions[start:stop].tolist()
                 moved, passed = gallery.backfill_batch(
                     job, batch_pos, batch_ids, embed, to_version=to_version
                 )
                 done += moved
                 skipped += passed
                 batches += 1
+                if left is not None:
+                    left -= moved
                 bar.update(task, advance=len(batch_ids))
                 if on_batch is not None:
                     on_batch(
@@ -447,6 +495,7 @@ def backfill(
                             total,
                         )
                     )
+                start += len(batch_ids)
     final = store.plan_info(job)
     return BackfillReport(
         job=job,
@@ -457,4 +506,5 @@ def backfill(
         batches=batches,
         seconds=time.perf_counter() - started,
         resumed=resumed,
+        limited=limited,
     )

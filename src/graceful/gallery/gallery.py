@@ -51,6 +51,7 @@ from graceful._validation import (
     check_choice,
     check_instance,
     check_int,
+    check_name,
     check_str,
     check_vectors,
     fail,
@@ -193,6 +194,7 @@ class Gallery:
     ) -> None:
         if (path is None) == (store is None):
             raise InputError("Expected exactly one of the arguments `path` and `store`")
+        owned = store is None
         if store is None:
             if str(path) != ":memory:" and not Path(str(path)).parent.is_dir():
                 raise fail("path", "a file in an existing folder", str(path))
@@ -206,7 +208,12 @@ class Gallery:
         self._names = np.array([None], dtype=object)  # code -> name; last slot: None
         self._id_of = np.empty(0, dtype=object)  # label -> item id
         self._code_of = np.empty(0, dtype=np.int32)  # label -> version code (-1: none)
-        self.refresh()
+        try:
+            self.refresh()
+        except BaseException:
+            if owned:
+                store.close()
+            raise
 
     # -- context manager ------------------------------------------------------------------
 
@@ -263,7 +270,7 @@ class Gallery:
             [('v1', 'v0')]
         """
         self.refresh()
-        check_str("name", name)
+        check_name("name", name)
         dim = check_int("dim", dim, low=1)
         check_choice("metric", metric, METRICS)
         check_choice("index", index, INDEX_KINDS)
@@ -428,6 +435,8 @@ class Gallery:
             graceful.errors.InputError: Expected argument `ids` to hold new ids, but 'a' is ...
         """
         id_list, info, arr, meta = self._check_items(x, ids, version, metadata)
+        for item in id_list:
+            check_name("ids", item)
         if id_list:
             self._apply(self.store.insert(id_list, info.name, arr, meta))
 

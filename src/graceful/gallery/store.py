@@ -22,14 +22,15 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from graceful._validation import fail
+from graceful._validation import check_bool, check_real, fail
 from graceful.errors import InputError
 
 __all__ = [
@@ -51,6 +52,10 @@ Upsert = tuple[npt.NDArray[np.int64], npt.NDArray[np.object_], npt.NDArray[np.fl
 
 _CHUNK = 500  # ids per "IN (...)" query, below SQLite's bound-parameter limit
 _SCHEMA = 1
+_APPLICATION_ID = 0x67726366  # "grcf" in the SQLite header: the file is a graceful gallery
+_TABLES = frozenset(
+    {"meta", "log", "versions", "compat", "items", "removed", "plans", "plan_items"}
+)
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);
 CREATE TABLE IF NOT EXISTS log (
@@ -206,7 +211,9 @@ class GalleryStore(Protocol):
 
     Every method that writes runs in one transaction, takes the next change sequence
     number and raises :class:`~graceful.errors.InputError` (changing nothing) when the
-    write is not possible (duplicate version or id, unknown id or version).
+    write is not possible (duplicate version or id, unknown id or version). A failure of
+    the storage itself (not a gallery, damaged, locked, read-only, full) is an
+    :class:`~graceful.errors.InputError` too, one line naming the store and what is wrong.
 
     Example:
         >>> isinstance(SQLiteStore(":memory:"), GalleryStore)
@@ -305,6 +312,38 @@ class GalleryStore(Protocol):
         ...
 
 
+# SQLite's primary result codes (https://sqlite.org/rescode.html); ``sqlite3`` exports
+# them, and ``sqlite_errorcode`` on its errors, only from Python 3.11 on
+_PERM, _BUSY, _LOCKED, _NOMEM, _READONLY = 3, 5, 6, 7, 8
+_IOERR, _CORRUPT, _FULL, _CANTOPEN, _AUTH, _NOTADB = 10, 11, 13, 14, 23, 26
+_CODE_OF_TEXT = {  # SQLite's text of each code: what Python 3.10 gives instead
+    "database is locked": _BUSY,
+    "database table is locked": _LOCKED,
+    "attempt to write a readonly database": _READONLY,
+    "disk I/O error": _IOERR,
+    "database disk image is malformed": _CORRUPT,
+    "database or disk is full": _FULL,
+    "unable to open database file": _CANTOPEN,
+    "file is not a database": _NOTADB,
+    "authorization denied": _AUTH,
+    "access permission denied": _PERM,
+    "out of memory": _NOMEM,
+}
+
+
+def _primary(exc: BaseException) -> int:
+    """The primary SQLite result code of ``exc`` (``-1`` when it has none).
+
+    Example:
+        >>> _primary(sqlite3.OperationalError("database is locked"))
+        5
+    """
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF
+    return _CODE_OF_TEXT.get(str(exc).strip(), -1)
+
+
 def _changes(
     seq: int, version: str, labels: npt.NDArray[np.int64], ids: Sequence[str], vectors: Any
 ) -> Changes:
@@ -325,9 +364,28 @@ class SQLiteStore:
     per transaction, which batched writes (one per ``add`` call or backfill batch)
     amortise.
 
+    Opening never writes: the schema is created (and WAL switched on) only when the
+    file is new (missing, or an empty SQLite file), and only with ``create=True``. An
+    existing file must be a graceful gallery (its tables and format marker); any other
+    SQLite file, or a file that is not a database, is refused untouched. Every SQLite
+    failure, on opening or later (not a database, corrupt, truncated, locked by another
+    writer past ``timeout``, read-only, disk full, a schema of another graceful version),
+    is an :class:`~graceful.errors.InputError` naming the file and what was wrong.
+
     Args:
-        path: the database file (created if missing), or ``":memory:"``.
+        path: the database file, or ``":memory:"``.
         timeout: seconds to wait for another process's write lock.
+        create: create the gallery if ``path`` is missing or empty; with ``False`` such
+            a path is refused.
+        read_only: open for reading only (SQLite's ``mode=ro``): nothing is ever written
+            and every write raises :class:`~graceful.errors.InputError`. A read-only file
+            or folder can be read without it (a write then raises the same error).
+
+    Attributes:
+        path: the database file, as given.
+        read_only: whether writes are refused: ``read_only=True``, a file this process
+            cannot write, or a gallery in a folder that cannot be written (read as
+            SQLite's ``immutable``).
 
     Example:
         >>> store = SQLiteStore(":memory:")
@@ -338,46 +396,261 @@ class SQLiteStore:
         >>> store.close()
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 60.0,
+        create: bool = True,
+        read_only: bool = False,
+    ) -> None:
         self.path = str(path)
+        self.read_only = check_bool("read_only", read_only)
+        create = check_bool("create", create)
+        self._timeout = check_real("timeout", timeout, low=0)
+        self._why_read_only = "it was opened with read_only=True"
+        memory = self.path == ":memory:"
+        if memory and self.read_only:
+            raise InputError("Expected argument `read_only` to be False for a ':memory:' gallery")
+        if not memory:
+            self._check_file(create=create and not self.read_only)
+            writable = os.access(self.path, os.W_OK)
+            if not self.read_only and os.path.isfile(self.path) and not writable:
+                self.read_only = True
+                self._why_read_only = "the file cannot be written"
+        mode = "ro" if self.read_only else ("rwc" if create else "rw")
+        self._conn = self._connect(mode)
         try:
-            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
+            self._open(create=create and not self.read_only)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # -- opening --------------------------------------------------------------------------
+
+    @property
+    def _name(self) -> str:
+        return f"Gallery file {self.path!r}"
+
+    def _check_file(self, *, create: bool) -> None:
+        """Refuse, before SQLite opens it, a path that cannot hold a gallery."""
+        file = Path(self.path)
+        try:
+            if file.is_dir():
+                raise InputError(f"{self._name} is a folder, not a file")
+            if file.exists() and not file.is_file():
+                raise InputError(f"{self._name} is not a regular file")
+            if not file.exists():
+                if not create:
+                    raise InputError(f"{self._name} does not exist")
+                if not file.parent.is_dir():
+                    raise InputError(
+                        f"{self._name} cannot be created: its folder {str(file.parent)!r} "
+                        "does not exist"
+                    )
+                return
+            with file.open("rb") as handle:
+                head = handle.read(100)
+                size = os.fstat(handle.fileno()).st_size
+        except OSError as exc:
+            raise InputError(f"{self._name} cannot be read: {exc.strerror or exc}") from None
+        if not head:
+            return  # an empty file is an empty database: a new gallery, with create=True
+        if not head.startswith(b"SQLite format 3\x00"):
+            raise InputError(f"{self._name} is not a SQLite database")
+        truncated = self._truncated(head, size)
+        if truncated:
+            raise InputError(f"{self._name} is truncated: {truncated}")
+
+    def _truncated(self, head: bytes, size: int) -> str | None:
+        """Why the file is shorter than its SQLite header says, or ``None``."""
+        if len(head) < 100:
+            return f"{size} bytes, shorter than a SQLite header"
+        for suffix in ("-wal", "-journal"):  # SQLite recovers from these: let it
+            journal = Path(self.path + suffix)
+            if journal.is_file() and journal.stat().st_size > 0:
+                return None
+        page_size = int.from_bytes(head[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(head[28:32], "big")
+        if head[24:28] == head[92:96] and size < pages * page_size:  # the page count is valid
+            return f"{size} bytes, its header says {pages * page_size}"
+        return None
+
+    def _connect(self, query: str) -> sqlite3.Connection:
+        """A connection to the file with the URI parameters ``query`` (``mode=...``)."""
+        if self.path == ":memory:":
+            target, uri = ":memory:", False
+        else:
+            target, uri = f"{Path(self.path).absolute().as_uri()}?mode={query}", True
+        try:
+            return sqlite3.connect(target, timeout=self._timeout, isolation_level=None, uri=uri)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _open(self, *, create: bool) -> None:
+        """Check that the database is a gallery of this schema; create a new one if asked."""
+        try:
+            self._conn.execute("PRAGMA synchronous=FULL")  # per connection: no write
             self._conn.execute("PRAGMA foreign_keys=ON")
-            with self._write() as cur:
+            self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens it
+        except sqlite3.Error as exc:
+            if _primary(exc) not in (_CANTOPEN, _READONLY) or not self._cannot_share():
+                raise self._error(exc) from None
+            # a WAL gallery in a folder we cannot write (so no writer can use it either):
+            # SQLite cannot create its shared-memory file there (SQLITE_READONLY_DIRECTORY,
+            # or CANTOPEN in older versions), so read the file as it is
+            self._conn.close()
+            self.read_only = True
+            self._why_read_only = "its folder cannot be written"
+            self._conn = self._connect("ro&immutable=1")
+        if self._state() is None:
+            if not create:
+                raise InputError(f"{self._name} is empty: it holds no graceful gallery")
+            self._create()
+
+    def _cannot_share(self) -> bool:
+        """Whether SQLite could not open the WAL's shared files (a read-only folder)."""
+        if self.path == ":memory:":
+            return False
+        folder = Path(self.path).absolute().parent
+        wal = Path(self.path + "-wal")
+        return not os.access(folder, os.W_OK) and not (wal.is_file() and wal.stat().st_size)
+
+    def _state(self) -> int | None:
+        """The gallery's schema number, ``None`` for an empty database; else refuse it.
+
+        A gallery has the tables of :data:`_TABLES` and a ``meta`` row ``schema``; those
+        written since the format marker was introduced also carry :data:`_APPLICATION_ID`
+        in the SQLite header, and a file with another application's id is never ours.
+        """
+        foreign = InputError(
+            f"{self._name} is a SQLite database of another application, not a graceful "
+            "gallery (left unchanged)"
+        )
+        with self._read() as cur:
+            app = int(cur.execute("PRAGMA application_id").fetchone()[0])
+            user = int(cur.execute("PRAGMA user_version").fetchone()[0])
+            tables = {r[0] for r in cur.execute("SELECT name FROM sqlite_master")}
+            if not tables and app == 0 and user == 0:
+                return None
+            ours = app == _APPLICATION_ID
+            if not ours and (app != 0 or not tables >= _TABLES):
+                raise foreign
+            try:
+                row = cur.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            except sqlite3.OperationalError:  # no `meta` table of our shape
+                row = None
+        if row is None:
+            if ours:
+                raise InputError(f"{self._name} is damaged: it has no schema number")
+            raise foreign
+        if row[0] != _SCHEMA:
+            raise InputError(
+                f"{self._name} has gallery schema {row[0]!r}, but this version of graceful "
+                f"reads schema {_SCHEMA}: open it with the graceful version that wrote it"
+            )
+        missing = sorted(_TABLES - tables)
+        if missing:
+            raise InputError(f"{self._name} is damaged: its tables {missing} are missing")
+        return _SCHEMA
+
+    def _create(self) -> None:
+        """Create the schema in an empty database (once, even with racing processes)."""
+        with self._write() as cur:
+            if cur.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
                 for statement in _SCHEMA_SQL.split(";"):
                     if statement.strip():
                         cur.execute(statement)
-            schema = self._conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0]
-        except sqlite3.DatabaseError as exc:  # not a database, a folder, no permission...
-            raise InputError(f"Gallery file {self.path!r} cannot be opened: {exc}") from None
-        if schema != _SCHEMA:
-            raise InputError(f"Gallery file {self.path!r} has schema {schema}, expected 1")
+                cur.execute(f"PRAGMA application_id={_APPLICATION_ID}")
+        if self.path != ":memory:":
+            with self._guard():
+                self._conn.execute("PRAGMA journal_mode=WAL")
+        self._state()  # another process may have created something else meanwhile
 
     # -- plumbing -------------------------------------------------------------------------
+
+    def _error(self, exc: sqlite3.Error) -> InputError:
+        """The one-line :class:`InputError` of a failure of SQLite."""
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, sqlite3.ProgrammingError) and "closed" in text:
+            return InputError(f"{self._name} is closed")
+        primary = _primary(exc)
+        if primary == _CORRUPT and self.path != ":memory:":
+            try:
+                with open(self.path, "rb") as handle:
+                    truncated = self._truncated(handle.read(100), os.fstat(handle.fileno()).st_size)
+            except OSError:
+                truncated = None
+            if truncated:
+                return InputError(f"{self._name} is truncated: {truncated}")
+        what = {
+            _NOTADB: "is not a SQLite database",
+            _CORRUPT: "is corrupt",
+            _BUSY: (f"is locked by another writer: gave up after waiting {self._timeout:g} s"),
+            _LOCKED: "is locked by another connection",
+            _READONLY: "is read-only: cannot write to it",
+            _FULL: "cannot be written: the disk is full",
+            _CANTOPEN: "cannot be opened",
+            _IOERR: "cannot be read or written (an I/O error)",
+            _PERM: "cannot be accessed (permission denied)",
+            _AUTH: "cannot be accessed (permission denied)",
+            _NOMEM: "cannot be read: SQLite is out of memory",
+        }.get(primary, "failed in SQLite")
+        if "no such table" in text or "no such column" in text:
+            what = "does not hold the schema of a graceful gallery"
+        return InputError(f"{self._name} {what} ({text})")
+
+    @contextmanager
+    def _guard(self, *, decoding: bool = False) -> Iterator[None]:
+        """Turn a failure of SQLite inside into an :class:`InputError`.
+
+        With ``decoding``, also a stored value that cannot be read back (invalid JSON, a
+        vector blob of the wrong size): the file was damaged or written by someone else.
+        """
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        except InputError:
+            raise
+        except (ValueError, TypeError) as exc:
+            if not decoding:
+                raise
+            raise InputError(
+                f"{self._name} is damaged: it holds a value graceful cannot read "
+                f"({type(exc).__name__}: {' '.join(str(exc).split())})"
+            ) from None
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            with suppress(sqlite3.Error):  # the failure being raised says more
+                self._conn.execute("ROLLBACK")
+
+    @contextmanager
+    def _transaction(self, begin: str, *, decoding: bool = False) -> Iterator[sqlite3.Cursor]:
+        """One transaction opened by ``begin``, committed at the end, rolled back on error."""
+        with self._guard(decoding=decoding):
+            cur = self._conn.cursor()
+            cur.execute(begin)
+            try:
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction (``BEGIN IMMEDIATE``); rolled back on any error."""
-        cur = self._conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
+        if self.read_only:
+            raise InputError(f"{self._name} is read-only ({self._why_read_only}): cannot write")
+        with self._transaction("BEGIN IMMEDIATE") as cur:
             yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        cur.execute("COMMIT")
 
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Cursor]:
+    def _read(self) -> AbstractContextManager[sqlite3.Cursor]:
         """One read transaction: every query inside sees the same snapshot."""
-        cur = self._conn.cursor()
-        cur.execute("BEGIN")
-        try:
-            yield cur
-        finally:
-            cur.execute("COMMIT")
+        return self._transaction("BEGIN", decoding=True)
 
     @staticmethod
     def _log(cur: sqlite3.Cursor, kind: str, count: int) -> int:
@@ -426,7 +699,8 @@ class SQLiteStore:
             >>> SQLiteStore(":memory:").last_seq()
             0
         """
-        row = self._conn.execute("SELECT MAX(seq) FROM log").fetchone()
+        with self._read() as cur:
+            row = cur.execute("SELECT MAX(seq) FROM log").fetchone()
         return int(row[0] or 0)
 
     def add_version(self, info: VersionInfo, compat: Sequence[Compatibility]) -> int:
@@ -482,10 +756,14 @@ class SQLiteStore:
             >>> SQLiteStore(":memory:").versions()
             []
         """
-        rows = self._conn.execute(
-            "SELECT name, dim, metric, index_kind, options, seq FROM versions ORDER BY seq, name"
-        ).fetchall()
-        return [VersionInfo(r[0], int(r[1]), r[2], r[3], json.loads(r[4]), int(r[5])) for r in rows]
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT name, dim, metric, index_kind, options, seq FROM versions"
+                " ORDER BY seq, name"
+            ).fetchall()
+            return [
+                VersionInfo(r[0], int(r[1]), r[2], r[3], json.loads(r[4]), int(r[5])) for r in rows
+            ]
 
     def compatibility(self) -> list[Compatibility]:
         """All recorded compatibilities, in recording order.
@@ -498,10 +776,11 @@ class SQLiteStore:
             >>> [(c.query_version, c.gallery_version, c.seq) for c in s.compatibility()]
             [('v1', 'v0', 3)]
         """
-        rows = self._conn.execute(
-            "SELECT query_version, gallery_version, evidence, seq FROM compat ORDER BY seq"
-        ).fetchall()
-        return [Compatibility(r[0], r[1], json.loads(r[2]), int(r[3])) for r in rows]
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT query_version, gallery_version, evidence, seq FROM compat ORDER BY seq"
+            ).fetchall()
+            return [Compatibility(r[0], r[1], json.loads(r[2]), int(r[3])) for r in rows]
 
     # -- items ----------------------------------------------------------------------------
 
@@ -702,9 +981,10 @@ class SQLiteStore:
             >>> SQLiteStore(":memory:").ids_not_at("v1")
             []
         """
-        rows = self._conn.execute(
-            "SELECT id FROM items WHERE version<>? ORDER BY id", (version,)
-        ).fetchall()
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT id FROM items WHERE version<>? ORDER BY id", (version,)
+            ).fetchall()
         return [r[0] for r in rows]
 
     # -- backfill plans -------------------------------------------------------------------
@@ -723,7 +1003,7 @@ class SQLiteStore:
             total, done = cur.execute(
                 "SELECT COUNT(*), COUNT(done_seq) FROM plan_items WHERE job=?", (job,)
             ).fetchone()
-        return PlanInfo(job, row[0], json.loads(row[1]), int(total), int(done))
+            return PlanInfo(job, row[0], json.loads(row[1]), int(total), int(done))
 
     def extend_plan(
         self, job: str, to_version: str, policy: Mapping[str, Any], ids: Sequence[str]
@@ -768,9 +1048,11 @@ class SQLiteStore:
             >>> SQLiteStore(":memory:").plan("job")[1]
             []
         """
-        rows = self._conn.execute(
-            "SELECT pos, id, COALESCE(done_seq, 0) FROM plan_items WHERE job=? ORDER BY pos", (job,)
-        ).fetchall()
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT pos, id, COALESCE(done_seq, 0) FROM plan_items WHERE job=? ORDER BY pos",
+                (job,),
+            ).fetchall()
         return (
             np.array([r[0] for r in rows], dtype=np.int64),
             [r[1] for r in rows],
@@ -784,9 +1066,11 @@ class SQLiteStore:
             >>> SQLiteStore(":memory:").pending("job")[1]
             []
         """
-        rows = self._conn.execute(
-            "SELECT pos, id FROM plan_items WHERE job=? AND done_seq IS NULL ORDER BY pos", (job,)
-        ).fetchall()
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT pos, id FROM plan_items WHERE job=? AND done_seq IS NULL ORDER BY pos",
+                (job,),
+            ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
 
     def commit_batch(

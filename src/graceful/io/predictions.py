@@ -27,6 +27,8 @@ open one (everything seen). The new model's class set is the reference: ``target
 from __future__ import annotations
 
 import os
+import warnings
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -44,7 +46,7 @@ import pyarrow.compute as pc
 from graceful._ranking import rank_columns, top1_columns
 from graceful._validation import check_choice, check_int
 from graceful.errors import InputError
-from graceful.io._readers import Source, open_source
+from graceful.io._readers import Source, open_source, short_reason
 
 __all__ = ["SCORE_PREFIXES", "ComparisonInputs", "load_comparison"]
 
@@ -84,6 +86,9 @@ class ComparisonInputs:
         groups: group column -> ``(N,)`` object array of str values.
         n_rows_old: rows in the old file.
         n_rows_new: rows in the new file.
+        old_scores: how the old file's score columns were read, ``"logits"`` (softmax
+            taken) or ``"probs"``; ``None`` when it holds hard predictions.
+        new_scores: the same for the new file.
 
     Example:
         >>> import numpy as np
@@ -112,6 +117,8 @@ class ComparisonInputs:
     groups: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
     n_rows_old: int = 0
     n_rows_new: int = 0
+    old_scores: str | None = None
+    new_scores: str | None = None
 
     @property
     def n_rows(self) -> int:
@@ -239,6 +246,7 @@ class _Scan:
     labels: _IntArray | None = None
     topk: _IntArray | None = None
     confidence: _FloatArray | None = None
+    score_kind: str | None = None
     groups: dict[str, tuple[_IntArray, list[str]]] = field(default_factory=dict)
 
 
@@ -319,11 +327,48 @@ def _check_no_missing(
         raise InputError(f"{src.path}: missing value (null/NaN) in column {col!r} at {where}")
 
 
+def _where(offset: int, row: int, ids: np.ndarray[Any, Any] | None, id_col: str | None) -> str:
+    """``row 12`` or ``row 12 (id 'a7')``: a row of a file, for an error message."""
+    where = f"row {offset + row}"
+    if ids is not None and id_col is not None:
+        where += f" ({id_col} {_py(ids[row])!r})"
+    return where
+
+
+def _check_scalar(src: Source, col: str, what: str, arr: pa.Array) -> None:
+    """Refuse a column that holds lists, structs or maps instead of one value per row."""
+    value_type = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
+    if pa.types.is_nested(value_type):
+        raise InputError(
+            f"{src.path}: {what} column {col!r} holds nested values ({arr.type}); it must "
+            f"hold one number or string per row"
+        )
+
+
+def _decode_text(src: Source, col: str, what: str, arr: pa.Array, offset: int) -> pa.Array:
+    """A binary column as UTF-8 strings; an :class:`InputError` at the first invalid value."""
+    try:
+        return pc.cast(arr, pa.string())
+    except pa.ArrowInvalid:
+        for row, value in enumerate(arr.to_pylist()):
+            try:
+                value.decode("utf-8")
+            except (AttributeError, UnicodeDecodeError):
+                raise InputError(
+                    f"{src.path}: {what} column {col!r} is not UTF-8 text: {value!r} at row "
+                    f"{offset + row}"
+                ) from None
+        raise
+
+
 def _id_values(src: Source, col: str, arr: pa.Array, offset: int) -> np.ndarray[Any, Any]:
     """Id column chunk as int64, or as an object array of str."""
+    _check_scalar(src, col, "id", arr)
     _check_no_missing(src, col, arr, offset, None, None)
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
+    if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
+        arr = _decode_text(src, col, "id", arr, offset)
     if pa.types.is_integer(arr.type):
         return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.int64)
     if pa.types.is_floating(arr.type):
@@ -347,8 +392,11 @@ def _score_matrix(
     batch: pa.RecordBatch,
     offset: int,
     ids: np.ndarray[Any, Any] | None,
-) -> np.ndarray[Any, Any]:
-    """Stack the score columns of a batch into a ``(C, B)`` float matrix (finite values)."""
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The score columns of a batch as a ``(C, B)`` float matrix (finite values), and sums.
+
+    The ``(B,)`` sums are the matrix's column sums: the row sums of the file.
+    """
     arrays = [batch.column(c) for c in plan.score_cols]
     dtype: type[np.floating[Any]] = np.float32
     for col, arr in zip(plan.score_cols, arrays, strict=True):
@@ -367,20 +415,52 @@ def _score_matrix(
         if bad.any():
             row = _first_true(np.asarray(bad.any(axis=0)))
             col = plan.score_cols[_first_true(bad[:, row])]
-            where = f"row {offset + row}"
-            if ids is not None:
-                where += f" ({plan.id_col} {_py(ids[row])!r})"
             raise InputError(
                 f"{src.path}: non-finite score {mat[:, row][bad[:, row]][0]} in column "
-                f"{col!r} at {where}"
+                f"{col!r} at {_where(offset, row, ids, plan.id_col)}"
             )
-    return mat
+    return mat, sums
 
 
-def _looks_like_probs(mat: np.ndarray[Any, Any]) -> bool:
-    if mat.size == 0 or mat.min() < 0 or mat.max() > 1:
-        return False
-    return bool(np.all(np.abs(mat.sum(axis=0, dtype=np.float64) - 1.0) <= _PROB_SUM_TOL))
+def _num(value: object) -> str:
+    return f"{float(value):.6g}"  # type: ignore[arg-type]
+
+
+def _not_a_distribution(
+    mat: np.ndarray[Any, Any],
+    sums: np.ndarray[Any, Any],
+    plan: _Plan,
+    offset: int,
+    ids: np.ndarray[Any, Any] | None,
+) -> str | None:
+    """``None`` when every row of the batch is a probability distribution, else why not.
+
+    A distribution has every score in [0, 1] and sums to 1 within 1e-3; the text names the
+    first row that is not one and what is wrong with it.
+    """
+    low, high = mat.min(axis=0), mat.max(axis=0)
+    bad = (low < 0) | (high > 1) | (np.abs(sums - 1.0) > _PROB_SUM_TOL)
+    if not bad.any():
+        return None
+    row = _first_true(bad)
+    where = _where(offset, row, ids, plan.id_col)
+    if low[row] < 0:
+        col = plan.score_cols[int(np.argmin(mat[:, row]))]
+        return f"{where} is not a probability distribution: {col!r} is {_num(low[row])} < 0"
+    if high[row] > 1:
+        col = plan.score_cols[int(np.argmax(mat[:, row]))]
+        return f"{where} is not a probability distribution: {col!r} is {_num(high[row])} > 1"
+    return f"{where} is not a probability distribution: its scores sum to {_num(sums[row])}"
+
+
+def _prefix(plan: _Plan) -> str:
+    """The prefix of the score columns (``"logit_"`` for ``logit_0``, ``logit_1``, ...)."""
+    col, name = plan.score_cols[0], plan.score_names[0]
+    return col[: len(col) - len(name)]
+
+
+def _columns_text(cols: Sequence[str]) -> str:
+    return repr(cols[0]) if len(cols) == 1 else f"{cols[0]!r}..{cols[-1]!r}"
 
 
 class _Accumulator:
@@ -417,6 +497,157 @@ class _Accumulator:
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
 
+class _Scores:
+    """Top-k and top-1 confidence of a file's score columns, reduced batch by batch.
+
+    ``scores="probs"`` refuses the first row that is not a probability distribution;
+    ``"logits"`` takes the softmax of every row; ``"auto"`` reads the scores as
+    probabilities when every row of the file is a distribution, else as logits (until the
+    first row that is not, both confidences are kept). :meth:`result` warns when ``"auto"``
+    chose against the columns' names, or chose logits for scores that all lie in [0, 1].
+    """
+
+    def __init__(self, src: Source, plan: _Plan, *, scores: str, top_k: int) -> None:
+        self.src, self.plan, self.scores, self.top_k = src, plan, scores, top_k
+        self.kind: str | None = None if scores == "auto" else scores
+        self.why_logits: str | None = None  # auto: the first row that is no distribution
+        self.in_unit = True  # auto: every score read so far lies in [0, 1]
+        n_rows = src.num_rows
+        self.topk = _Accumulator(n_rows)
+        self.conf_probs: _Accumulator | None = None if scores == "logits" else _Accumulator(n_rows)
+        self.conf_logits: _Accumulator | None = None if scores == "probs" else _Accumulator(n_rows)
+
+    def add(self, batch: pa.RecordBatch, offset: int, ids: np.ndarray[Any, Any] | None) -> None:
+        mat, sums = _score_matrix(self.src, self.plan, batch, offset, ids)
+        if self.kind != "logits":
+            why = _not_a_distribution(mat, sums, self.plan, offset, ids)
+            if why is not None:
+                if self.kind == "probs":
+                    raise InputError(f"{self.src.path}: scores='probs' but {why}")
+                self.kind, self.why_logits, self.conf_probs = "logits", why, None
+        if self.scores == "auto" and self.in_unit:
+            self.in_unit = bool(mat.min() >= 0 and mat.max() <= 1)
+        n = mat.shape[1]
+        # one ranking rule everywhere (graceful._ranking): ties go to the lower index
+        if self.top_k == 1:
+            top1, best = top1_columns(mat)
+            ranked = top1[:, None]
+        else:
+            ranked = rank_columns(mat, self.top_k)
+            best = mat[ranked[:, 0], np.arange(n)]
+        self.topk.append(ranked)
+        if self.conf_probs is not None:
+            self.conf_probs.append(best.astype(np.float32))
+        if self.conf_logits is not None:
+            mat -= best
+            np.exp(mat, out=mat)
+            self.conf_logits.append((1.0 / mat.sum(axis=0)).astype(np.float32))
+
+    def result(self) -> tuple[str, _IntArray | None, _FloatArray | None]:
+        """``(kind, topk, confidence)``: how the scores were read, and what was kept."""
+        kind = self.kind or "probs"
+        conf = self.conf_probs if kind == "probs" else self.conf_logits
+        if self.scores == "auto":
+            prefix = _prefix(self.plan)
+            cols = _columns_text(self.plan.score_cols)
+            choose = "pass scores='logits' or scores='probs' (--scores) to choose"
+            if kind == "probs" and prefix == "logit_":
+                warnings.warn(
+                    f"{self.src.path}: scores='auto' reads the score columns {cols} as "
+                    f"probabilities, since every row is a probability distribution, although "
+                    f"they are named {prefix + '*'!r}; {choose}",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            elif kind == "logits" and (prefix == "prob_" or self.in_unit):
+                named = f"they are named {prefix + '*'!r}"
+                although = named if prefix == "prob_" else "every score lies in [0, 1]"
+                warnings.warn(
+                    f"{self.src.path}: scores='auto' reads the score columns {cols} as logits "
+                    f"(taking their softmax), although {although}: {self.why_logits}; {choose}",
+                    UserWarning,
+                    stacklevel=4,
+                )
+        return kind, self.topk.result(), None if conf is None else conf.result()
+
+
+class _HardLabels:
+    """Refuse a label or prediction column of numbers that are not all integers.
+
+    Such a column holds scores, not classes (``--pred-col prob_0`` would make one class of
+    every distinct probability). A column with any value that is not a number (``"cat"``)
+    holds class names and is left alone, so the decision is the whole column's, whatever
+    the batch boundaries. CSV columns are read as text: their values count as numbers
+    when they parse as numbers.
+    """
+
+    def __init__(self, src: Source, col: str, what: str) -> None:
+        self.src, self.col, self.what = src, col, what
+        self.numeric = True
+        self.first: tuple[object, str] | None = None  # (value, where) of the first non-integer
+
+    def add(
+        self, arr: pa.Array, offset: int, ids: np.ndarray[Any, Any] | None, id_col: str | None
+    ) -> None:
+        if not self.numeric:
+            return
+        values = arr.dictionary if pa.types.is_dictionary(arr.type) else arr
+        t = values.type
+        if pa.types.is_integer(t) or pa.types.is_boolean(t):
+            return
+        if pa.types.is_floating(t):
+            numbers = values
+        elif pa.types.is_string(t) or pa.types.is_large_string(t):
+            try:
+                numbers = pc.cast(values, pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                self.numeric = False
+                return
+        else:
+            self.numeric = False
+            return
+        if self.first is not None:
+            return
+        x = np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=np.float64)
+        fractional = np.isfinite(x) & (x != np.floor(x))
+        if not fractional.any():
+            return
+        if pa.types.is_dictionary(arr.type):
+            fractional = fractional[arr.indices.to_numpy(zero_copy_only=False)]
+        row = _first_true(fractional)
+        self.first = (arr[row].as_py(), _where(offset, row, ids, id_col))
+        if pa.types.is_floating(t):  # numbers for sure: no need to read on
+            self.check()
+
+    def check(self) -> None:
+        if not self.numeric or self.first is None:
+            return
+        value, where = self.first
+        if self.what == "label":
+            raise InputError(
+                f"{self.src.path}: label column {self.col!r} holds numbers that are not "
+                f"integers: {value!r} at {where}; class labels must be integers or names"
+            )
+        cut = self.col.rfind("_")
+        option = f"--score-prefix {self.col[: cut + 1]!r}" if cut > 0 else "--score-prefix"
+        raise InputError(
+            f"{self.src.path}: prediction column {self.col!r} holds scores, not class labels: "
+            f"{value!r} at {where} is not an integer; read score columns <prefix><class> by "
+            f"their prefix instead (score_prefix, {option})"
+        )
+
+
+def _encode(src: Source, col: str, what: str, vocab: _Vocab, arr: pa.Array) -> _IntArray:
+    """Class or group codes of a column chunk; an :class:`InputError` for an unusable type."""
+    try:
+        return vocab.encode(arr)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InputError(
+            f"{src.path}: {what} column {col!r} of type {arr.type} cannot be read: "
+            f"{short_reason(exc)}"
+        ) from None
+
+
 def _scan(
     src: Source,
     plan: _Plan,
@@ -431,9 +662,13 @@ def _scan(
     ids = _Accumulator(src.num_rows)
     labels = _Accumulator(src.num_rows)
     topk = _Accumulator(src.num_rows)
-    confidence = _Accumulator(src.num_rows)
     groups = {g: _Accumulator(src.num_rows) for g in plan.group_cols}
-    mode = None if scores == "auto" else scores
+    score_reader = _Scores(src, plan, scores=scores, top_k=top_k) if plan.score_cols else None
+    hard = {
+        col: _HardLabels(src, col, what)
+        for col, what in ((plan.label_col, "label"), (plan.pred_col, "prediction"))
+        if col is not None
+    }
     text_cols = [c for c in (plan.label_col, plan.pred_col, *plan.group_cols) if c is not None]
     offset = 0
     for batch in src.batches(plan.columns(), batch_rows, text_columns=text_cols):
@@ -444,56 +679,48 @@ def _scan(
         if plan.id_col is not None:
             batch_ids = _id_values(src, plan.id_col, batch.column(plan.id_col), offset)
             ids.append(batch_ids)
-        if plan.label_col is not None:
-            arr = batch.column(plan.label_col)
-            _check_no_missing(src, plan.label_col, arr, offset, batch_ids, plan.id_col)
-            labels.append(vocab.encode(arr))
-        if plan.pred_col is not None:
-            arr = batch.column(plan.pred_col)
-            _check_no_missing(src, plan.pred_col, arr, offset, batch_ids, plan.id_col)
-            topk.append(vocab.encode(arr)[:, None])
-        elif plan.score_cols:
-            mat = _score_matrix(src, plan, batch, offset, batch_ids)
-            if mode is None:
-                mode = "probs" if _looks_like_probs(mat) else "logits"
-            elif mode == "probs" and (mat.min() < 0 or mat.max() > 1):
-                raise InputError(
-                    f"{src.path}: scores='probs' but the score columns hold values outside "
-                    f"[0, 1] (min {mat.min()}, max {mat.max()})"
-                )
-            # one ranking rule everywhere (graceful._ranking): ties go to the lower index
-            if top_k == 1:
-                top1, best = top1_columns(mat)
-                ranked = top1[:, None]
-            else:
-                ranked = rank_columns(mat, top_k)
-                best = mat[ranked[:, 0], np.arange(n)]
-            if mode == "probs":
-                conf = best.astype(np.float32)
-            else:
-                mat -= best
-                np.exp(mat, out=mat)
-                conf = (1.0 / mat.sum(axis=0)).astype(np.float32)
-            topk.append(ranked)
-            confidence.append(conf)
+        for col, what, acc in (
+            (plan.label_col, "label", labels),
+            (plan.pred_col, "prediction", topk),
+        ):
+            if col is None:
+                continue
+            arr = batch.column(col)
+            _check_scalar(src, col, what, arr)
+            _check_no_missing(src, col, arr, offset, batch_ids, plan.id_col)
+            hard[col].add(arr, offset, batch_ids, plan.id_col)
+            codes = _encode(src, col, what, vocab, arr)
+            acc.append(codes if acc is labels else codes[:, None])
+        if score_reader is not None:
+            score_reader.add(batch, offset, batch_ids)
         for g in plan.group_cols:
             arr = batch.column(g)
+            _check_scalar(src, g, "group", arr)
             if arr.null_count:
-                arr = pc.fill_null(pc.cast(arr, pa.string()), _MISSING_GROUP)
-            groups[g].append(group_vocabs[g].encode(arr))
+                try:
+                    arr = pc.fill_null(pc.cast(arr, pa.string()), _MISSING_GROUP)
+                except (pa.ArrowNotImplementedError, pa.ArrowInvalid) as exc:
+                    raise InputError(
+                        f"{src.path}: group column {g!r} of type {arr.type} cannot be read: "
+                        f"{short_reason(exc)}"
+                    ) from None
+            groups[g].append(_encode(src, g, "group", group_vocabs[g], arr))
         offset += n
     if offset == 0:
         raise InputError(f"{src.path}: empty file (no rows)")
+    for check in hard.values():
+        check.check()
 
     scan = _Scan(src, plan, offset, vocab)
     scan.ids = ids.result()
     scan.labels = labels.result()
     scan.topk = topk.result()
-    scan.confidence = confidence.result()
+    if score_reader is not None:
+        scan.score_kind, scan.topk, scan.confidence = score_reader.result()
     for g, acc in groups.items():
-        codes = acc.result()
-        if codes is not None:
-            scan.groups[g] = (codes, group_vocabs[g].names)
+        group_codes = acc.result()
+        if group_codes is not None:
+            scan.groups[g] = (group_codes, group_vocabs[g].names)
     return scan
 
 
@@ -594,7 +821,9 @@ def _take(values: np.ndarray[Any, Any], index: _IntArray | None) -> np.ndarray[A
 # -- public entry point -------------------------------------------------------------------------
 
 
-def _check_args(top_k: object, batch_rows: object, scores: object, group_cols: object) -> None:
+def _check_args(
+    top_k: object, batch_rows: object, scores: object, group_cols: object, score_prefix: object
+) -> None:
     check_int("top_k", top_k, low=1)
     check_int("batch_rows", batch_rows, low=1)
     check_choice("scores", scores, ("auto", "logits", "probs"))
@@ -603,6 +832,33 @@ def _check_args(top_k: object, batch_rows: object, scores: object, group_cols: o
             f"Expected argument `group_cols` to be a sequence of column names, but got the "
             f"string {group_cols!r}"
         )
+    if not isinstance(group_cols, Sequence) or not all(isinstance(g, str) for g in group_cols):
+        raise InputError(
+            f"Expected argument `group_cols` to be a sequence of column names, but got "
+            f"{group_cols!r}"
+        )
+    counts = Counter(group_cols)
+    for name, count in counts.items():
+        if count > 1:
+            raise InputError(
+                f"Expected argument `group_cols` to name each column once, but got {name!r} "
+                f"{count} times"
+            )
+    if score_prefix is not None and (not isinstance(score_prefix, str) or not score_prefix):
+        raise InputError(
+            f"Expected argument `score_prefix` to be a non-empty str or None, but got "
+            f"{score_prefix!r}"
+        )
+
+
+def _check_distinct_columns(src: Source, plan: _Plan) -> None:
+    """Refuse a file in which a column that is read appears twice (which one is meant?)."""
+    counts = Counter(src.columns)
+    for col in plan.columns():
+        if counts[col] > 1:
+            raise InputError(
+                f"{src.path}: column {col!r} appears {counts[col]} times; rename all but one"
+            )
 
 
 def load_comparison(
@@ -633,12 +889,19 @@ def load_comparison(
         labels: optional third file holding ``label_col`` (and the id column, unless it
             holds the label column only, in which case its rows follow the new file's).
         id_col: join key. ``None``: ``"id"`` if both files have it, else join by position.
-        label_col: label column, read from ``labels``, else the new file, else the old one.
+        label_col: label column, read from ``labels``, else the new file, else the old one;
+            where several files hold it, they must agree on every row.
         pred_col: hard prediction column. ``None``: score columns if any, else ``"pred"``.
+            A column of numbers that are not all integers holds scores, not labels, and is
+            refused (as is such a label column).
         score_prefix: prefix of the score columns ``<prefix><class>``. ``None``: the first
             of ``"logit_"``, ``"prob_"``, ``"score_"`` present.
-        scores: ``"logits"``, ``"probs"``, or ``"auto"``: probabilities if, in the file's
-            first batch, every value lies in [0, 1] and every row sums to 1 within 1e-3.
+        scores: ``"logits"``, ``"probs"`` (every row must be a probability distribution:
+            values in [0, 1] summing to 1 within 1e-3), or ``"auto"``: probabilities if
+            every row of the file is one, else logits, with a :class:`UserWarning` when the
+            choice is not obvious (``prob_*`` columns read as logits, or scores all in
+            [0, 1] that are no distribution). :attr:`ComparisonInputs.old_scores` and
+            ``new_scores`` say what was taken.
         class_map: old class name -> new class name, for models with different class sets;
             old classes missing from it have no counterpart.
         group_cols: columns to disaggregate by, taken from the old file, else the new, else
@@ -651,7 +914,7 @@ def load_comparison(
 
     Raises:
         InputError: for every problem with the files or arguments; the one-line message names
-            the file, column or argument and the offending value.
+            the file, column or argument and the offending value (and the first bad row).
 
     Example:
         >>> import tempfile, pathlib
@@ -669,7 +932,7 @@ def load_comparison(
         >>> [round(float(c), 3) for c in inputs.new_confidence]
         [0.731, 0.881, 0.5]
     """
-    _check_args(top_k, batch_rows, scores, group_cols)
+    _check_args(top_k, batch_rows, scores, group_cols, score_prefix)
     top_k = int(top_k)
     batch_rows = int(batch_rows)
     src_old = open_source(old, one_d_name=pred_col or "pred")
@@ -757,6 +1020,10 @@ def load_comparison(
             f"{new_plan.score_cols[-1]}); pass a class map (--class-map)"
         )
 
+    for source, plan in ((src_old, old_plan), (src_new, new_plan), (src_lab, lab_plan)):
+        if source is not None:
+            _check_distinct_columns(source, plan)
+
     old_scan = _scan(src_old, old_plan, top_k=top_k, scores=scores, batch_rows=batch_rows)
     new_scan = _scan(src_new, new_plan, top_k=top_k, scores=scores, batch_rows=batch_rows)
     lab_scan = (
@@ -816,8 +1083,13 @@ def _assemble(
             f"no labels: neither {old.source.path} nor {new.source.path} has a column "
             f"{label_col!r}; pass a labels file (--labels) or the label column (--label-col)"
         )
+    # Every label column read must agree with the others on every aligned row.
     if old.labels is not None and new.labels is not None:
-        _check_labels_agree(old, new, old_index, ids, join)
+        _check_labels_agree(old, old_index, new, None, ids, join)
+    if lab is not None and lab.labels is not None:
+        for other, index in ((new, None), (old, old_index)):
+            if other.labels is not None:
+                _check_labels_agree(lab, lab_index, other, index, ids, join)
     label_codes = _take(label_scan.labels, label_index)  # type: ignore[arg-type]
     used = np.zeros(len(label_scan.vocab.names), dtype=bool)
     used[label_codes] = True
@@ -894,6 +1166,8 @@ def _assemble(
         groups=groups,
         n_rows_old=old.n_rows,
         n_rows_new=new.n_rows,
+        old_scores=old.score_kind,
+        new_scores=new.score_kind,
     )
 
 
@@ -907,24 +1181,28 @@ def _pred_names(scan: _Scan) -> list[str]:
 
 
 def _check_labels_agree(
-    old: _Scan,
-    new: _Scan,
-    old_index: _IntArray | None,
+    a: _Scan,
+    a_index: _IntArray | None,
+    b: _Scan,
+    b_index: _IntArray | None,
     ids: np.ndarray[Any, Any],
     join: str | None,
 ) -> None:
-    """Labels present in both files must be equal on every aligned row."""
-    if old.labels is None or new.labels is None:  # pragma: no cover
+    """Labels of two files must be equal on every aligned row.
+
+    ``a_index`` and ``b_index`` hold each file's row for each row of the new file (``None``:
+    the rows are the new file's).
+    """
+    if a.labels is None or b.labels is None:  # pragma: no cover
         return
-    to_new = _lookup(old.vocab.names, new.vocab.index)
-    old_in_new = to_new[_take(old.labels, old_index)]
-    differ = old_in_new != new.labels
+    a_codes, b_codes = _take(a.labels, a_index), _take(b.labels, b_index)
+    a_in_b = _lookup(a.vocab.names, b.vocab.index)[a_codes]
+    differ = a_in_b != b_codes
     if differ.any():
         row = _first_true(differ)
-        old_row = row if old_index is None else int(old_index[row])
         key = f"{join} {_py(ids[row])!r}" if join is not None else f"row {row}"
         raise InputError(
-            f"labels disagree: {old.source.path} and {new.source.path} have different "
-            f"{old.plan.label_col!r} at {key} "
-            f"({old.vocab.names[old.labels[old_row]]!r} vs {new.vocab.names[new.labels[row]]!r})"
+            f"labels disagree: {a.source.path} and {b.source.path} have different "
+            f"{a.plan.label_col!r} at {key} "
+            f"({a.vocab.names[a_codes[row]]!r} vs {b.vocab.names[b_codes[row]]!r})"
         )

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 import graceful
-from graceful._validation import check_int, check_optional
+from graceful._validation import check_int, check_optional, check_seed
 from graceful.metrics import (
     METRICS,
     FlipFrame,
@@ -215,6 +215,9 @@ class Comparison:
                 "n_excluded": counts.n_excluded,
                 "top_k": self.top_k,
                 "weighted": False,
+                # how each file's score columns were read: "logits", "probs", or None
+                # for hard predictions (scores="auto" decides per file)
+                "scores": {"old": self.inputs.old_scores, "new": self.inputs.new_scores},
             },
             "confidence_level": self.confidence,
             "interval_method": self.interval_method,
@@ -287,6 +290,7 @@ def compare(
     Returns:
         A :class:`Comparison`.
     """
+    random_state = check_seed("random_state", random_state)
     frame = FlipFrame(
         inputs.target,
         inputs.old_topk,
@@ -309,7 +313,7 @@ def compare(
     if gate is not None and gate.configured:
         verdict = gate.evaluate(
             {name: iv.value for name, iv in intervals.items()},
-            significant_regression=result.significant_regression,
+            mcnemar=result,
         )
     return Comparison(
         inputs=inputs,

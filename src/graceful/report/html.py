@@ -31,7 +31,7 @@ from graceful.errors import InputError
 from graceful.io.atomic import atomic_write_text
 from graceful.metrics import METRICS
 from graceful.report.charts import finite_or_none as _number
-from graceful.report.charts import flip_matrix_heatmap, nfr_bar_chart
+from graceful.report.charts import flip_matrix_heatmap, nfr_bar_chart, short_label
 
 __all__ = [
     "ERROR_HOOK_SCRIPT",
@@ -63,6 +63,10 @@ _LABELS = {
     "backward_error_compatibility": "Backward error compatibility (BEC)",
 }
 _RATIO_METRICS = frozenset({"relative_negative_flip_rate"})
+_CELL_CHARS = 80  # a table cell shows at most this many characters of a user's value
+_LINE_CHARS = 200  # a heading or an input path at most this many
+EXAMPLES_PAGE_SIZE = 25
+"""Flipped examples shown per page; the page's pager shows the others (all stay in the JSON)."""
 _VERDICTS = {
     "better": ("significantly better", "good"),
     "worse": ("significantly worse", "bad"),
@@ -115,6 +119,24 @@ _GATE_FORMATS: dict[str, Callable[[Any], str]] = {
     "min_btc": _pct,
     "max_rel_nfr": _ratio,
 }
+
+
+def _text(value: Any, limit: int = _CELL_CHARS) -> dict[str, str]:
+    """A user's value for display, shortened to ``limit`` characters (start and end kept).
+
+    ``text`` is what a cell shows; ``full`` is the whole value when it was shortened (the
+    cell's ``title``, which the page's sorting and search read), else "".
+
+    Example:
+        >>> shown = _text("a" * 100, 12)
+        >>> shown["text"], len(shown["full"])
+        ('aa…aaaaaaaaa', 100)
+        >>> _text("short")
+        {'text': 'short', 'full': ''}
+    """
+    full = "" if value is None else str(value)
+    text = short_label(full, limit)
+    return {"text": text, "full": "" if text == full else full}
 
 
 def _sort_key(value: Any) -> str:
@@ -199,8 +221,8 @@ def _group_rows(rows: Sequence[Any], where: str) -> list[dict[str, Any]]:
         low, high = row.get("negative_flip_rate_low"), row.get("negative_flip_rate_high")
         out.append(
             {
-                "column": "" if row.get("column") is None else str(row.get("column")),
-                "group": str(row.get("group", "")),
+                "column": _text(row.get("column")),
+                "group": _text(row.get("group", "")),
                 "n": _count(row.get("n")),
                 "n_sort": _sort_key(row.get("n")),
                 "cells": [
@@ -225,8 +247,8 @@ def _group_rows(rows: Sequence[Any], where: str) -> list[dict[str, Any]]:
     return out
 
 
-def _inputs_line(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Return (label, value) pairs describing the inputs."""
+def _inputs_line(inputs: Mapping[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """Return (label, value) pairs describing the inputs, each value as :func:`_text`."""
     parts: list[tuple[str, str]] = []
     for key, label in (("old", "old"), ("new", "new"), ("labels", "labels")):
         if inputs.get(key) is not None:
@@ -243,7 +265,7 @@ def _inputs_line(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         parts.append(("correct means", f"label in top-{inputs['top_k']}"))
     if inputs.get("weighted") is not None:
         parts.append(("sample weights", "yes" if inputs["weighted"] else "no"))
-    return parts
+    return [(label, _text(value, _LINE_CHARS)) for label, value in parts]
 
 
 def _verdict(mcnemar: Mapping[str, Any] | None) -> dict[str, str] | None:
@@ -267,20 +289,35 @@ def _verdict(mcnemar: Mapping[str, Any] | None) -> dict[str, str] | None:
     }
 
 
+def _gate_detail(check: Mapping[str, Any]) -> str:
+    """The check's statistic, value and bar: its ``detail``.
+
+    ``detail`` is :attr:`graceful.release.GateCheck.detail`. A summary written before checks
+    had one gets the value against the threshold, but never the significance check's old
+    0/1 flag, which is no statistic.
+    """
+    detail = check.get("detail")
+    if detail:
+        return str(detail)
+    name = str(check.get("name", ""))
+    if name == "no_significant_regression":
+        return ""  # its value was a 0/1 flag, not a statistic: the description says it all
+    fmt = _GATE_FORMATS.get(name, _plain)
+    return f"{fmt(check.get('value'))} against threshold {fmt(check.get('threshold'))}"
+
+
 def _gate(gate: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Return the gate's display rows."""
     if gate is None:
         return None
     checks = []
-    for check in gate.get("checks") or []:
-        name = str(check.get("name", ""))
-        fmt = _GATE_FORMATS.get(name, _plain)
+    for index, check in enumerate(gate.get("checks") or []):
+        check_instance(f"summary['gate']['checks'][{index}]", check, Mapping, "a mapping")
         checks.append(
             {
-                "name": name,
+                "name": str(check.get("name", "")),
                 "description": str(check.get("description") or ""),
-                "threshold": fmt(check.get("threshold")),
-                "value": fmt(check.get("value")),
+                "detail": _gate_detail(check),
                 "passed": bool(check.get("passed")),
             }
         )
@@ -385,7 +422,7 @@ def _context(summary: Mapping[str, Any]) -> dict[str, Any]:
             )
         groups.append(
             {
-                "column": str(column),
+                "column": _text(column, _LINE_CHARS),
                 "rows": _group_rows(rows, f"summary['by_group'][{column!r}]"),
                 "chart": nfr_bar_chart(rows, chart_id=f"group{index}"),
                 "truncated": len(rows) > 30,
@@ -402,14 +439,16 @@ def _context(summary: Mapping[str, Any]) -> dict[str, Any]:
         raise InputError(f"Bad `summary['flip_matrix']`: {error}") from None
 
     example_rows = []
-    for row in examples.get("rows") or []:
+    for index, row in enumerate(examples.get("rows") or []):
+        where = f"summary['flipped_examples']['rows'][{index}]"
+        check_instance(where, row, Mapping, "a mapping")
         kind = str(row.get("kind", ""))
         example_rows.append(
             {
-                "id": str(row.get("id", "")),
-                "label": "" if row.get("label") is None else str(row.get("label")),
-                "old_pred": str(row.get("old_pred", "")),
-                "new_pred": str(row.get("new_pred", "")),
+                "id": _text(row.get("id", "")),
+                "label": _text(row.get("label")),
+                "old_pred": _text(row.get("old_pred", "")),
+                "new_pred": _text(row.get("new_pred", "")),
                 "old_confidence": _confidence(row.get("old_confidence")),
                 "old_confidence_sort": _sort_key(row.get("old_confidence")),
                 "new_confidence": _confidence(row.get("new_confidence")),
@@ -422,10 +461,12 @@ def _context(summary: Mapping[str, Any]) -> dict[str, Any]:
     total = (total_negative or 0) + (total_positive or 0)
     shown = _number(examples.get("shown"))
     shown = len(example_rows) if shown is None else shown
+    title = str(summary.get("title") or "Model comparison")
 
     return {
         "hook": ERROR_HOOK_SCRIPT,
-        "title": str(summary.get("title") or "Model comparison"),
+        "title": title,
+        "heading": _text(title, _LINE_CHARS),
         "version": str(summary.get("graceful_version") or ""),
         "inputs": _inputs_line(inputs),
         "level": "" if level is None else f"{level * 100:g}%",
@@ -445,6 +486,8 @@ def _context(summary: Mapping[str, Any]) -> dict[str, Any]:
         "examples_shown": _count(shown),
         "examples_total": _count(total),
         "examples_capped": total > shown,
+        "examples_left_out": _count(total - shown),
+        "page_size": EXAMPLES_PAGE_SIZE,
         "summary_json": script_json(summary),
     }
 
