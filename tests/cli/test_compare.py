@@ -606,3 +606,21 @@ def test_demo_failures_are_one_line(tmp_path):
         "graceful demo: error: NotADirectoryError: [Errno 20] Not a directory:"
         f" '{tmp_path / 'file' / 'sub'}'\n"
     )
+
+
+def test_a_bug_exits_3_with_its_traceback_never_1(pair, tmp_path, monkeypatch):
+    import graceful.release
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(graceful.release, "compare_files", broken)
+    out = tmp_path / "out"
+    result = _run(*pair, "--out", out, "--max-nfr", "0.5")
+    assert result.exit_code == 3, result.output
+    assert "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "graceful compare: internal error (a bug in graceful; please report it with the "
+        "traceback above): ZeroDivisionError: division by zero"
+    )
+    assert not out.exists()

@@ -341,7 +341,11 @@ def test_hostile_inputs_are_one_line_exit_2_and_change_nothing(files):
             r"control characters, but got 'a\nb'",
         ),
         ("add", ("--version", "v0", "--embeddings", tmp / "nul.parquet"), r"but got 'a\x00b'"),
-        ("add", ("--version", "v0", "--embeddings", tmp / "d3.npz"), "to have shape (1, 8)"),
+        (
+            "add",
+            ("--version", "v0", "--embeddings", tmp / "d3.npz"),
+            "d3.npz: the vectors have dimension 3, but version 'v0' has 8",
+        ),
         ("add", ("--version", "v0", "--embeddings", tmp / "zero.npz"), "zero.npz"),
         ("add", ("--version", "v0", "--embeddings", tmp / "zero.parquet"), "zero.parquet"),
         ("add", ("--version", "v0", "--embeddings", tmp / "zero.csv"), "zero.csv"),
@@ -367,3 +371,28 @@ def test_a_huge_k_returns_every_item(files):
     assert result.exit_code == 0, result.output
     assert f"top {N}" in result.output
     assert len(pd.read_csv(out)) == 3 * N
+
+
+def test_vectors_a_version_cannot_hold_name_the_file_and_the_id(files):
+    tmp, v1 = files
+    g = _setup(tmp)
+    zero = v1[:3].copy()
+    zero[1] = 0
+    np.savez(tmp / "zero.npz", ids=np.array(["q0", "q1", "q2"]), vectors=zero)
+    np.savez(tmp / "wide.npz", ids=np.array(["q0"]), vectors=np.ones((1, D + 1), "f4"))
+    before = fingerprint(g)
+    for command, option in (("search", "--queries"), ("add", "--embeddings")):
+        version = ["--version", "v1"]
+        one_line_exit_2(
+            run(command, g, *version, option, tmp / "zero.npz"),
+            f"{option} {tmp / 'zero.npz'}: vector 1 (id 'q1') is all zeros, which the "
+            "cosine version 'v1' cannot normalise",
+            command,
+        )
+        one_line_exit_2(
+            run(command, g, *version, option, tmp / "wide.npz"),
+            f"{option} {tmp / 'wide.npz'}: the vectors have dimension {D + 1}, but version "
+            f"'v1' has {D}",
+            command,
+        )
+    assert fingerprint(g) == before

@@ -1,9 +1,11 @@
 """What every ``graceful`` command shares: the one-line error exit, safe terminal text, JSON.
 
-Exit statuses: 0 success, 1 only "the gate failed", 2 every failure the command can meet.
-:func:`errors` is the catch-all around each command: an :class:`InputError` is printed as
-it is; an error the library did not turn into one (from pyarrow, sqlite3, the operating
-system, decoding) becomes one line too, its own text folded into it, never a traceback.
+Exit statuses: 0 success, 1 only "the gate failed", 2 every failure the command can meet,
+3 a bug in graceful. :func:`errors` is the catch-all around each command: an
+:class:`InputError` is printed as it is; an error the library did not turn into one (from
+pyarrow, sqlite3, the operating system, decoding) becomes one line too, its own text folded
+into it, never a traceback. Anything else is a bug: its traceback is printed, then one line
+saying so, and the status is 3, so a pipeline never reads a crash as a failed gate.
 Terminal output never interprets markup: :func:`plain` escapes whatever came from data.
 """
 
@@ -12,11 +14,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
+import click
 import typer
 
 from graceful.errors import InputError
@@ -54,7 +58,8 @@ def _unexpected() -> tuple[type[BaseException], ...]:
 def errors(command: str) -> Iterator[None]:
     """Turn every failure inside into one line on stderr and exit status 2.
 
-    :class:`typer.Exit` (a status chosen on purpose, such as the gate's 1) passes through.
+    :class:`typer.Exit` (a status chosen on purpose, such as the gate's 1) passes through;
+    any other error is a bug: its traceback, one line, and status 3.
     """
     try:
         yield
@@ -62,6 +67,16 @@ def errors(command: str) -> Iterator[None]:
         fail(command, str(exc))
     except _unexpected() as exc:
         fail(command, f"{type(exc).__name__}: {reason(exc)}")
+    except (typer.Exit, typer.Abort, click.ClickException):
+        raise
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        typer.echo(
+            f"graceful {command}: internal error (a bug in graceful; please report it with "
+            f"the traceback above): {type(exc).__name__}: {reason(exc)}",
+            err=True,
+        )
+        raise typer.Exit(3) from None
 
 
 def plain(value: object) -> str:

@@ -17,14 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import numpy as np
 import typer
 
 from graceful.cli._common import errors, plain, read_json
 from graceful.errors import InputError
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from graceful.gallery import Gallery
 
 __all__ = ["gallery_app"]
@@ -80,6 +79,29 @@ def _read_embeddings(path: Path) -> tuple[list[str], np.ndarray]:
     return read_embeddings(path)
 
 
+def _check_vectors(
+    g: Gallery, version: str, ids: list[str], vectors: np.ndarray, option: str, path: Path
+) -> None:
+    """Refuse, naming the file, vectors that version ``version`` of ``g`` cannot hold."""
+    info = next((v for v in g.versions() if v.name == version), None)
+    if info is None:
+        return  # the gallery names the unknown version itself
+    where = f"{option} {path}"
+    if vectors.ndim != 2 or vectors.shape[1] != info.dim:
+        size = vectors.shape[1] if vectors.ndim == 2 else "?"
+        raise InputError(
+            f"{where}: the vectors have dimension {size}, but version {version!r} has {info.dim}"
+        )
+    if info.metric == "cosine" and len(vectors):
+        zero = ~vectors.any(axis=1)
+        if zero.any():
+            row = int(np.flatnonzero(zero)[0])
+            raise InputError(
+                f"{where}: vector {row} (id {ids[row]!r}) is all zeros, which the cosine "
+                f"version {version!r} cannot normalise"
+            )
+
+
 def _read_json(path: Path, option: str) -> dict[str, Any]:
     data = read_json(path, option)
     if not isinstance(data, dict):
@@ -132,6 +154,7 @@ def add(
     with errors("gallery add"):
         ids, vectors = _read_embeddings(embeddings)
         with _open(gallery) as g:
+            _check_vectors(g, version, ids, vectors, "--embeddings", embeddings)
             g.add_with_ids(vectors, ids, version=version)
             total = g.ntotal
         typer.echo(f"added {len(ids)} items under {_safe(version)}; the gallery holds {total}")
@@ -182,6 +205,7 @@ def search(
             raise InputError(f"--show must be >= 0, got {show}")
         query_ids, vectors = _read_embeddings(queries)
         with _open(gallery, read_only=True) as g:
+            _check_vectors(g, version, query_ids, vectors, "--queries", queries)
             # more neighbours than items only pads (and a huge -k would allocate it all)
             result = g.search(vectors, min(k, max(g.ntotal, 1)), version=version)
         distances, ids = result
@@ -261,6 +285,7 @@ def backfill_command(
         with _open(gallery) as g:
             if to not in {v.name for v in g.versions()}:
                 raise InputError(f"--to {to!r}: no such version in {gallery}")
+            _check_vectors(g, to, ids, vectors, "--embeddings", embeddings)
             pending = g.store.ids_not_at(to)
             missing = [item for item in pending if item not in row_of]
             if missing:
