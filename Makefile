@@ -42,10 +42,12 @@ bench: $(STAMP)
 
 # Positive-congruent training on Animal-MNIST and Rotten Tomatoes (about 10 min each).
 bench-pct: bench-data
-	$(BIN)/python -m benchmarks pct --setting animal_mnist --seeds 3 --sweep-seeds 1 \
-	  --out benchmarks/results --stem pct_animal_mnist
-	$(BIN)/python -m benchmarks pct --setting rotten_tomatoes --seeds 3 --sweep-seeds 3 \
-	  --out benchmarks/results --stem pct_rotten_tomatoes
+	$(BIN)/python -m benchmarks pct --setting text_half_data --seeds 5 --sweep-seeds 2 \
+	  --out benchmarks/results --stem pct_text_half_data
+	$(BIN)/python -m benchmarks pct --setting text_larger_head --seeds 5 --sweep-seeds 2 \
+	  --out benchmarks/results --stem pct_text_larger_head
+	$(BIN)/python -m benchmarks pct --setting image_new_seed --seeds 5 --sweep-seeds 1 \
+	  --out benchmarks/results --stem pct_image_new_seed
 
 # Backward-compatible embeddings on Animal-MNIST and Rotten Tomatoes (3 seeds each).
 bench-bct: bench-data

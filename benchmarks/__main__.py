@@ -33,19 +33,23 @@ def fail(command: str, message: str) -> NoReturn:
 def bench_pct(
     setting: Annotated[
         list[str] | None,
-        typer.Option(help="Setting to run (repeatable): animal_mnist, rotten_tomatoes, digits."),
+        typer.Option(
+            help="Scenario to run (repeatable): image_new_seed, text_half_data, "
+            "text_larger_head, rotten_tomatoes, digits."
+        ),
     ] = None,
-    seeds: Annotated[int, typer.Option(help="Number of model seeds (0, 1, ...).")] = 3,
+    seeds: Annotated[int, typer.Option(help="Number of model seeds (0, 1, ...).")] = 5,
     sweep_seeds: Annotated[
-        int, typer.Option(help="Seeds on which FD-LM's beta and lambda are swept (0: none).")
+        int, typer.Option(help="Seeds on which the default recipe's lambda is swept (0: none).")
     ] = 1,
     out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
     stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "pct",
 ) -> None:
-    """Positive-congruent training: no treatment, KD, FD-KL, FD-LM, LDI, ELODI, paragon."""
+    """Positive-congruent training: the default recipe, the papers' recipes, ELODI, the
+    Bayesian prediction update and the ensemble paragon, against no treatment."""
     from benchmarks.runner import run_pct
 
-    names = setting or ["animal_mnist", "rotten_tomatoes"]
+    names = setting or ["image_new_seed", "text_half_data", "text_larger_head"]
     try:
         if seeds < 1:
             raise InputError(f"--seeds must be >= 1, got {seeds}")

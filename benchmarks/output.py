@@ -34,24 +34,40 @@ def markdown_table(setting: dict[str, Any]) -> str:
         >>> print(markdown_table({"title": "t", "seeds": [0, 1], "rows": [row]}).splitlines()[4])
         | No treatment | 10.00 ± 1.00 | 8.00 ± 1.00 | 3.00 ± 0.20 | 0.40 ± 0.05 |
     """
-    lines = [
-        f"### {setting['title']}",
-        "",
-        "| method | ER_old (%) | ER_new (%) | NFR (%) | relative NFR |",
-        "|---|---|---|---|---|",
-    ]
+    paired = any("paired" in row for row in setting["rows"])
+    collapsed = setting.get("collapsed") or {}
+    lines = [f"### {setting['title']}", ""]
+    head = "| method | ER_old (%) | ER_new (%) | NFR (%) | relative NFR |"
+    if paired:
+        head += " p (NFR vs none) |"
+    lines += [head, "|---" * (head.count("|") - 1) + "|"]
     for row in setting["rows"]:
         label = row["label"]
         if row.get("n_models", 1) > 1:
             label += f" ({row['n_models']} vs {row['n_models']})"
         if row.get("diverged"):
             label += f" (diverged in {row['diverged']} seed(s))"
-        lines.append(
+        if collapsed.get(row.get("method")):
+            label += f" (collapse flagged in {collapsed[row['method']]} seed(s))"
+        line = (
             f"| {label} | {_cell(row['error_rate_old'])} | {_cell(row['error_rate_new'])} | "
             f"{_cell(row['negative_flip_rate'])} | "
             f"{_cell(row['relative_negative_flip_rate'], percent=False)} |"
         )
+        if paired:
+            p_value = (row.get("paired") or {}).get("negative_flip_rate", {}).get("p_value")
+            line += " – |" if p_value is None else f" {p_value:.2g} |"
+        lines.append(line)
     lines.append("")
+    accuracy = setting.get("old_train_accuracy")
+    if accuracy and accuracy.get("mean") is not None:
+        flips = setting.get("no_treatment_negative_flips") or []
+        lines.append(
+            f"Old model's accuracy on its own training data: {_cell(accuracy)} %; "
+            f"no-treatment negative flips per seed: {', '.join(map(str, flips))}. "
+            "p: paired t-test over seeds against no treatment."
+        )
+        lines.append("")
     seeds = setting["seeds"]
     lines.append(f"Mean ± std over {len(seeds)} seeds ({', '.join(map(str, seeds))}).")
     if setting.get("seconds") is not None:
@@ -67,7 +83,7 @@ def markdown_table(setting: dict[str, Any]) -> str:
     if sweep:
         lines += [
             "",
-            "Trade-off sweep (FD-LM): ER_new and NFR in %",
+            f"Trade-off sweep ({sweep[0].get('method', 'fd_lm')}): ER_new and NFR in %",
             "",
             "| parameter | value | ER_new | NFR |",
             "|---|---|---|---|",

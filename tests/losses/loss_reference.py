@@ -44,6 +44,14 @@ def ref_focal_distillation(
     new, old, target, alpha=1.0, beta=5.0, distance="kl", temperature=1.0, filter="old_correct"
 ):
     n, o, y = to_np(new), to_np(old), target.tolist()
+    classes = len(n[0])
+    # scaled: the batch mean of each sample's (population) variance of the old logits
+    variances = [
+        sum((o[i][c] - sum(o[i]) / classes) ** 2 for c in range(classes)) / classes
+        for i in range(len(o))
+    ]
+    spread = sum(variances) / len(variances)
+    spread = spread if spread > 0 else 1.0
     out = []
     for i in range(len(n)):
         old_right = _argmax(o[i]) == y[i]
@@ -53,22 +61,26 @@ def ref_focal_distillation(
         ]
         if distance == "kl":
             d = _kd(n[i], o[i], temperature)
-        else:
-            d = 0.5 * sum((n[i][c] - o[i][c]) ** 2 for c in range(len(n[i]))) / len(n[i])
+        elif distance == "logit_matching":  # the paper's: summed over the classes
+            d = 0.5 * sum((n[i][c] - o[i][c]) ** 2 for c in range(classes))
+        else:  # scaled_logit_matching
+            d = 0.5 * sum((n[i][c] - o[i][c]) ** 2 for c in range(classes)) / classes / spread
         out.append((alpha + beta * float(f)) * d)
     return np.array(out)
 
 
-def ref_ldi(new, old, margin=0.0, p=2.0):
+def ref_ldi(new, old, margin=0.0, p=2.0, target=None, top_k=None, exclude_target=False):
     n, o = to_np(new), to_np(old)
     num_classes = n.shape[1]
-    return np.array(
-        [
-            sum(max(abs(n[i][c] - o[i][c]) - margin, 0.0) ** p for c in range(num_classes))
-            / num_classes
-            for i in range(len(n))
-        ]
-    )
+    out = []
+    for i in range(len(n)):
+        classes = [c for c in range(num_classes) if not (exclude_target and c == target[i])]
+        if top_k is not None and top_k < len(classes):
+            # highest reference logit first, the lower class index first among ties
+            classes = sorted(classes, key=lambda c: (-o[i][c], c))[:top_k]
+        terms = [max(abs(n[i][c] - o[i][c]) - margin, 0.0) ** p for c in classes]
+        out.append(sum(terms) / len(terms))
+    return np.array(out)
 
 
 def ref_new_error(new, old, target):

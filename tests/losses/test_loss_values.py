@@ -17,6 +17,7 @@ from loss_reference import (
     ref_strict_imitation,
 )
 
+from graceful.errors import InputError
 from graceful.losses import (
     DistillationLoss,
     FocalDistillationLoss,
@@ -62,7 +63,7 @@ def test_distillation(case, reduction, temperature):
     check(module(new, old), expected)
 
 
-@pytest.mark.parametrize("distance", ["kl", "logit_matching"])
+@pytest.mark.parametrize("distance", ["kl", "logit_matching", "scaled_logit_matching"])
 @pytest.mark.parametrize("filter", ["old_correct", "negative_flip", "all"])
 @pytest.mark.parametrize(("alpha", "beta", "temperature"), [(1.0, 5.0, 1.0), (0.0, 2.0, 3.0)])
 def test_focal_distillation(case, reduction, distance, filter, alpha, beta, temperature):
@@ -89,6 +90,64 @@ def test_logit_difference_inhibition(case, reduction, margin, p):
     check(logit_difference_inhibition_loss(new, old, target, **opts), expected)
     check(LogitDifferenceInhibitionLoss(**opts)(new, old, target), expected)
     check(LogitDifferenceInhibitionLoss(**opts)(new, old), expected)
+
+
+@pytest.mark.parametrize(
+    ("top_k", "exclude_target"), [(None, True), (2, False), (2, True), (4, True), (9, False)]
+)
+def test_logit_difference_inhibition_elodi_options(case, reduction, top_k, exclude_target):
+    new, old, target = case
+    old = old.clone()
+    old[0, 1] = old[0, 3]  # a tie in the reference logits: the lower class index is kept
+    opts = dict(margin=0.0, p=2.0, top_k=top_k, exclude_target=exclude_target)
+    expected = reduce_np(ref_ldi(new, old, target=target.tolist(), **opts), reduction)
+    check(logit_difference_inhibition_loss(new, old, target, **opts, reduction=reduction), expected)
+    check(LogitDifferenceInhibitionLoss(**opts, reduction=reduction)(new, old, target), expected)
+
+
+def test_exclude_target_needs_the_target(case):
+    new, old, _ = case
+    with pytest.raises(InputError, match="`target` to be a tensor with exclude_target=True"):
+        logit_difference_inhibition_loss(new, old, exclude_target=True)
+    with pytest.raises(InputError, match="`top_k` to be"):
+        LogitDifferenceInhibitionLoss(top_k=0)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 0.9, 1.0])
+def test_positive_congruent_convex_mixing(case, reduction, lam):
+    new, old, target = case
+    ce = ref_cross_entropy(new, target, 0.0)
+    reg = ref_focal_distillation(new, old, target, distance="kl")
+    expected = reduce_np((1 - lam) * ce + lam * reg, reduction)
+    regression = FocalDistillationLoss(reduction=reduction)
+    module = PositiveCongruentLoss(regression, lam=lam, reduction=reduction, mixing="convex")
+    check(module(new, old, target), expected)
+    check(
+        positive_congruent_loss(
+            new, old, target, regression, lam=lam, reduction=reduction, mixing="convex"
+        ),
+        expected,
+    )
+
+
+def test_convex_mixing_needs_lam_at_most_one(case):
+    new, old, target = case
+    message = r"`lam` to be in \[0, 1\] with mixing='convex', but got 1.5"
+    with pytest.raises(InputError, match=message):
+        PositiveCongruentLoss(FocalDistillationLoss(), lam=1.5, mixing="convex")
+    with pytest.raises(InputError, match=message):
+        positive_congruent_loss(new, old, target, FocalDistillationLoss(), lam=1.5, mixing="convex")
+    with pytest.raises(InputError, match="`mixing` to be one of"):
+        PositiveCongruentLoss(None, mixing="sum")
+
+
+def test_scaled_logit_matching_ignores_the_teachers_scale(case):
+    new, old, target = case
+    # scaling both logits by 10 leaves the scaled distance as it is; the paper's grows 100x
+    for distance, factor in (("scaled_logit_matching", 1.0), ("logit_matching", 100.0)):
+        base = focal_distillation_loss(new, old, target, distance=distance)
+        scaled = focal_distillation_loss(10 * new, 10 * old, target, distance=distance)
+        torch.testing.assert_close(scaled, factor * base)
 
 
 def test_new_error(case, reduction):
@@ -154,8 +213,13 @@ def test_hand_computed_values():
     p_new = np.exp([2.0, 0.0]) / np.exp([2.0, 0.0]).sum()
     check(distillation_loss(new, old), np.array((p_old * np.log(p_old / p_new)).sum()))
     target = torch.tensor([0])
-    # logit matching: 0.5 * ((2-1)^2 + 0^2) / 2 = 0.25, weight 1 + 5 (old right)
-    check(focal_distillation_loss(new, old, target, distance="logit_matching"), np.array(1.5))
+    # logit matching (the paper's sum): 0.5 * ((2-1)^2 + 0^2) = 0.5, weight 1 + 5 (old right)
+    check(focal_distillation_loss(new, old, target, distance="logit_matching"), np.array(3.0))
+    # scaled: 0.5 * mean_c (1, 0)^2 / var_c(1, 0) = 0.25 / 0.25 = 1, weight 6
+    check(
+        focal_distillation_loss(new, old, target, distance="scaled_logit_matching"),
+        np.array(6.0),
+    )
     # LDI margin 0.25, p 2: (1 - 0.25)^2 / 2
     check(logit_difference_inhibition_loss(new, old, margin=0.25), np.array(0.28125))
     check(new_error_loss(new, old, target), np.array(np.log1p(np.exp(-2.0))))

@@ -5,7 +5,9 @@ with logits ``(N, C)`` and integer targets ``(N,)``. Old (teacher) logits are de
 inside; ``reduction`` is ``"mean"`` (over N), ``"sum"`` or ``"none"``. Each loss is a
 module (a :class:`RegressionLoss`) here and a function in :mod:`graceful.losses.functional`
 (as in ``torch.nn`` and ``torch.nn.functional``);
-:class:`PositiveCongruentLoss` adds one of them to the cross-entropy.
+:class:`PositiveCongruentLoss` adds one of them to the cross-entropy, and
+:mod:`graceful.losses.recipes` holds ready-made objectives: the papers' recipes and the
+default, :func:`recommended_pct_loss`.
 
 References: Yan et al., "Positive-congruent training: towards regression-free model
 updates", CVPR 2021 (focal distillation); Zhao et al., "ELODI: ensemble logit difference
@@ -39,6 +41,13 @@ from .focal_distillation import FocalDistillationLoss
 from .logit_difference_inhibition import LogitDifferenceInhibitionLoss
 from .new_error import NewErrorLoss
 from .positive_congruent import PositiveCongruentLoss
+from .recipes import (
+    elodi_loss,
+    paper_fd_kl,
+    paper_fd_lm,
+    recommended_pct_loss,
+    reference_code_fd,
+)
 from .strict_imitation import StrictImitationLoss
 
 __all__ = [
@@ -52,5 +61,10 @@ __all__ = [
     "PositiveCongruentLoss",
     "RegressionLoss",
     "StrictImitationLoss",
+    "elodi_loss",
+    "paper_fd_kl",
+    "paper_fd_lm",
+    "recommended_pct_loss",
+    "reference_code_fd",
     "synthesize_classifier",
 ]

@@ -15,13 +15,21 @@ from typing import Any, Literal, TypeAlias
 
 import torch
 
-from graceful._validation import check_bool, check_choice, check_real, fail
+from graceful._validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_optional,
+    check_real,
+    fail,
+)
 from graceful.errors import InputError
 
 __all__ = [
     "DISTANCES",
     "FILTERS",
     "HEADS",
+    "MIXINGS",
     "REDUCTIONS",
     "RULES",
     "Reduction",
@@ -37,11 +45,13 @@ __all__ = [
 
 Reduction: TypeAlias = Literal["mean", "sum", "none"]
 REDUCTIONS: tuple[Reduction, ...] = ("mean", "sum", "none")
-DISTANCES: tuple[str, ...] = ("kl", "logit_matching")
+DISTANCES: tuple[str, ...] = ("kl", "logit_matching", "scaled_logit_matching")
 """Distances accepted by :func:`~graceful.losses.functional.focal_distillation_loss`."""
 FILTERS: tuple[str, ...] = ("old_correct", "negative_flip", "all")
 """Sample filters accepted by :func:`~graceful.losses.functional.focal_distillation_loss`."""
 HEADS: tuple[str, ...] = ("linear", "cosine")
+MIXINGS: tuple[str, ...] = ("add", "convex")
+"""How :func:`~graceful.losses.functional.positive_congruent_loss` combines its terms."""
 """Classifier heads accepted by :func:`~graceful.losses.functional.bct_influence_loss`."""
 
 
@@ -73,6 +83,9 @@ RULES: dict[str, Callable[[str, object], Any]] = {
     "distance": lambda name, value: check_choice(name, value, DISTANCES),
     "filter": lambda name, value: check_choice(name, value, FILTERS),
     "head": lambda name, value: check_choice(name, value, HEADS),
+    "mixing": lambda name, value: check_choice(name, value, MIXINGS),
+    "top_k": lambda name, value: check_optional(check_int, name, value, low=1),
+    "exclude_target": check_bool,
     "normalize": check_bool,
     "reduction": lambda _name, value: check_reduction(value),
 }

@@ -14,8 +14,9 @@ class FocalDistillationLoss(RegressionLoss):
 
     :math:`f_i` is 1 on the samples the filter selects (``"old_correct"``: the old model
     is right; ``"negative_flip"``: old right and new wrong; ``"all"``), :math:`d_i` is the
-    tempered KL divergence (``"kl"``) or half the squared logit difference averaged over
-    classes (``"logit_matching"``). See
+    tempered KL divergence (``"kl"``), half the squared logit difference summed over the
+    classes (``"logit_matching"``, the paper's FD-LM) or that difference in units of the
+    teacher's logit spread (``"scaled_logit_matching"``). See
     :func:`~graceful.losses.functional.focal_distillation_loss` for the formulas.
 
     The hyper-parameters are those of
@@ -26,8 +27,8 @@ class FocalDistillationLoss(RegressionLoss):
         >>> loss = FocalDistillationLoss(alpha=1.0, beta=5.0, distance="logit_matching")
         >>> new = torch.tensor([[0.0, 2.0], [0.0, 1.0]])
         >>> old = torch.tensor([[2.0, 0.0], [2.0, 0.0]])
-        >>> loss(new, old, torch.tensor([0, 1]))  # (6 * 2 + 1 * 1.25) / 2
-        tensor(6.6250)
+        >>> loss(new, old, torch.tensor([0, 1]))  # (6 * 4 + 1 * 2.5) / 2
+        tensor(13.2500)
     """
 
     alpha: float

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F  # noqa: N812
 
-from graceful._ranking import in_top_k
+from graceful._ranking import in_top_k, rank
 from graceful._validation import check_callable, fail
 from graceful.embedding import classifier_logits
 from graceful.errors import InputError
@@ -77,9 +77,23 @@ def _kd_per_sample(new: torch.Tensor, old: torch.Tensor, temperature: float) -> 
     return kl * (temperature * temperature)
 
 
-def _logit_matching_per_sample(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-    """``0.5 * mean_c (new - old)^2`` per sample."""
-    return 0.5 * (new - old).pow(2).mean(dim=1)
+def _logit_matching_per_sample(
+    new: torch.Tensor, old: torch.Tensor, *, scaled: bool = False
+) -> torch.Tensor:
+    """``0.5 * sum_c (new - old)^2`` per sample (the paper's); ``scaled``: in teacher units.
+
+    Scaled, the squared difference is averaged over the classes and divided by the spread
+    of the teacher's logits, the batch mean of each sample's variance over the classes
+    (detached; 1 when the teacher's logits are constant): the term no longer grows with
+    the teacher's logit scale, so a memorised, confident teacher does not swamp the
+    cross-entropy.
+    """
+    squared = (new - old).pow(2)
+    if not scaled:
+        return 0.5 * squared.sum(dim=1)
+    spread = old.detach().var(dim=1, unbiased=False).mean()
+    spread = torch.where(spread > 0, spread, torch.ones_like(spread))
+    return 0.5 * squared.mean(dim=1) / spread
 
 
 # --------------------------------------------------------------- private implementations
@@ -114,7 +128,7 @@ def _focal_distillation(
     if distance == "kl":
         dist = _kd_per_sample(new, old, temperature)
     else:
-        dist = _logit_matching_per_sample(new, old)
+        dist = _logit_matching_per_sample(new, old, scaled=distance == "scaled_logit_matching")
     if filter == "all":
         selected = torch.ones_like(dist)
     else:
@@ -132,13 +146,27 @@ def _logit_difference_inhibition(
     target: torch.Tensor | None,
     margin: float,
     p: float,
+    top_k: int | None,
+    exclude_target: bool,
     reduction: Reduction,
 ) -> torch.Tensor:
     new, old = check_pair(new_logits, old_logits, reduction=reduction)
-    if target is not None:
-        check_target(target, new.shape[0])
-    excess = torch.relu((new - old).abs() - margin)
-    return reduce(excess.pow(p).mean(dim=1), reduction)
+    labels = None if target is None else check_target(target, new.shape[0])
+    if exclude_target and labels is None:
+        raise InputError("Expected argument `target` to be a tensor with exclude_target=True")
+    excess = torch.relu((new - old).abs() - margin).pow(p)
+    n = new.shape[0]
+    keep = torch.ones_like(excess, dtype=torch.bool)
+    if exclude_target and labels is not None:
+        keep[torch.arange(n, device=new.device), labels] = False
+    if top_k is not None and top_k < int(keep.sum(dim=1).min()):
+        # the top_k classes of each sample by the reference logits, among those kept
+        reference = old.detach().masked_fill(~keep, -torch.inf)
+        chosen = torch.zeros_like(keep)
+        chosen.scatter_(1, rank(reference, top_k), True)
+        keep = chosen
+    count = keep.sum(dim=1).clamp(min=1).to(excess.dtype)
+    return reduce((excess * keep).sum(dim=1) / count, reduction)
 
 
 def _new_error(
@@ -180,7 +208,12 @@ def _positive_congruent(
     lam: float,
     label_smoothing: float,
     reduction: Reduction,
+    mixing: str = "add",
 ) -> torch.Tensor:
+    if mixing == "convex" and lam > 1:
+        raise InputError(
+            f"Expected argument `lam` to be in [0, 1] with mixing='convex', but got {lam}"
+        )
     if old_logits is None:
         if regression_fn is not None:
             raise InputError(
@@ -195,6 +228,8 @@ def _positive_congruent(
     if regression_fn is None:
         return ce
     term: torch.Tensor = regression_fn(new, old, labels)
+    if mixing == "convex":
+        return (1.0 - lam) * ce + lam * term
     return ce + lam * term
 
 
@@ -311,10 +346,16 @@ def focal_distillation_loss(
 
     * ``"kl"``: :math:`T^2\,\mathrm{KL}(\mathrm{softmax}(z^{old}_i/T) \,\|\,
       \mathrm{softmax}(z^{new}_i/T))`, as in :func:`distillation_loss`;
-    * ``"logit_matching"``: :math:`\tfrac12 \lVert z^{new}_i - z^{old}_i \rVert_2^2 / C`,
-      half the squared difference *averaged over the C classes*. Tempering cancels out
-      here (:math:`T^2 \lVert (z^{new}_i - z^{old}_i)/T \rVert^2` is the same for every
-      :math:`T`), so ``temperature`` does not change this distance.
+    * ``"logit_matching"``: :math:`\tfrac12 \lVert z^{new}_i - z^{old}_i \rVert_2^2`, half
+      the squared difference *summed* over the classes, as in the paper (FD-LM). Tempering
+      cancels out here (:math:`T^2 \lVert (z^{new}_i - z^{old}_i)/T \rVert^2` is the same
+      for every :math:`T`), so ``temperature`` does not change this distance;
+    * ``"scaled_logit_matching"``: :math:`\tfrac{1}{2 C s^2} \lVert z^{new}_i - z^{old}_i
+      \rVert_2^2` with :math:`s^2` the batch mean of the variance of each sample's old
+      logits over the classes (detached): the logit difference in units of the teacher's
+      own spread, so the term keeps the size of a cross-entropy whatever the scale of the
+      teacher's logits (a memorised teacher's are large) and ``lam = 1`` does not swamp
+      the cross-entropy. Its per-sample values depend on the batch through :math:`s^2`.
 
     With ``alpha=1, beta=0, distance="kl"`` this is :func:`distillation_loss`.
 
@@ -324,8 +365,9 @@ def focal_distillation_loss(
         target: ``(N,)`` integer class indices.
         alpha: weight of every sample, ``>= 0``.
         beta: extra weight of filtered samples, ``>= 0``.
-        distance: ``"kl"`` or ``"logit_matching"``.
-        temperature: ``T > 0``; cancels out for ``distance="logit_matching"``.
+        distance: ``"kl"``, ``"logit_matching"`` or ``"scaled_logit_matching"``.
+        temperature: ``T > 0``; cancels out for the logit-matching distances. The paper
+            needs a large one for ``"kl"`` (``T = 100`` on ImageNet).
         filter: ``"old_correct"``, ``"negative_flip"`` or ``"all"``.
         reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
 
@@ -338,7 +380,7 @@ def focal_distillation_loss(
         >>> target = torch.tensor([0, 1])  # old right on sample 0 only
         >>> focal_distillation_loss(new, old, target, distance="logit_matching",
         ...                         reduction="none")
-        tensor([12.0000,  1.2500])
+        tensor([24.0000,  2.5000])
     """
     hp = check_hyperparameters(
         alpha=alpha,
@@ -358,25 +400,35 @@ def logit_difference_inhibition_loss(
     *,
     margin: float = 0.0,
     p: float = 2.0,
+    top_k: int | None = None,
+    exclude_target: bool = False,
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
     r"""Logit difference inhibition (LDI, Zhao et al., ELODI 2022).
 
     Penalises logit changes larger than a margin, without forcing the logits to coincide.
-    Formula, per sample :math:`i`, *averaged* over the C classes:
+    Formula, per sample :math:`i`, *averaged* over its set of classes :math:`S_i`:
 
-    .. math:: \ell_i = \frac1C \sum_c \max\big(|z^{new}_{ic} - z^{ref}_{ic}| - m,\, 0\big)^p
+    .. math:: \ell_i = \frac{1}{|S_i|} \sum_{c \in S_i}
+              \max\big(|z^{new}_{ic} - z^{ref}_{ic}| - m,\, 0\big)^p
 
-    ELODI uses as reference :math:`z^{ref}` an ensemble: the mean logits of several models
-    of the old architecture, ``torch.stack(list_of_logits).mean(0)``.
+    :math:`S_i` holds every class, less the sample's ground-truth class with
+    ``exclude_target=True``, and only the ``top_k`` of those with the highest reference
+    logits when ``top_k`` is set (chosen per sample over its *classes*, ties to the lower
+    class index). ELODI's recipe: ``margin=0, p=2, exclude_target=True`` against the mean
+    logits of a homogeneous ensemble (the new architecture, several seeds),
+    ``torch.stack(list_of_logits).mean(0)``, optionally ``top_k=10``.
 
     Args:
         new_logits: ``(N, C)`` logits of the model being trained.
         old_logits: ``(N, C)`` reference (teacher) logits; detached.
-        target: ignored (validated if given); accepted so that every loss shares one
-            signature.
+        target: ``(N,)`` integer classes; needed with ``exclude_target=True``, otherwise
+            validated if given and unused (every loss shares one signature).
         margin: differences up to ``m >= 0`` cost nothing.
         p: exponent ``>= 1``.
+        top_k: keep only the ``k >= 1`` classes with the highest reference logits; ``None``
+            keeps them all.
+        exclude_target: leave the ground-truth class out of the sum.
         reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
 
     Returns:
@@ -387,8 +439,15 @@ def logit_difference_inhibition_loss(
         >>> old = torch.zeros(2, 2)
         >>> logit_difference_inhibition_loss(new, old, margin=1.0, reduction="none")
         tensor([2., 0.])
+        >>> ref = torch.tensor([[0.0, 1.0, 2.0]])
+        >>> logit_difference_inhibition_loss(  # class 0 is the target, class 2 the top-1 left
+        ...     torch.tensor([[5.0, 3.0, 2.5]]), ref, torch.tensor([0]), top_k=1,
+        ...     exclude_target=True)
+        tensor(0.2500)
     """
-    hp = check_hyperparameters(margin=margin, p=p, reduction=reduction)
+    hp = check_hyperparameters(
+        margin=margin, p=p, top_k=top_k, exclude_target=exclude_target, reduction=reduction
+    )
     return _logit_difference_inhibition(new_logits, old_logits, target, **hp)
 
 
@@ -475,12 +534,17 @@ def positive_congruent_loss(
     lam: float = 1.0,
     label_smoothing: float = 0.0,
     reduction: Reduction = "mean",
+    mixing: str = "add",
 ) -> torch.Tensor:
     r"""Positive-congruent training objective: cross-entropy plus a regression term.
 
-    Formula:
+    Formula, with ``mixing="add"`` (the paper's):
 
     .. math:: L = \mathrm{CE}(z^{new}, y) + \lambda \, R(z^{new}, z^{old}, y)
+
+    and with ``mixing="convex"`` (the public reference code's, there with
+    :math:`\lambda = 0.9`): :math:`L = (1 - \lambda)\,\mathrm{CE} + \lambda R`,
+    :math:`\lambda \in [0, 1]`.
 
     where :math:`R` is ``regression_fn`` (for example :func:`focal_distillation_loss`
     or a :class:`~graceful.losses.RegressionLoss`), called with the *detached* old logits.
@@ -494,9 +558,10 @@ def positive_congruent_loss(
         old_logits: ``(N, C)`` logits of the old model, or ``None`` without a regression term.
         target: ``(N,)`` integer class indices.
         regression_fn: ``(new_logits, old_logits, target) -> loss``, or ``None``.
-        lam: weight :math:`\lambda \ge 0` of the regression term.
+        lam: weight :math:`\lambda \ge 0` of the regression term (at most 1 when convex).
         label_smoothing: label smoothing of the cross-entropy, in ``[0, 1]``.
         reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+        mixing: ``"add"`` or ``"convex"``.
 
     Returns:
         The reduced loss (a scalar) or per-sample losses ``(N,)``.
@@ -509,9 +574,13 @@ def positive_congruent_loss(
         tensor(0.6931)
         >>> positive_congruent_loss(new, old, target, new_error_loss, lam=2.0)
         tensor(1.3863)
+        >>> positive_congruent_loss(new, old, target, new_error_loss, lam=0.5, mixing="convex")
+        tensor(0.5199)
     """
     check_callable("regression_fn", regression_fn, optional=True)
-    hp = check_hyperparameters(lam=lam, label_smoothing=label_smoothing, reduction=reduction)
+    hp = check_hyperparameters(
+        lam=lam, label_smoothing=label_smoothing, reduction=reduction, mixing=mixing
+    )
     _check_regression_reduction(regression_fn, "regression_fn", hp["reduction"])
     return _positive_congruent(new_logits, old_logits, target, regression_fn, **hp)
 

@@ -10,11 +10,12 @@ __all__ = ["LogitDifferenceInhibitionLoss"]
 
 
 class LogitDifferenceInhibitionLoss(RegressionLoss):
-    r"""LDI: :math:`\ell_i = \frac1C \sum_c \max(|z^{new}_{ic} - z^{ref}_{ic}| - m, 0)^p`.
+    r"""LDI: :math:`\ell_i = \operatorname{mean}_{c \in S_i} \max(|\Delta z_{ic}| - m, 0)^p`.
 
-    Averaged (not summed) over the C classes. ELODI passes as ``old_logits`` the mean
-    logits of an ensemble of old-architecture models. ``target`` is accepted (and
-    validated if not ``None``) but unused. See
+    Averaged (not summed) over the classes :math:`S_i`: all of them, less the target with
+    ``exclude_target=True``, only the ``top_k`` highest reference logits with ``top_k``.
+    ELODI passes as ``old_logits`` the mean logits of a homogeneous ensemble, with
+    ``margin=0, p=2, exclude_target=True``. See
     :func:`~graceful.losses.functional.logit_difference_inhibition_loss`.
 
     The hyper-parameters are those of
@@ -30,8 +31,17 @@ class LogitDifferenceInhibitionLoss(RegressionLoss):
 
     margin: float
     p: float
+    top_k: int | None
+    exclude_target: bool
 
-    def __init__(self, margin: float = 0.0, p: float = 2.0, reduction: Reduction = "mean") -> None:
-        super().__init__(reduction, margin=margin, p=p)
+    def __init__(
+        self,
+        margin: float = 0.0,
+        p: float = 2.0,
+        top_k: int | None = None,
+        exclude_target: bool = False,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(reduction, margin=margin, p=p, top_k=top_k, exclude_target=exclude_target)
 
     _impl = _logit_difference_inhibition

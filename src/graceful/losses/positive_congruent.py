@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from graceful._validation import check_instance
+from graceful.errors import InputError
 
 from ._checks import Reduction
 from .base import _Configured
@@ -17,6 +18,9 @@ __all__ = ["PositiveCongruentLoss"]
 class PositiveCongruentLoss(_Configured):
     r"""Cross-entropy plus a weighted regression term: :math:`\mathrm{CE}(z^{new}, y) + \lambda R`.
 
+    With ``mixing="convex"`` the two terms are mixed instead, :math:`(1 - \lambda)
+    \mathrm{CE} + \lambda R` (the public reference code's form, there with 0.9).
+
     :math:`R` is ``regression(new_logits, old_logits.detach(), target)``, any module with
     that signature, typically a :class:`~graceful.losses.RegressionLoss` such as
     :class:`~graceful.losses.FocalDistillationLoss`. Its output must be reduced like this
@@ -27,9 +31,10 @@ class PositiveCongruentLoss(_Configured):
 
     Args:
         regression: the regression term, or ``None``.
-        lam: weight :math:`\lambda \ge 0` of the regression term.
+        lam: weight :math:`\lambda \ge 0` of the regression term (at most 1 when convex).
         label_smoothing: label smoothing of the cross-entropy, in ``[0, 1]``.
         reduction: ``"mean"`` over N, ``"sum"`` or ``"none"`` (shape ``(N,)``).
+        mixing: ``"add"`` (the paper's) or ``"convex"``.
 
     Example:
         >>> from graceful.losses import FocalDistillationLoss
@@ -43,6 +48,7 @@ class PositiveCongruentLoss(_Configured):
 
     lam: float
     label_smoothing: float
+    mixing: str
 
     def __init__(
         self,
@@ -50,8 +56,15 @@ class PositiveCongruentLoss(_Configured):
         lam: float = 1.0,
         label_smoothing: float = 0.0,
         reduction: Reduction = "mean",
+        mixing: str = "add",
     ) -> None:
-        super().__init__(lam=lam, label_smoothing=label_smoothing, reduction=reduction)
+        super().__init__(
+            lam=lam, label_smoothing=label_smoothing, reduction=reduction, mixing=mixing
+        )
+        if self.mixing == "convex" and self.lam > 1:
+            raise InputError(
+                f"Expected argument `lam` to be in [0, 1] with mixing='convex', but got {self.lam}"
+            )
         if regression is not None:
             check_instance("regression", regression, nn.Module, "a torch.nn.Module or None")
         _check_regression_reduction(regression, "regression", self.reduction)
@@ -72,4 +85,5 @@ class PositiveCongruentLoss(_Configured):
             self.lam,
             self.label_smoothing,
             self.reduction,
+            self.mixing,
         )
