@@ -52,6 +52,28 @@ class IntervalKind(str, Enum):
     exact = "exact"
 
 
+class UpdateRule(str, Enum):
+    """Rule deciding a stored label when a new model's prediction arrives."""
+
+    replace_label = "replace"
+    max_belief = "max-belief"
+    cost_ratio = "cost-ratio"
+
+
+class ConfusionForm(str, Enum):
+    """Form of the estimated confusion matrices."""
+
+    full = "full"
+    diagonal = "diagonal"
+
+
+class PriorKind(str, Enum):
+    """Prior over the classes."""
+
+    validation = "validation"
+    uniform = "uniform"
+
+
 def _read_class_map(path: Path) -> dict[str, str]:
     data = read_json(path, "--class-map")
     if not isinstance(data, dict) or not all(
@@ -316,6 +338,187 @@ def _compare(
         )
         if not result.gate.passed:
             raise typer.Exit(1)
+
+
+@app.command("update-predictions")
+def update_predictions(
+    val: Annotated[
+        list[Path],
+        typer.Option(
+            metavar="<file>",
+            help="Labelled validation predictions of one model version (repeat: one per version,"
+            " the stored model's first).",
+        ),
+    ],
+    stored: Annotated[
+        Path,
+        typer.Option(
+            metavar="<file>", help="The stored (deployed) model's predictions on the data set."
+        ),
+    ],
+    new: Annotated[
+        list[Path],
+        typer.Option(
+            metavar="<file>",
+            help="A new version's predictions on the same samples (repeatable, in order).",
+        ),
+    ],
+    out: Annotated[
+        str,  # not Path: an empty --out "$UNSET" must be refused, not read as "."
+        typer.Option(metavar="<file>", help="Updated predictions: .parquet, .csv or .jsonl."),
+    ],
+    rule: Annotated[
+        UpdateRule, typer.Option(help="Replace, argmax of the posterior, or the cost-ratio rule.")
+    ] = UpdateRule.max_belief,
+    cost_ratio: Annotated[
+        float | None,
+        typer.Option(
+            help="|c_NF / c_PF| of --rule cost-ratio: change a label only if p(new)/p(old)"
+            " exceeds it (e.g. 10)."
+        ),
+    ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            metavar="<fraction|count>",
+            help="Samples each new version may be run on, the most uncertain first: a fraction"
+            r" (0.3) or a count (500) \[default: all].",
+        ),
+    ] = None,
+    form: Annotated[
+        ConfusionForm,
+        typer.Option(help="Full confusion matrices, or per-class accuracy only (diagonal)."),
+    ] = ConfusionForm.full,
+    smoothing: Annotated[
+        float,
+        typer.Option(
+            help="Pseudo-observations per class, spread over its confusion row (and the prior)."
+        ),
+    ] = 1.0,
+    prior: Annotated[
+        PriorKind, typer.Option(help="Validation class frequencies, or uniform.")
+    ] = PriorKind.validation,
+    posterior: Annotated[bool, typer.Option(help="Write the posterior_<class> columns.")] = True,
+    id_col: Annotated[
+        str | None,
+        typer.Option(help=r"Id column to join on \[default: 'id' if present, else row position]."),
+    ] = None,
+    label_col: Annotated[str, typer.Option(help="Label column.")] = "label",
+    pred_col: Annotated[
+        str | None,
+        typer.Option(help=r"Hard-label prediction column \[default: 'pred' if present]."),
+    ] = None,
+    score_prefix: Annotated[
+        str | None,
+        typer.Option(
+            help=r"Prefix of score columns, e.g. 'logit_' \[default: auto: logit_/prob_/score_]."
+        ),
+    ] = None,
+    scores: Annotated[
+        ScoreKind, typer.Option(help="Score columns hold logits or probabilities.")
+    ] = ScoreKind.auto,
+) -> None:
+    """Update stored predictions with new model versions, without retraining.
+
+    A posterior over each sample's label (Träuble et al., NeurIPS 2021);
+    a stored label changes only as --rule says. With labels, prints the
+    error and flip rates of the update and of replacing every prediction.
+    """
+    with errors("update-predictions"):
+        _update_predictions(**locals())
+
+
+def _parse_budget(text: str | None) -> int | float | None:
+    """``"500"`` -> 500 (a count), ``"0.3"`` -> 0.3 (a fraction); the library checks ranges."""
+    if text is None:
+        return None
+    value = text.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        return float(value)
+    except ValueError:
+        raise InputError(
+            f"--budget: expected a fraction in [0, 1] (0.3) or a count of samples (500), "
+            f"got {text!r}"
+        ) from None
+
+
+def _update_predictions(
+    *,
+    val: list[Path],
+    stored: Path,
+    new: list[Path],
+    out: str,
+    rule: UpdateRule,
+    cost_ratio: float | None,
+    budget: str | None,
+    form: ConfusionForm,
+    smoothing: float,
+    prior: PriorKind,
+    posterior: bool,
+    id_col: str | None,
+    label_col: str,
+    pred_col: str | None,
+    score_prefix: str | None,
+    scores: ScoreKind,
+) -> None:
+    from graceful.release import update_prediction_files
+
+    if not out.strip():
+        raise InputError("--out must not be empty")
+    if Path(out).is_dir():
+        raise InputError(f"--out {out}: is a folder, expected a file")
+    with warnings.catch_warnings(record=True) as caught:
+        result = update_prediction_files(
+            val,
+            stored,
+            new,
+            out=out,
+            rule=rule.value.replace("-", "_"),  # type: ignore[arg-type]
+            cost_ratio=cost_ratio,
+            budget=_parse_budget(budget),
+            form=form.value,
+            smoothing=smoothing,
+            prior=prior.value,
+            posterior=posterior,
+            id_col=id_col,
+            label_col=label_col,
+            pred_col=pred_col,
+            score_prefix=score_prefix,
+            scores=scores.value,
+        )
+    _warn("update-predictions", caught)
+    _print_update(result)
+
+
+def _print_update(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=False, highlight=False)
+    n = len(result.state.labels)
+    runs = ", ".join(str(e) for e in result.evaluated[1:])
+    console.print(
+        f"{len(result.evaluated)} model versions, {n} samples; re-evaluated per new version: {runs}"
+    )
+    if result.metrics is None:
+        changed = int(result.table["changed"].sum())
+        console.print(f"changed {changed} of {n} stored labels (no labels: no error rates)")
+    else:
+        table = Table(title="against the stored predictions", title_justify="left")
+        for column in ("", "error", "NFR", "PFR", "changed"):
+            table.add_column(column, justify="left" if not column else "right")
+        for name, row in result.metrics.iterrows():
+            table.add_row(
+                plain(name),
+                f"{100 * row['error_rate']:.2f}%",
+                f"{100 * row['negative_flip_rate']:.2f}%",
+                f"{100 * row['positive_flip_rate']:.2f}%",
+                str(int(row["changed"])),
+            )
+        console.print(table)
+    console.print(f"written: {plain(result.out)}")
 
 
 @app.command()

@@ -44,11 +44,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from graceful._ranking import rank_columns, top1_columns
-from graceful._validation import check_choice, check_int
+from graceful._validation import check_bool, check_choice, check_int, check_optional
 from graceful.errors import InputError
 from graceful.io._readers import Source, open_source, short_reason
 
-__all__ = ["SCORE_PREFIXES", "ComparisonInputs", "load_comparison"]
+__all__ = [
+    "SCORE_PREFIXES",
+    "ComparisonInputs",
+    "PredictionFiles",
+    "load_comparison",
+    "load_predictions",
+]
 
 #: Prefixes of score columns, in the order they are looked for.
 SCORE_PREFIXES: tuple[str, ...] = ("logit_", "prob_", "score_")
@@ -1206,3 +1212,258 @@ def _check_labels_agree(
             f"{a.plan.label_col!r} at {key} "
             f"({a.vocab.names[a_codes[row]]!r} vs {b.vocab.names[b_codes[row]]!r})"
         )
+
+
+# -- several files in one class space ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PredictionFiles:
+    """Top-1 predictions (and labels, where a file holds them) of several files, one class space.
+
+    Every class index below points into :attr:`class_names`, the same list for every file,
+    so predictions of different files (or model versions) can be compared index by index.
+    :func:`load_predictions` reads the files; :meth:`aligned` joins some of them row by row.
+
+    Attributes:
+        paths: the files, in the order given.
+        class_names: the shared class names.
+        ids: per file, its ``(N_f,)`` ids (int64 or object array of str), or ``None`` when
+            the file has no id column.
+        preds: per file, ``(N_f,)`` int64 top-1 predictions (the lowest class index among
+            tied scores, the rule of :mod:`graceful._ranking`).
+        target: per file, ``(N_f,)`` int64 labels, or ``None`` when it has no label column.
+        scores: per file, how its score columns were read (``"logits"`` or ``"probs"``), or
+            ``None`` for hard predictions.
+        id_col: the column the ids were read from.
+        joined: ``None`` for files read apart; after :meth:`aligned`, the id column the rows
+            were joined on, or ``"position"``.
+
+    Example:
+        >>> import numpy as np
+        >>> files = PredictionFiles(
+        ...     paths=("a.csv", "b.csv"), class_names=["0", "1"],
+        ...     ids=(np.array([1, 2]), np.array([2, 1])), preds=(np.array([0, 1]),
+        ...     np.array([1, 1])), target=(None, np.array([1, 0])), scores=(None, None),
+        ...     id_col="id")
+        >>> both = files.aligned([0, 1])
+        >>> both.joined, both.preds[1].tolist(), both.labels.tolist()
+        ('id', [1, 1], [0, 1])
+    """
+
+    paths: tuple[str, ...]
+    class_names: list[str]
+    ids: tuple[np.ndarray[Any, Any] | None, ...]
+    preds: tuple[_IntArray, ...]
+    target: tuple[_IntArray | None, ...]
+    scores: tuple[str | None, ...]
+    id_col: str = "id"
+    joined: str | None = None
+
+    @property
+    def labels(self) -> _IntArray | None:
+        """The labels of the first file that holds them (all agree once aligned), or ``None``."""
+        return next((t for t in self.target if t is not None), None)
+
+    def aligned(self, files: Sequence[int], *, on_ids: bool | None = None) -> PredictionFiles:
+        """The chosen files joined row by row, in the first chosen file's row order.
+
+        Rows are joined on :attr:`id_col` (every file must then hold the same ids), or by
+        position (the files must then have the same length). Label columns must agree on
+        every row.
+
+        Args:
+            files: indices into :attr:`paths`, each at most once.
+            on_ids: ``True`` joins on the ids (a chosen file without them is an error),
+                ``False`` by position, ``None`` on the ids when every chosen file has them.
+
+        Returns:
+            A :class:`PredictionFiles` of the chosen files whose ``ids`` are all the first
+            file's (``np.arange(N)`` when joined by position) and whose ``joined`` says how.
+        """
+        chosen = [check_int("files", i, low=0, high=len(self.paths) - 1) for i in files]
+        if not chosen or len(set(chosen)) != len(chosen):
+            raise InputError(
+                f"Expected argument `files` to name each file at most once, and at least one, "
+                f"but got {list(files)!r}"
+            )
+        check_optional(check_bool, "on_ids", on_ids)
+        first = chosen[0]
+        ref_path, ref_ids = self.paths[first], self.ids[first]
+        if on_ids:
+            for i in chosen:
+                if self.ids[i] is None:
+                    raise InputError(f"{self.paths[i]}: no id column {self.id_col!r}")
+        by_id = all(self.ids[i] is not None for i in chosen) if on_ids is None else on_ids
+        indexes: list[_IntArray | None] = []
+        for i in chosen:
+            ids = self.ids[i]
+            if by_id and ids is not None and ref_ids is not None:
+                _check_unique(self.paths[i], self.id_col, ids)
+                indexes.append(
+                    None if i == first else _align(ref_path, ref_ids, self.paths[i], ids)
+                )
+            elif len(self.preds[i]) != len(self.preds[first]):
+                raise InputError(
+                    f"different lengths without an id column: {ref_path} has "
+                    f"{len(self.preds[first])} rows, {self.paths[i]} has {len(self.preds[i])}"
+                )
+            else:
+                indexes.append(None)
+        n = len(self.preds[first])
+        shared = ref_ids if by_id and ref_ids is not None else np.arange(n, dtype=np.int64)
+        target = tuple(
+            None if self.target[i] is None else _take(self.target[i], index)  # type: ignore[arg-type]
+            for i, index in zip(chosen, indexes, strict=True)
+        )
+        labelled = [
+            (self.paths[i], t) for i, t in zip(chosen, target, strict=True) if t is not None
+        ]
+        for path, values in labelled[1:]:
+            differ = values != labelled[0][1]
+            if differ.any():
+                row = _first_true(differ)
+                key = f"{self.id_col} {_py(shared[row])!r}" if by_id else f"row {row}"
+                raise InputError(
+                    f"labels disagree: {labelled[0][0]} and {path} have different labels at "
+                    f"{key} ({self.class_names[labelled[0][1][row]]!r} vs "
+                    f"{self.class_names[values[row]]!r})"
+                )
+        return PredictionFiles(
+            paths=tuple(self.paths[i] for i in chosen),
+            class_names=list(self.class_names),
+            ids=tuple(shared for _ in chosen),
+            preds=tuple(
+                _take(self.preds[i], index) for i, index in zip(chosen, indexes, strict=True)
+            ),
+            target=target,
+            scores=tuple(self.scores[i] for i in chosen),
+            id_col=self.id_col,
+            joined=self.id_col if by_id else "position",
+        )
+
+
+def load_predictions(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    id_col: str | None = None,
+    label_col: str = "label",
+    pred_col: str | None = None,
+    score_prefix: str | None = None,
+    scores: Literal["auto", "logits", "probs"] = "auto",
+    batch_rows: int = 1 << 18,
+) -> PredictionFiles:
+    """Read the top-1 predictions (and any labels) of several files into one class space.
+
+    Each file is read as :func:`load_comparison` reads one (the same formats, columns,
+    ``scores`` rule and checks), keeping its ids, labels and top-1 predictions. The class
+    space is shared: when files hold score columns, they must all name the same classes,
+    and that list (in the first such file's column order) is the class space, which every
+    label and hard prediction must belong to; otherwise it is every label and prediction
+    seen, integers in numeric order first. Rows are not joined: :meth:`PredictionFiles.aligned`
+    does that for the files that describe the same samples.
+
+    Args:
+        paths: the files (at least one).
+        id_col: id column, read where a file has it (``None``: ``"id"``).
+        label_col: label column, read where a file has it.
+        pred_col: hard prediction column. ``None``: score columns if any, else ``"pred"``.
+        score_prefix: prefix of the score columns. ``None``: the first of ``"logit_"``,
+            ``"prob_"``, ``"score_"`` present.
+        scores: ``"logits"``, ``"probs"`` or ``"auto"``, as in :func:`load_comparison`.
+        batch_rows: rows per batch while streaming.
+
+    Returns:
+        The :class:`PredictionFiles`.
+
+    Raises:
+        InputError: for every problem with the files or arguments (one line naming them).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> import pandas as pd
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> pd.DataFrame({"id": [1, 2], "label": ["cat", "dog"],
+        ...               "pred": ["cat", "cat"]}).to_csv(d / "a.csv", index=False)
+        >>> pd.DataFrame({"id": [2, 1], "score_cat": [0.1, 0.5],
+        ...               "score_dog": [0.9, 0.5]}).to_parquet(d / "b.parquet")
+        >>> files = load_predictions([d / "a.csv", d / "b.parquet"])
+        >>> files.class_names, [p.tolist() for p in files.preds]
+        (['cat', 'dog'], [[0, 0], [1, 0]])
+        >>> files.aligned([0, 1]).preds[1].tolist()  # in a.csv's row order
+        [0, 1]
+    """
+    _check_args(1, batch_rows, scores, (), score_prefix)
+    if isinstance(paths, (str, os.PathLike)) or not isinstance(paths, Sequence) or not paths:
+        raise InputError(
+            f"Expected argument `paths` to be a non-empty sequence of files, but got {paths!r}"
+        )
+    join = id_col if id_col is not None else "id"
+    scans: list[_Scan] = []
+    for path in paths:
+        src = open_source(path, one_d_name=pred_col or "pred")
+        plan = _Plan()
+        if join in src.columns:
+            plan.id_col = join
+        _plan_predictions(src, plan, pred_col=pred_col, score_prefix=score_prefix)
+        if label_col in src.columns and label_col not in (plan.pred_col, plan.id_col):
+            plan.label_col = label_col
+        _check_distinct_columns(src, plan)
+        scans.append(_scan(src, plan, top_k=1, scores=scores, batch_rows=int(batch_rows)))
+
+    closed = [s for s in scans if s.plan.closed]
+    if closed:
+        class_names = list(closed[0].plan.score_names)
+        for other in closed[1:]:
+            if set(other.plan.score_names) != set(class_names):
+                a, b = closed[0], other
+                what = (
+                    "numbers of classes"
+                    if len(a.plan.score_names) != len(b.plan.score_names)
+                    else "class names"
+                )
+                raise InputError(
+                    f"different {what}: {a.source.path} has {len(a.plan.score_names)} "
+                    f"({_columns_text(a.plan.score_cols)}), {b.source.path} has "
+                    f"{len(b.plan.score_names)} ({_columns_text(b.plan.score_cols)})"
+                )
+    else:
+        seen: set[str] = set()
+        for s in scans:
+            seen.update(_pred_names(s))
+            if s.labels is not None:
+                seen.update(s.vocab.names[c] for c in np.unique(s.labels))
+        class_names = sorted(seen, key=_natural_key)
+    space = {name: i for i, name in enumerate(class_names)}
+
+    def codes(scan: _Scan, values: _IntArray, column: str | None, what: str) -> _IntArray:
+        out = _lookup(scan.vocab.names, space)[values]
+        if (out < 0).any():
+            bad = sorted(
+                {scan.vocab.names[c] for c in np.unique(values[out < 0])}, key=_natural_key
+            )
+            raise InputError(
+                f"{scan.source.path}: {what} column {column!r} has {len(bad)} value(s) outside "
+                f"the {len(class_names)} classes of the score columns: "
+                f"{_format_values(bad, len(bad))}"
+            )
+        return out
+
+    preds: list[_IntArray] = []
+    for s in scans:
+        if s.topk is None:  # pragma: no cover - every model file has predictions
+            raise InputError(f"{s.source.path}: no predictions were read")
+        column = s.plan.pred_col or _columns_text(s.plan.score_cols)
+        preds.append(codes(s, s.topk[:, 0], column, "prediction"))
+    return PredictionFiles(
+        paths=tuple(s.source.path for s in scans),
+        class_names=class_names,
+        ids=tuple(s.ids for s in scans),
+        preds=tuple(preds),
+        target=tuple(
+            None if s.labels is None else codes(s, s.labels, s.plan.label_col, "label")
+            for s in scans
+        ),
+        scores=tuple(s.score_kind for s in scans),
+        id_col=join,
+    )

@@ -1,4 +1,7 @@
-"""Release decisions: compare two model versions, gate the update, log it to MLflow.
+"""Release decisions: compare and gate model updates, log them, update stored predictions.
+
+Comparing two versions, gating the update and logging it to MLflow; and updating stored
+predictions with a new version without retraining (:mod:`graceful.release.prediction_update`).
 
 Example:
     >>> from graceful.release import Gate
@@ -9,14 +12,36 @@ Example:
 from .compare import Comparison, compare, compare_files
 from .gate import Gate, GateCheck, GateResult
 from .mlflow import log_comparison, mlflow_records
+from .prediction_update import (
+    FileUpdate,
+    PredictionUpdate,
+    PredictionUpdater,
+    class_prior,
+    estimate_confusion,
+    label_log_posterior,
+    posterior_entropy,
+    select_for_update,
+    update_prediction_files,
+    update_predictions,
+)
 
 __all__ = [
     "Comparison",
+    "FileUpdate",
     "Gate",
     "GateCheck",
     "GateResult",
+    "PredictionUpdate",
+    "PredictionUpdater",
+    "class_prior",
     "compare",
     "compare_files",
+    "estimate_confusion",
+    "label_log_posterior",
     "log_comparison",
     "mlflow_records",
+    "posterior_entropy",
+    "select_for_update",
+    "update_prediction_files",
+    "update_predictions",
 ]
