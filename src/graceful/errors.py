@@ -9,7 +9,14 @@ line on stderr and exit status 2; any other exception is a bug in graceful.
 
 from __future__ import annotations
 
-__all__ = ["InputError", "MissingExtraError", "TrainingDivergedError", "UndefinedMetricWarning"]
+__all__ = [
+    "InputError",
+    "MissingExtraError",
+    "TrainingCollapseWarning",
+    "TrainingCollapsedError",
+    "TrainingDivergedError",
+    "UndefinedMetricWarning",
+]
 
 
 class InputError(ValueError):
@@ -47,9 +54,37 @@ class UndefinedMetricWarning(UserWarning):
 
 
 class TrainingDivergedError(RuntimeError):
-    """Training produced a non-finite loss (NaN or inf); the message says which epoch.
+    """Training went off the rails; the message says in which epoch.
+
+    Raised for a non-finite loss (NaN or inf); its subclass
+    :class:`TrainingCollapsedError` for a run that collapsed with a finite loss.
 
     Example:
         >>> issubclass(TrainingDivergedError, RuntimeError)
+        True
+    """
+
+
+class TrainingCollapsedError(TrainingDivergedError):
+    """Training collapsed: the validation error or predictions say so, the loss is finite.
+
+    Raised by :meth:`graceful.training.Trainer.fit` with ``TrainConfig.on_collapse="raise"``;
+    the message is the one line of :class:`TrainingCollapseWarning` (the epoch and the
+    figures). The rule is in :mod:`graceful.training.collapse`.
+
+    Example:
+        >>> issubclass(TrainingCollapsedError, TrainingDivergedError)
+        True
+    """
+
+
+class TrainingCollapseWarning(UserWarning):
+    """Training collapsed (see :class:`TrainingCollapsedError`): warned, not raised.
+
+    Warned by :meth:`graceful.training.Trainer.fit` with ``TrainConfig.on_collapse`` set to
+    ``"warn"`` (the default) or ``"stop"``.
+
+    Example:
+        >>> issubclass(TrainingCollapseWarning, UserWarning)
         True
     """

@@ -12,6 +12,7 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from graceful.errors import TrainingCollapsedError
 from graceful.metrics import error_rate, negative_flip_rate
 from graceful.training import OnlineTeacher, TrainConfig, Trainer
 
@@ -29,6 +30,13 @@ def _data(n: int, seed: int) -> TensorDataset:
 def _mlp(seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(D, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, C))
+
+
+class OneClass(nn.Module):
+    """Cross-entropy towards class 0 for every sample: a run that collapses."""
+
+    def forward(self, new, old, target):
+        return nn.functional.cross_entropy(new, torch.zeros_like(target))
 
 
 class CrashAt(nn.Module):
@@ -76,6 +84,21 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             "error": error_rate(val.tensors[1], logits),
             "nfr": negative_flip_rate(val.tensors[1], old_val, logits),
         }
+        counts = torch.bincount(logits.argmax(1), minlength=C)
+        summary["top_class_share"] = int(counts.max()) / len(val)
+        summary["predicted_classes"] = int((counts > 0).sum())
+        # fewer validation samples than processes: rank 1's shard is empty
+        tiny = TensorDataset(*(t[:1] for t in val.tensors))
+        no_ckpt = dataclasses.replace(config, checkpoint_dir=None)
+        last = Trainer(_mlp(rank), no_ckpt, old_val_logits=old_val[:1]).fit(train, tiny).history[-1]
+        summary["tiny"] = [last["top_class_share"], last["predicted_classes"]]
+        # a collapse is decided on the synchronised counts: every rank raises at once
+        # (4 steps per epoch: epoch 24 is the first to end after 100 steps)
+        collapsing = dataclasses.replace(no_ckpt, epochs=25, on_collapse="raise")
+        try:
+            Trainer(_mlp(rank), collapsing, loss=OneClass()).fit(train, val)
+        except TrainingCollapsedError as exc:
+            summary["collapse"] = str(exc)
         # crash in the 2nd epoch (4 steps per epoch per rank), then resume in a new Trainer
         crashed = dataclasses.replace(config, checkpoint_dir=str(Path(out_dir) / "crashed"))
         try:
@@ -105,6 +128,12 @@ def test_two_processes_end_with_identical_weights(tmp_path):
     # validation was sharded across ranks and synced: it equals the whole-set functions
     assert last["val_error"] == summaries[0]["error"]
     assert last["val_nfr"] == summaries[0]["nfr"]
+    assert last["top_class_share"] == summaries[0]["top_class_share"]
+    assert last["predicted_classes"] == summaries[0]["predicted_classes"]
+    assert summaries[0]["tiny"] == summaries[1]["tiny"] == [1.0, 1]
+    share = f"{100 * int((_data(27, 1).tensors[1] == 0).sum()) / 27:.0f} %"
+    want = f"epoch 24: training collapsed: 100 % of predictions are class 0 ({share} of the labels)"
+    assert summaries[0]["collapse"] == summaries[1]["collapse"] == want
     checkpoint = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
     assert checkpoint["epochs_done"] == 2
     for name, tensor in states[0].items():

@@ -2,7 +2,8 @@
 
 :class:`Trainer` and :func:`graceful.lqf.finetune` run their epochs through one core,
 :func:`train_epoch`; :func:`predict` is the batched, gradient-free inference every part of
-graceful uses.
+graceful uses; :func:`collapse_reason` is the rule by which the Trainer flags a collapsed
+run.
 
 Example:
     >>> from graceful.training import TrainConfig, select_epoch
@@ -10,6 +11,7 @@ Example:
     'last'
 """
 
+from .collapse import collapse_reason
 from .inference import predict
 from .loop import Batch, Objective, OptimizerStep, Step, train_epoch
 from .seed import epoch_generator, seed_everything
@@ -29,6 +31,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "Trainer",
+    "collapse_reason",
     "epoch_generator",
     "fit_transformation",
     "predict",

@@ -12,6 +12,17 @@ Every epoch records the training loss, the validation error, the validation nega
 rate against the old model and the time taken; the model is restored to the epoch chosen
 by ``TrainConfig.select``.
 
+Collapse: a loss can wreck a run without a non-finite loss (a regression-aware loss pulled
+too hard towards large teacher logits: most predictions on a few classes, an error far
+above the old model's). After a warm-up (``TrainConfig.collapse_warmup``), every epoch's
+validation results are checked by the rule of :mod:`graceful.training.collapse`: the error
+exceeds the old model's by more than ``TrainConfig.collapse_margin``, one class takes over
+the predictions, or the predicted classes hold less than half of the labels.
+``TrainConfig.on_collapse`` says what a flagged epoch does: warn
+(:class:`~graceful.errors.TrainingCollapseWarning`), stop, or raise
+:class:`~graceful.errors.TrainingCollapsedError`. The history records the figures and the
+flag of every epoch, :attr:`TrainResult.collapse` the first flagged epoch.
+
 Reproducibility: :meth:`Trainer.fit` seeds everything from ``TrainConfig.seed``, shuffles
 each epoch with :func:`~graceful.training.seed.epoch_generator` (so data order depends only
 on seed and epoch) and, with a ``checkpoint_dir``, checkpoints model, optimizer,
@@ -23,7 +34,8 @@ Distributed: when :mod:`torch.distributed` is initialised the model is wrapped i
 :class:`~torch.nn.parallel.DistributedDataParallel`, each process reads its share of the
 training set through a :class:`~torch.utils.data.DistributedSampler` (``batch_size`` is
 per process), validation is sharded without padding and its metrics are synchronised
-exactly (count states), and only rank 0 writes checkpoints and shows progress.
+exactly (count states; the per-class counts of the collapse check too), and only rank 0
+writes checkpoints, shows progress and warns.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ import io
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence, Sized
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -61,9 +74,10 @@ from graceful._validation import (
     check_real,
     fail,
 )
-from graceful.errors import InputError
+from graceful.errors import InputError, TrainingCollapsedError, TrainingCollapseWarning
 from graceful.io.atomic import atomic_open
 
+from .collapse import _Spread, _spread, collapse_reason
 from .inference import _collect, _logits_of, _model_device, _outputs, _unpack
 from .loop import RECIPE_CHECKS, Batch, OptimizerStep, train_epoch
 from .seed import epoch_generator, seed_everything
@@ -75,6 +89,8 @@ Criterion = Literal["last", "best_error", "best_nfr", "best_error_then_nfr"]
 _OPTIMIZERS = ("sgd", "adam")
 _SCHEDULES = ("onecycle", "cosine", "constant")
 _CRITERIA = ("last", "best_error", "best_nfr", "best_error_then_nfr")
+_ON_COLLAPSE = ("warn", "stop", "raise")
+_WARMUP_STEPS = 100  # optimizer steps before the first collapse check (tiny epochs)
 # Fields that change the trajectory: a checkpoint resumes only a run that agrees on them.
 _RUN_FIELDS = (
     "epochs",
@@ -86,6 +102,9 @@ _RUN_FIELDS = (
     "schedule",
     "seed",
     "select",
+    "collapse_margin",  # the collapse fields decide which epochs are flagged: the history,
+    "collapse_warmup",  # and with "stop" or "raise" where the run ends
+    "on_collapse",
 )
 _CHECKPOINT = "last.pt"
 _FORMAT = "graceful.train_checkpoint/1"
@@ -112,6 +131,23 @@ class TrainConfig:
         num_threads: ``torch.set_num_threads`` for the run (``None``: leave it).
         max_grad_norm: clip the global gradient norm to this before each step
             (``None``: no clipping). Logit matching with a large weight needs it.
+        collapse_margin: an epoch has collapsed when its validation error exceeds the old
+            model's by more than this (a fraction: 0.25 is 25 points); checked only when
+            the old model's validation logits are known; ``None``: not checked. The other
+            two signs of a collapse (one class takes over the predictions, the predicted
+            classes hold less than half of the labels) are always checked; the rule is in
+            :mod:`graceful.training.collapse`.
+        collapse_warmup: the share of the run's optimizer steps in which no epoch is
+            checked for a collapse; nor is the first epoch, nor any epoch within the first
+            100 steps (:meth:`first_collapse_check`). Early in a normal run a model is
+            still far worse than the old one and may predict a few classes only; 0.3 is
+            ``"onecycle"``'s rise of the learning rate.
+        on_collapse: what a collapsed epoch does: ``"warn"`` (a one-line
+            :class:`~graceful.errors.TrainingCollapseWarning`, training goes on),
+            ``"stop"`` (warns, ends training after that epoch and keeps the epoch
+            ``select`` chooses among those done: with ``"last"`` the collapsed one) or
+            ``"raise"`` (:class:`~graceful.errors.TrainingCollapsedError`, before that
+            epoch's checkpoint, so a resumed run raises again).
 
     Raises:
         InputError: naming the first field with a bad value.
@@ -138,6 +174,9 @@ class TrainConfig:
     progress: bool = True
     num_threads: int | None = None
     max_grad_norm: float | None = None
+    collapse_margin: float | None = 0.25
+    collapse_warmup: float = 0.3
+    on_collapse: Literal["warn", "stop", "raise"] = "warn"
 
     def __post_init__(self) -> None:
         check_fields(
@@ -153,8 +192,28 @@ class TrainConfig:
                 "progress": check_bool,
                 "num_threads": partial(check_optional, check_int, low=1),
                 "max_grad_norm": partial(check_optional, check_real, low=0.0, low_open=True),
+                "collapse_margin": partial(check_optional, check_real, low=0.0, high=1.0),
+                "collapse_warmup": partial(check_real, low=0.0, high=1.0),
+                "on_collapse": partial(check_choice, choices=_ON_COLLAPSE),
             },
         )
+
+    def first_collapse_check(self, steps_per_epoch: int) -> int:
+        """The first epoch checked for a collapse, with this many optimizer steps per epoch.
+
+        Not checked: the first epoch, and every epoch that ends within the first
+        ``collapse_warmup`` share of the run's optimizer steps or within its first 100
+        steps (per process).
+
+        Example:
+            >>> config = TrainConfig(epochs=10)
+            >>> config.first_collapse_check(390), config.first_collapse_check(17)
+            (2, 5)
+        """
+        check_int("steps_per_epoch", steps_per_epoch, low=1)
+        warmup = max(_WARMUP_STEPS, self.collapse_warmup * steps_per_epoch * self.epochs)
+        # epoch e ends after (e + 1) * steps_per_epoch steps; round: 0.3 * 10 > 3
+        return max(1, math.ceil(round(warmup / steps_per_epoch, 9)) - 1)
 
 
 @dataclass
@@ -163,24 +222,31 @@ class TrainResult:
 
     Attributes:
         history: one dict per epoch: ``epoch`` (index from 0), ``train_loss`` (mean over
-            samples), ``val_error``, ``val_nfr`` (NaN without validation data or without
-            an old model), ``lr`` (at the end of the epoch), ``seconds`` (the training
-            pass, teacher included), ``val_seconds`` and ``best_epoch`` (the selected epoch
-            as of that epoch).
+            samples), ``val_error``, ``val_nfr`` and ``val_error_old`` (the old model's;
+            NaN without validation data or without an old model), ``top_class`` and
+            ``top_class_share`` (the most predicted validation class and its share of the
+            predictions), ``predicted_classes`` (how many classes are predicted; these
+            three NaN without validation data), ``collapsed`` (1 when the epoch was
+            flagged as collapsed, else 0), ``lr`` (at the end of the epoch), ``seconds``
+            (the training pass, teacher included), ``val_seconds`` and ``best_epoch`` (the
+            selected epoch as of that epoch).
         best_epoch: the selected epoch.
         selected: the criterion it was selected by.
         checkpoint: path of the last checkpoint, or ``None``.
+        collapse: the message of the first collapsed epoch (``"epoch 3: training
+            collapsed: ..."``), or ``None``.
 
     Example:
         >>> r = TrainResult(history=[], best_epoch=0, selected="last")
-        >>> r.selected, r.checkpoint
-        ('last', None)
+        >>> r.selected, r.checkpoint, r.collapse
+        ('last', None, None)
     """
 
     history: list[dict[str, float]]
     best_epoch: int
     selected: str
     checkpoint: str | None = field(default=None)
+    collapse: str | None = field(default=None)
 
 
 def _key(value: float) -> float:
@@ -236,6 +302,49 @@ class _CrossEntropy(nn.Module):
 
     def forward(self, new_logits: object, old_logits: Tensor | None, target: Tensor) -> Tensor:
         return F.cross_entropy(_logits_of(new_logits), target)
+
+
+@dataclass(frozen=True)
+class _Validation:
+    """One epoch's validation figures, synchronised across processes."""
+
+    error: float = math.nan
+    nfr: float = math.nan
+    old_error: float = math.nan  # NaN without the old model's logits over the same classes
+    counts: Tensor | None = None  # (2, C) float64 on the CPU: predictions, labels per class
+
+    def spread(self) -> _Spread | None:
+        if self.counts is None or float(self.counts[1].sum()) <= 0:
+            return None
+        return _spread(self.counts[0].numpy(), self.counts[1].numpy())
+
+
+def _count_classes(counts: Tensor | None, target: Tensor, logits: Tensor) -> Tensor | None:
+    """Add a batch's top-1 predictions (row 0) and labels (row 1) to the per-class counts.
+
+    Nothing is read back from the device. The labels were range-checked by the metrics.
+    """
+    if logits.ndim != 2:
+        return counts
+    if counts is None:
+        counts = torch.zeros(2, logits.shape[1], dtype=torch.float64, device=logits.device)
+    ones = torch.ones(target.shape[0], dtype=torch.float64, device=logits.device)
+    counts[0].index_add_(0, logits.argmax(1), ones)  # argmax: the first maximum
+    counts[1].index_add_(0, target.to(torch.int64), ones)
+    return counts
+
+
+def _sum_counts(counts: Tensor | None, device: torch.device) -> Tensor | None:
+    """The per-class counts summed over all processes (a process may have no batch)."""
+    if _rank_world()[1] == 1:
+        return None if counts is None else counts.cpu()
+    width = torch.tensor([0 if counts is None else counts.shape[1]], device=device)
+    dist.all_reduce(width, op=dist.ReduceOp.MAX)
+    total = torch.zeros(2, int(width), dtype=torch.float64, device=device)
+    if counts is not None:
+        total[:, : counts.shape[1]] = counts
+    dist.all_reduce(total)
+    return total.cpu() if total.shape[1] > 0 else None
 
 
 def _rank_world() -> tuple[int, int]:
@@ -300,8 +409,9 @@ class Trainer:
         >>> trainer = Trainer(torch.nn.Linear(4, 2), TrainConfig(epochs=2, batch_size=16,
         ...                   progress=False, select="best_error"), teacher=OnlineTeacher(old))
         >>> result = trainer.fit(data, data)
-        >>> print(*sorted(result.history[0]))
-        best_epoch epoch lr seconds train_loss val_error val_nfr val_seconds
+        >>> print(*sorted(result.history[0]))  # doctest: +NORMALIZE_WHITESPACE
+        best_epoch collapsed epoch lr predicted_classes seconds top_class top_class_share
+        train_loss val_error val_error_old val_nfr val_seconds
         >>> result.selected, result.best_epoch in (0, 1), trainer.predict(data).shape
         ('best_error', True, torch.Size([64, 2]))
     """
@@ -382,9 +492,11 @@ class Trainer:
         optimizer = self._optimizer()
         steps = len(self._train_loader(train, 0))
         scheduler = self._scheduler(optimizer, steps * cfg.epochs)
+        first_check = cfg.first_collapse_check(steps)
 
         history: list[dict[str, float]] = []
         best_state: dict[str, Tensor] | None = None
+        collapse: str | None = None  # the message of the first collapsed epoch
         start = 0
         path = self.checkpoint_path
         if path is not None and resume and path.exists():
@@ -402,6 +514,10 @@ class Trainer:
             best_state = ckpt["best_state"]
             start = int(ckpt["epochs_done"])
 
+            collapse = ckpt.get("collapse")
+            if cfg.on_collapse == "stop" and collapse is not None:
+                start = cfg.epochs  # the run stopped at its collapsed epoch: nothing to resume
+
         step = OptimizerStep(optimizer, max_grad_norm=cfg.max_grad_norm)
         show = cfg.progress and rank == 0
         with progress_bar(disable=not show, console=self.console) as progress:
@@ -411,13 +527,20 @@ class Trainer:
                     net, step, scheduler, train, epoch, device, partial(progress.advance, task)
                 )
                 tic = time.perf_counter()
-                val_error, val_nfr = self._validate(val, old_val, device)
+                figures = self._validate(val, old_val, device)
                 val_seconds = time.perf_counter() - tic
+                spread = figures.spread()
+                reason = self._collapse_reason(epoch, first_check, figures, spread)
                 entry: dict[str, float] = {
                     "epoch": epoch,
                     "train_loss": train_loss,
-                    "val_error": val_error,
-                    "val_nfr": val_nfr,
+                    "val_error": figures.error,
+                    "val_nfr": figures.nfr,
+                    "val_error_old": figures.old_error,
+                    "top_class": math.nan if spread is None else spread.top_class,
+                    "top_class_share": math.nan if spread is None else spread.top_share,
+                    "predicted_classes": math.nan if spread is None else spread.predicted,
+                    "collapsed": int(reason is not None),
                     "lr": float(optimizer.param_groups[0]["lr"]),
                     "seconds": seconds,
                     "val_seconds": val_seconds,
@@ -429,12 +552,27 @@ class Trainer:
                 progress.update(
                     task,
                     description=f"epoch {epoch + 1}/{cfg.epochs} loss {train_loss:.4f} "
-                    f"err {val_error:.4f} nfr {val_nfr:.4f}",
+                    f"err {figures.error:.4f} nfr {figures.nfr:.4f}"
+                    + (" collapsed" if reason is not None else ""),
                 )
+                message = None if reason is None else f"epoch {epoch}: training collapsed: {reason}"
+                if message is not None and cfg.on_collapse == "raise":
+                    raise TrainingCollapsedError(message)  # before the checkpoint: resumes raise
+                if message is not None and rank == 0:
+                    stop = ""
+                    if cfg.on_collapse == "stop":
+                        stop = (
+                            f"; training stopped, the model keeps epoch "
+                            f"{int(entry['best_epoch'])} (select={cfg.select!r})"
+                        )
+                    warnings.warn(message + stop, TrainingCollapseWarning, stacklevel=2)
+                collapse = collapse or message
                 if path is not None:
                     self._save_checkpoint(
-                        path, epoch + 1, optimizer, scheduler, history, best_state, rank
+                        path, epoch + 1, optimizer, scheduler, history, best_state, rank, collapse
                     )
+                if message is not None and cfg.on_collapse == "stop":
+                    break
 
         best_epoch = int(history[-1]["best_epoch"])
         if cfg.select != "last" and best_state is not None:
@@ -444,6 +582,7 @@ class Trainer:
             best_epoch=best_epoch,
             selected=cfg.select,
             checkpoint=None if path is None else str(path),
+            collapse=collapse,
         )
         return self.result
 
@@ -570,13 +709,29 @@ class Trainer:
         loss: Tensor = self.loss(new, batch.old, batch.y)
         return loss
 
+    def _collapse_reason(
+        self, epoch: int, first_check: int, figures: _Validation, spread: _Spread | None
+    ) -> str | None:
+        """Why the epoch's validation shows a collapsed run (:func:`collapse_reason`), or None."""
+        counts = figures.counts
+        if epoch < first_check or counts is None or spread is None or math.isnan(figures.error):
+            return None
+        old_error = None if math.isnan(figures.old_error) else figures.old_error
+        return collapse_reason(
+            counts[0],
+            counts[1],
+            error=figures.error,
+            old_error=old_error,
+            margin=self.config.collapse_margin,
+        )
+
     @torch.no_grad()
     def _validate(
         self, val: Dataset[Any] | None, old_val: Tensor | None, device: torch.device
-    ) -> tuple[float, float]:
-        """(error, NFR) on ``val``; sharded across processes without padding, synced exactly."""
+    ) -> _Validation:
+        """Error, NFR, old error and class counts on ``val``; sharded, synced exactly."""
         if val is None:
-            return math.nan, math.nan
+            return _Validation()
         # The torchmetrics classes load on first use, as in graceful.metrics: importing
         # torchmetrics costs more than a second that importing this module should not pay.
         from graceful.metrics import ErrorRate, ModelUpdateMetrics
@@ -586,6 +741,7 @@ class Trainer:
         errors = ErrorRate().to(device)
         flips = None if old_val is None else ModelUpdateMetrics().to(device)
         position = torch.tensor(indices, dtype=torch.int64, device=device)
+        counts: Tensor | None = None
         offset = 0
         shard = _outputs(
             self.model, Subset(val, indices), batch_size=self.config.batch_size, name="val"
@@ -607,11 +763,18 @@ class Trainer:
                     flips.update(y, old_val[rows], new)
                 else:
                     errors.update(y, new)
+                counts = _count_classes(counts, y, new)
                 offset += int(y.shape[0])
+        totals = _sum_counts(counts, device)
         if flips is not None:
             values = flips.compute()
-            return float(values["error_rate_new"]), float(values["negative_flip_rate"])
-        return float(errors.compute()), math.nan
+            return _Validation(
+                float(values["error_rate_new"]),
+                float(values["negative_flip_rate"]),
+                float(values["error_rate_old"]),
+                totals,
+            )
+        return _Validation(float(errors.compute()), counts=totals)
 
     # -- checkpoints ---------------------------------------------------------------------
 
@@ -627,6 +790,7 @@ class Trainer:
         history: list[dict[str, float]],
         best_state: dict[str, Tensor] | None,
         rank: int,
+        collapse: str | None,
     ) -> None:
         world = _rank_world()[1]
         rng_states: list[Any] = [_rng_state()]
@@ -644,6 +808,7 @@ class Trainer:
                 "rng": rng_states,
                 "history": history,
                 "best_state": best_state,
+                "collapse": collapse,
             }
             path.parent.mkdir(parents=True, exist_ok=True)
             buffer = io.BytesIO()
@@ -663,6 +828,11 @@ class Trainer:
             raise InputError(f"Expected file `{path}` to be a graceful training checkpoint")
         saved = ckpt["config"]
         for name, value in self._run_settings().items():
+            if name not in saved:
+                raise InputError(
+                    f"Checkpoint `{path}` was written by an earlier graceful that had no "
+                    f"`config.{name}`; use resume=False or another checkpoint_dir"
+                )
             if saved.get(name) != value:
                 raise InputError(
                     f"Expected `config.{name}` to be {saved.get(name)!r} as in checkpoint "
