@@ -400,8 +400,8 @@ def _bayes_update(
     state = update_predictions(
         state, new_test.numpy(), confusion["new"], rule="cost_ratio", cost_ratio=cost_ratio
     )
-    labels: np.ndarray = np.asarray(state.labels)
-    return np.eye(classes, dtype=np.float32)[labels]
+    one_hot: np.ndarray = np.eye(classes, dtype=np.float32)[np.asarray(state.labels)]
+    return one_hot
 
 
 def _paired(values: Sequence[float], base: Sequence[float]) -> dict[str, Any]:
