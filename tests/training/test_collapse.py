@@ -324,11 +324,13 @@ def test_warn_flags_every_collapsed_epoch_after_the_warmup(old):
     with pytest.warns(TrainingCollapseWarning) as caught:
         result = trainer.fit(TRAIN, VAL)
     messages = _messages(caught)
-    assert messages == [_one_class_message(e, old_error) for e in range(first, 6)]
+    # the signs show from the first checked epoch; a flag needs them twice in a row
+    assert messages == [_one_class_message(e, old_error) for e in range(first + 1, 6)]
     assert all("\n" not in m for m in messages)
     assert caught[0].filename == __file__  # points at the fit call
     assert result.collapse == messages[0]
-    assert [h["collapsed"] for h in result.history] == [0, 0, 1, 1, 1, 1]
+    assert [h["collapse_signs"] for h in result.history] == [0, 0, 1, 1, 1, 1]
+    assert [h["collapsed"] for h in result.history] == [0, 0, 0, 1, 1, 1]
     for h in result.history[first:]:
         assert (h["top_class"], h["top_class_share"], h["predicted_classes"]) == (4, 1.0, 1)
         assert h["val_error_old"] == old_error
@@ -344,11 +346,11 @@ def test_stop_keeps_the_epoch_select_chooses(old):
     with pytest.warns(TrainingCollapseWarning) as caught:
         result = trainer.fit(TRAIN, VAL)
     history = result.history
-    assert len(history) == 3  # stopped after the first checked epoch, epoch 2
-    assert [h["collapsed"] for h in history] == [0, 0, 1]
+    assert len(history) == 4  # stopped at the second checked epoch with the signs, epoch 3
+    assert [h["collapsed"] for h in history] == [0, 0, 0, 1]
     best = result.best_epoch
     assert best in (0, 1) and history[best]["val_error"] < 0.5
-    assert result.collapse == _one_class_message(2, old_error)
+    assert result.collapse == _one_class_message(3, old_error)
     assert _messages(caught) == [
         f"{result.collapse}; training stopped, the model keeps epoch {best} (select='best_error')"
     ]
@@ -361,9 +363,9 @@ def test_stop_with_select_last_keeps_the_collapsed_epoch(old):
     trainer = Trainer(
         _mlp(0), _config(on_collapse="stop"), loss=OneClass(4), old_val_logits=old_val
     )
-    with pytest.warns(TrainingCollapseWarning, match="keeps epoch 2 \\(select='last'\\)$"):
+    with pytest.warns(TrainingCollapseWarning, match="keeps epoch 3 \\(select='last'\\)$"):
         result = trainer.fit(TRAIN, VAL)
-    assert len(result.history) == 3 and result.best_epoch == 2
+    assert len(result.history) == 4 and result.best_epoch == 3
     assert trainer.predict(VAL).argmax(1).eq(4).all()
 
 
@@ -375,9 +377,9 @@ def test_raise_stops_with_the_message_before_the_checkpoint(old, tmp_path):
         warnings.simplefilter("error", TrainingCollapseWarning)  # raise does not warn
         with pytest.raises(TrainingCollapsedError) as info:
             trainer.fit(TRAIN, VAL)
-    assert str(info.value) == _one_class_message(2, old_error)
+    assert str(info.value) == _one_class_message(3, old_error)
     assert isinstance(info.value, TrainingDivergedError)
-    assert torch.load(tmp_path / "last.pt", weights_only=True)["epochs_done"] == 2
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epochs_done"] == 3
     # a resumed run trains the collapsed epoch again, and raises again
     again = Trainer(_mlp(5), config, loss=OneClass(4), old_val_logits=old_val)
     with pytest.raises(TrainingCollapsedError) as info_again:
@@ -391,7 +393,7 @@ def test_margin_none_leaves_the_prediction_rules(old):
     with pytest.warns(TrainingCollapseWarning) as caught:
         Trainer(_mlp(0), config, loss=OneClass(4), old_val_logits=old_val).fit(TRAIN, VAL)
     assert _messages(caught)[0] == (
-        "epoch 2: training collapsed: 100 % of predictions are class 4 (10 % of the labels)"
+        "epoch 3: training collapsed: 100 % of predictions are class 4 (10 % of the labels)"
     )
 
 
@@ -400,10 +402,10 @@ def test_without_an_old_model_the_prediction_rules_still_apply():
         result = Trainer(_mlp(0), _config(), loss=OneClass(7)).fit(TRAIN, VAL)
     count = int((Y_VAL == 7).sum())
     assert result.collapse == (
-        f"epoch 2: training collapsed: 100 % of predictions are class 7 "
+        f"epoch 3: training collapsed: 100 % of predictions are class 7 "
         f"({_share(count, len(Y_VAL))} of the labels)"
     )
-    assert len(_messages(caught)) == 4
+    assert len(_messages(caught)) == 3
     assert all(math.isnan(h["val_error_old"]) for h in result.history)
 
 
@@ -427,7 +429,7 @@ def test_logit_matching_at_a_large_weight_against_large_teacher_logits_is_flagge
     with pytest.warns(TrainingCollapseWarning):
         result = trainer.fit(TRAIN, VAL)
     assert result.collapse is not None
-    assert result.collapse.startswith("epoch 2: training collapsed: validation error 0.")
+    assert result.collapse.startswith("epoch 3: training collapsed: validation error 0.")
     assert f"against the old model's {old_error:.3f} (margin 0.25)" in result.collapse
     assert result.history[-1]["val_error"] > 0.8
 
@@ -438,7 +440,7 @@ def test_two_class_collapse_and_imbalanced_majority():
         result = Trainer(_mlp(0, classes=2), _config(), loss=OneClass(1)).fit(*balanced)
     count = int((balanced[1].tensors[1] == 1).sum())
     assert _messages(caught)[0] == (
-        f"epoch 2: training collapsed: 100 % of predictions are class 1 "
+        f"epoch 3: training collapsed: 100 % of predictions are class 1 "
         f"({_share(count, len(Y_VAL))} of the labels)"
     )
     assert result.history[-1]["predicted_classes"] == 1
@@ -602,3 +604,31 @@ def test_a_checkpoint_from_before_collapse_detection_is_refused(tmp_path):
 def test_config_replace_keeps_validation():
     with pytest.raises(InputError, match=r"`TrainConfig\.on_collapse`"):
         dataclasses.replace(_config(), on_collapse="loud")
+
+
+def test_a_passing_spike_is_not_a_collapse(old):
+    """Signs in one epoch that are gone in the next (a peak learning rate's spike) pass."""
+    _, old_val, _ = old
+
+    class OneEpochSpike(nn.Module):
+        """Onto class 4 in the last steps of epoch 2, plain cross-entropy otherwise."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, new, old_logits, target):
+            self.calls += 1
+            epoch = (self.calls - 1) // STEPS
+            if epoch == 2 and (self.calls - 1) % STEPS >= STEPS - 3:  # its last 3 steps
+                return -torch.log_softmax(new, dim=1)[:, 4].mean()
+            return nn.functional.cross_entropy(new, target)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingCollapseWarning)
+        result = Trainer(_mlp(0), _config(), loss=OneEpochSpike(), old_val_logits=old_val).fit(
+            TRAIN, VAL
+        )
+    signs = [h["collapse_signs"] for h in result.history]
+    assert signs[2] == 1 and sum(signs) == 1, signs
+    assert result.collapse is None

@@ -17,8 +17,10 @@ too hard towards large teacher logits: most predictions on a few classes, an err
 above the old model's). After a warm-up (``TrainConfig.collapse_warmup``), every epoch's
 validation results are checked by the rule of :mod:`graceful.training.collapse`: the error
 exceeds the old model's by more than ``TrainConfig.collapse_margin``, one class takes over
-the predictions, or the predicted classes hold less than half of the labels.
-``TrainConfig.on_collapse`` says what a flagged epoch does: warn
+the predictions, or the predicted classes hold less than half of the labels. An epoch is
+flagged when these signs show in it and in the checked epoch before it, or in the last
+epoch: a collapse persists, while the error spike of a one-cycle schedule's peak learning
+rate passes. ``TrainConfig.on_collapse`` says what a flagged epoch does: warn
 (:class:`~graceful.errors.TrainingCollapseWarning`), stop, or raise
 :class:`~graceful.errors.TrainingCollapsedError`. The history records the figures and the
 flag of every epoch, :attr:`TrainResult.collapse` the first flagged epoch.
@@ -226,8 +228,10 @@ class TrainResult:
             NaN without validation data or without an old model), ``top_class`` and
             ``top_class_share`` (the most predicted validation class and its share of the
             predictions), ``predicted_classes`` (how many classes are predicted; these
-            three NaN without validation data), ``collapsed`` (1 when the epoch was
-            flagged as collapsed, else 0), ``lr`` (at the end of the epoch), ``seconds``
+            three NaN without validation data), ``collapse_signs`` (1 when the epoch shows
+            the signs of a collapse), ``collapsed`` (1 when the epoch was flagged as
+            collapsed: the signs in it and in the epoch before, or in the last epoch),
+            ``lr`` (at the end of the epoch), ``seconds``
             (the training pass, teacher included), ``val_seconds`` and ``best_epoch`` (the
             selected epoch as of that epoch).
         best_epoch: the selected epoch.
@@ -410,8 +414,8 @@ class Trainer:
         ...                   progress=False, select="best_error"), teacher=OnlineTeacher(old))
         >>> result = trainer.fit(data, data)
         >>> print(*sorted(result.history[0]))  # doctest: +NORMALIZE_WHITESPACE
-        best_epoch collapsed epoch lr predicted_classes seconds top_class top_class_share
-        train_loss val_error val_error_old val_nfr val_seconds
+        best_epoch collapse_signs collapsed epoch lr predicted_classes seconds top_class
+        top_class_share train_loss val_error val_error_old val_nfr val_seconds
         >>> result.selected, result.best_epoch in (0, 1), trainer.predict(data).shape
         ('best_error', True, torch.Size([64, 2]))
     """
@@ -530,7 +534,12 @@ class Trainer:
                 figures = self._validate(val, old_val, device)
                 val_seconds = time.perf_counter() - tic
                 spread = figures.spread()
-                reason = self._collapse_reason(epoch, first_check, figures, spread)
+                signs = self._collapse_reason(epoch, first_check, figures, spread)
+                # A collapse persists: the signs must show in two checked epochs in a row (or
+                # in the last), so the transient spike of a high learning rate is not one.
+                last = epoch == cfg.epochs - 1
+                previous = bool(history) and bool(history[-1].get("collapse_signs", 0))
+                reason = signs if signs is not None and (previous or last) else None
                 entry: dict[str, float] = {
                     "epoch": epoch,
                     "train_loss": train_loss,
@@ -540,6 +549,7 @@ class Trainer:
                     "top_class": math.nan if spread is None else spread.top_class,
                     "top_class_share": math.nan if spread is None else spread.top_share,
                     "predicted_classes": math.nan if spread is None else spread.predicted,
+                    "collapse_signs": int(signs is not None),
                     "collapsed": int(reason is not None),
                     "lr": float(optimizer.param_groups[0]["lr"]),
                     "seconds": seconds,
