@@ -15,5 +15,5 @@ and a ``targets`` list) and a Markdown page; ``pct`` and ``bct`` also an HTML pa
 Example:
     >>> from benchmarks.pct import METHODS
     >>> list(METHODS)[:3]
-    ['no_treatment', 'kd', 'fd_kl']
+    ['no_treatment', 'default', 'fd_lm']
 """
