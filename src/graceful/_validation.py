@@ -39,10 +39,17 @@ __all__ = [
     "check_vectors",
     "describe",
     "fail",
+    "subject",
 ]
 
 
-def _subject(name: str) -> str:
+def subject(name: str) -> str:
+    """How a message names an input: a field (dotted) as itself, else as an argument.
+
+    Example:
+        >>> subject("x"), subject("config.lr")
+        ('argument `x`', '`config.lr`')
+    """
     return f"`{name}`" if "." in name else f"argument `{name}`"
 
 
@@ -71,7 +78,7 @@ def fail(name: str, expected: str, value: object) -> InputError:
         ...
         graceful.errors.InputError: Expected argument `k` to be a positive int, but got 0
     """
-    return InputError(f"Expected {_subject(name)} to be {expected}, but got {describe(value)}")
+    return InputError(f"Expected {subject(name)} to be {expected}, but got {describe(value)}")
 
 
 def _bound(
@@ -191,7 +198,7 @@ def check_instance(
     if isinstance(value, kind):
         return value
     expected = what or f"a {getattr(kind, '__name__', kind)}"
-    raise InputError(f"Expected {_subject(name)} to be {expected}, but got {type(value).__name__}")
+    raise InputError(f"Expected {subject(name)} to be {expected}, but got {type(value).__name__}")
 
 
 def check_callable(name: str, value: Any, *, optional: bool = False) -> Any:
@@ -204,7 +211,7 @@ def check_callable(name: str, value: Any, *, optional: bool = False) -> Any:
     if (value is None and optional) or callable(value):
         return value
     raise InputError(
-        f"Expected {_subject(name)} to be callable{' or None' if optional else ''},"
+        f"Expected {subject(name)} to be callable{' or None' if optional else ''},"
         f" but got {type(value).__name__}"
     )
 
@@ -259,18 +266,18 @@ def check_vectors(
     ):
         want = f"({'n' if rows is None else rows}, {'d' if dim is None else dim})"
         raise InputError(
-            f"Expected {_subject(name)} to have shape {want}{where}, but got shape {arr.shape}"
+            f"Expected {subject(name)} to have shape {want}{where}, but got shape {arr.shape}"
         )
     finite = np.isfinite(arr).all(axis=1)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
-        raise InputError(f"Expected {_subject(name)} to be finite, but row {row} holds NaN or inf")
+        raise InputError(f"Expected {subject(name)} to be finite, but row {row} holds NaN or inf")
     if nonzero and len(arr):
         zero = ~arr.any(axis=1)
         if zero.any():
             row = int(np.flatnonzero(zero)[0])
             raise InputError(
-                f"Expected {_subject(name)} to have non-zero rows{where}, but row {row} is zero"
+                f"Expected {subject(name)} to have non-zero rows{where}, but row {row} is zero"
             )
     return np.ascontiguousarray(arr)
 
@@ -339,6 +346,6 @@ def check_name(name: str, value: object) -> str:
     text = check_str(name, value)
     if _CONTROL.search(text):
         raise InputError(
-            f"Expected {_subject(name)} to hold no control characters, but got {describe(text)}"
+            f"Expected {subject(name)} to hold no control characters, but got {describe(text)}"
         )
     return text

@@ -82,6 +82,7 @@ from graceful._validation import (
     check_real,
     describe,
     fail,
+    subject,
 )
 from graceful.errors import InputError
 
@@ -124,11 +125,6 @@ _FloatArray = npt.NDArray[np.float64]
 # -- input checks -------------------------------------------------------------------------------
 
 
-def _subject(name: str) -> str:
-    """How a message names an input: a field (dotted) as itself, else as an argument."""
-    return f"`{name}`" if "." in name else f"argument `{name}`"
-
-
 def _as_array(name: str, value: object, what: str) -> np.ndarray[Any, Any]:
     """``value`` as a NumPy array of numbers (any array-like; never a string or a mapping)."""
     if value is None or isinstance(value, (str, bytes, Mapping)):
@@ -151,7 +147,7 @@ def _check_range(
             bad = low if low < 0 else high
             bound = "" if num_classes is None else f", {num_classes}"
             raise InputError(
-                f"Expected {_subject(name)} to hold {what} in [0{bound}), but got {bad}"
+                f"Expected {subject(name)} to hold {what} in [0{bound}), but got {bad}"
             )
     return labels
 
@@ -178,20 +174,20 @@ def _predictions(
     if arr.ndim == 2 and arr.dtype.kind == "f":
         if num_classes is not None and arr.shape[1] != num_classes:
             raise InputError(
-                f"Expected {_subject(name)} to hold scores for {num_classes} classes, but got "
+                f"Expected {subject(name)} to hold scores for {num_classes} classes, but got "
                 f"shape {arr.shape}"
             )
         finite = np.isfinite(arr).all(axis=1)
         if not finite.all():
             row = int(np.flatnonzero(~finite)[0])
             raise InputError(
-                f"Expected {_subject(name)} to be finite, but row {row} holds NaN or inf"
+                f"Expected {subject(name)} to be finite, but row {row} holds NaN or inf"
             )
         top1: _IntArray = top1_columns(arr.T)[0]
         labels = top1
     elif arr.ndim == 2 and arr.dtype.kind in "iu":
         raise InputError(
-            f"Expected {_subject(name)} to be {what}, but got a 2-D integer array of shape "
+            f"Expected {subject(name)} to be {what}, but got a 2-D integer array of shape "
             f"{arr.shape} (one-hot labels or integer scores?); pass labels or float scores"
         )
     elif arr.ndim == 1 and (arr.size == 0 or arr.dtype.kind in "iu"):
@@ -199,7 +195,7 @@ def _predictions(
     else:
         raise fail(name, what, arr)
     if rows is not None and len(labels) != rows:
-        raise InputError(f"Expected {_subject(name)} to have {rows} rows, but got {len(labels)}")
+        raise InputError(f"Expected {subject(name)} to have {rows} rows, but got {len(labels)}")
     return labels
 
 
@@ -230,12 +226,12 @@ def _confusion(name: str, value: object, num_classes: int | None) -> _FloatArray
     if arr.ndim != 2 or arr.shape[1] != k or k < 2 or num_classes not in (None, k):
         want = "(K, K), K >= 2" if num_classes is None else f"({num_classes}, {num_classes})"
         raise InputError(
-            f"Expected {_subject(name)} to have shape {want}, but got shape {arr.shape}"
+            f"Expected {subject(name)} to have shape {want}, but got shape {arr.shape}"
         )
     conf = np.asarray(arr, dtype=np.float64)
     if not np.isfinite(conf).all() or conf.min() < 0 or conf.max() > 1:
         raise InputError(
-            f"Expected {_subject(name)} to hold probabilities in [0, 1], but got values in "
+            f"Expected {subject(name)} to hold probabilities in [0, 1], but got values in "
             f"[{conf.min():g}, {conf.max():g}]"
         )
     sums = conf.sum(axis=1)
@@ -243,7 +239,7 @@ def _confusion(name: str, value: object, num_classes: int | None) -> _FloatArray
     if off.any():
         row = int(np.flatnonzero(off)[0])
         raise InputError(
-            f"Expected {_subject(name)} to have rows p(prediction | true class) summing to 1, "
+            f"Expected {subject(name)} to have rows p(prediction | true class) summing to 1, "
             f"but row {row} sums to {sums[row]:.6g}"
         )
     return conf
@@ -616,7 +612,7 @@ def _sequence(name: str, value: object) -> list[Any]:
     if isinstance(value, (list, tuple)) and value:
         return list(value)
     raise InputError(
-        f"Expected {_subject(name)} to be a non-empty list with one entry per model, but got "
+        f"Expected {subject(name)} to be a non-empty list with one entry per model, but got "
         f"{describe(value)}"
     )
 
@@ -774,7 +770,7 @@ def update_predictions(
         for name, value in (("budget", budget), ("index", index)):
             if value is not None:
                 raise InputError(
-                    f"Expected {_subject(name)} to be None for the first update (every "
+                    f"Expected {subject(name)} to be None for the first update (every "
                     f"sample needs its initial prediction), but got {describe(value)}"
                 )
         conf = _confusion("confusion", confusion, None)
