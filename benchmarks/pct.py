@@ -51,7 +51,7 @@ from graceful.losses import (
     recommended_pct_loss,
     reference_code_fd,
 )
-from graceful.metrics import model_update_metrics
+from graceful.metrics import error_rate, flip_counts, model_update_metrics
 from graceful.training import (
     CachedTeacher,
     EnsembleTeacher,
@@ -150,10 +150,6 @@ def _epoch_seconds(history: Sequence[dict[str, Any]]) -> float:
     return float(np.median([h["seconds"] for h in history]))
 
 
-def _accuracy(logits: torch.Tensor, y: np.ndarray) -> float:
-    return float((logits.argmax(1) == torch.as_tensor(y)).double().mean())
-
-
 def run_pct_setting(
     setting: PCTSetting,
     seeds: Sequence[int],
@@ -227,7 +223,7 @@ def run_pct_setting(
         old_test_logits = old.predict(old_test_set)
         old_val_logits = old.predict(old_val_set)
         teacher = CachedTeacher.build(old.model, old_train_full)
-        old_train_accuracy = _accuracy(old.predict(old_train), old_train.tensors[1].numpy())
+        old_train_accuracy = 1.0 - error_rate(old_train.tensors[1], old.predict(old_train))
 
         def train_new(
             loss: nn.Module | None = None,
@@ -309,11 +305,7 @@ def run_pct_setting(
         per_seed[seed] = {
             m: {k: float(results[m][k]) for k in _REPORTED} for m in METHODS if m in setting.methods
         }
-        flips = int(
-            ((old_test_logits.argmax(1) == y_test) & (logits["no_treatment"].argmax(1) != y_test))
-            .sum()
-            .item()
-        )
+        flips = flip_counts(y_test, old_test_logits, logits["no_treatment"]).n_negative_flips
         extras[seed] = {
             "old_train_accuracy": old_train_accuracy,
             "no_treatment_negative_flips": flips,
