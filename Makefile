@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the local CPU build: a looser requirement pulls GBs of CUDA wheels.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint typecheck unit chromium bench bench-pct bench-bct bench-gallery bench-hetero bench-lqf bench-data clean
+.PHONY: demo test lint typecheck unit chromium bench bench-pct bench-kd-control bench-bct bench-gallery bench-hetero bench-lqf bench-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench-pct: bench-data
 	  --out benchmarks/results --stem pct_text_larger_head
 	$(BIN)/python -m benchmarks pct --setting image_new_seed --seeds 5 --sweep-seeds 1 \
 	  --out benchmarks/results --stem pct_image_new_seed
+
+# A plain-PyTorch control: does distillation from the old model help in each setting (about 20 min)?
+bench-kd-control: bench-data
+	$(BIN)/python -m benchmarks kd-control --seeds 3 --out benchmarks/results --stem kd_control
 
 # Backward-compatible embeddings on Animal-MNIST and Rotten Tomatoes (3 seeds each).
 bench-bct: bench-data

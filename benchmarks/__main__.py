@@ -132,6 +132,26 @@ def bench_lqf(
     )  # fmt: skip
 
 
+@app.command("kd-control")
+def bench_kd_control(
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(help="Setting to run (repeatable): cnn_4ep, cnn_12ep, mlp, text, digits."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Number of model seeds (0, 1, ...).")] = 3,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
+    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "kd_control",
+) -> None:
+    """A plain-PyTorch control: does distillation from the old model raise the new one's
+    error on each setting (no graceful training code involved)?"""
+    from benchmarks.kd_control import kd_markdown, run_kd_control
+
+    _run_bench(
+        "kd-control", run_kd_control, kd_markdown, setting, seeds, out, stem, (".md", ".json"),
+        defaults=("cnn_4ep", "cnn_12ep", "mlp", "text"),
+    )  # fmt: skip
+
+
 def _run_bench(
     name: str,
     run: Callable[..., dict[str, Any]],
