@@ -57,6 +57,7 @@ from graceful._validation import (
     fail,
 )
 from graceful.errors import InputError
+from graceful.retrieval.adapters import QueryAdapter
 
 from .index import INDEX_KINDS, INDEX_OPTIONS, METRICS, PAD_DISTANCE, VersionIndex
 from .store import (
@@ -203,6 +204,7 @@ class Gallery:
         self._seq = 0
         self._versions: dict[str, VersionInfo] = {}
         self._compat: dict[tuple[str, str], Compatibility] = {}
+        self._adapters: dict[tuple[str, str], tuple[int, QueryAdapter]] = {}  # pair -> (seq, a)
         self._indexes: dict[str, VersionIndex] = {}
         self._codes: dict[str, int] = {}
         self._names = np.array([None], dtype=object)  # code -> name; last slot: None
@@ -295,7 +297,12 @@ class Gallery:
         self._apply_registry(self.store.add_version(info, compat))
 
     def record_compatibility(
-        self, query_version: str, gallery_version: str, evidence: Mapping[str, Any]
+        self,
+        query_version: str,
+        gallery_version: str,
+        evidence: Mapping[str, Any],
+        *,
+        adapter: QueryAdapter | None = None,
     ) -> None:
         """Record that ``query_version`` queries may search ``gallery_version`` items.
 
@@ -304,22 +311,66 @@ class Gallery:
             gallery_version: the version of the items searched.
             evidence: the evaluation that showed it, a JSON-able dict such as
                 ``{"top1_new_old": 0.62, "top1_old_old": 0.55}``. Recording the same pair
-                again replaces it.
+                again replaces it (and its adapter, or drops it when none is given).
+            adapter: a :class:`~graceful.retrieval.QueryAdapter` from ``query_version``'s
+                space into ``gallery_version``'s (:func:`~graceful.retrieval.fit_query_adapter`
+                on paired items); :meth:`search` sends the queries through it before
+                searching those items, so the stored vectors stay as they are. Its
+                dimensions must be the two versions' (they may differ); without one the
+                versions must share ``dim``.
+
+        Raises:
+            InputError: an unregistered version, different metrics, or dimensions that do
+                not fit (naming both versions); nothing is recorded.
 
         Example:
+            >>> import numpy as np
+            >>> from graceful.retrieval import fit_query_adapter
             >>> g = Gallery(":memory:")
-            >>> g.register_version("v0", dim=4)
-            >>> g.register_version("v1", dim=4)
-            >>> g.record_compatibility("v1", "v0", {"top1_new_old": 0.62})
-            >>> g.compatibility()[0].evidence
-            {'top1_new_old': 0.62}
+            >>> g.register_version("v0", dim=2)
+            >>> g.register_version("v1", dim=3)
+            >>> g.add_with_ids(np.eye(2), ["a", "b"], version="v0")
+            >>> paired_new = np.array([[1.0, 0, 0], [0, 1, 0], [0, 0, 1]])
+            >>> paired_old = np.array([[1.0, 0], [0, 1], [0.7, 0.7]])
+            >>> a = fit_query_adapter(paired_new, paired_old, kind="affine")
+            >>> g.record_compatibility("v1", "v0", {"map_ratio": 0.97}, adapter=a)
+            >>> g.search(np.array([[0.0, 1.0, 0.0]]), 1, version="v1").ids.tolist()
+            [['b']]
         """
         self.refresh()
         q = self._version(query_version, "query_version")
         gv = self._version(gallery_version, "gallery_version")
-        self._check_pair(q, gv)
+        if adapter is None:
+            self._check_pair(q, gv)
+            blob = None
+        else:
+            check_instance("adapter", adapter, QueryAdapter, "a QueryAdapter or None")
+            if q.metric != gv.metric or (adapter.dim_in, adapter.dim_out) != (q.dim, gv.dim):
+                raise InputError(
+                    f"Expected an adapter from {q.name!r} (dim={q.dim}, metric={q.metric!r}) "
+                    f"to {gv.name!r} (dim={gv.dim}, metric={gv.metric!r}), but it maps "
+                    f"dim {adapter.dim_in} to dim {adapter.dim_out}"
+                    + (" and the metrics differ" if q.metric != gv.metric else "")
+                )
+            blob = adapter.to_bytes()
         ev = _check_json("evidence", evidence)
-        self._apply_registry(self.store.add_compatibility(Compatibility(q.name, gv.name, ev)))
+        self._apply_registry(
+            self.store.add_compatibility(Compatibility(q.name, gv.name, ev, adapter=blob))
+        )
+
+    def adapter(self, query_version: str, gallery_version: str) -> QueryAdapter | None:
+        """The adapter recorded for the pair, ``None`` when its queries go in as they are.
+
+        Example:
+            >>> g = Gallery(":memory:")
+            >>> g.register_version("v0", dim=2)
+            >>> g.adapter("v0", "v0") is None
+            True
+        """
+        q = self._version(query_version, "query_version")
+        gv = self._version(gallery_version, "gallery_version")
+        entry = self._adapters.get((q.name, gv.name))
+        return None if entry is None else entry[1]
 
     def versions(self) -> list[VersionInfo]:
         """The registered versions, in registration order.
@@ -372,6 +423,21 @@ class Gallery:
                 )
         self._names = np.array([*self._codes, None], dtype=object)
         self._compat = {(c.query_version, c.gallery_version): c for c in self.store.compatibility()}
+        adapters = {}
+        for pair, c in self._compat.items():
+            if c.adapter is None:
+                continue
+            cached = self._adapters.get(pair)
+            if cached is not None and cached[0] == c.seq:
+                adapters[pair] = cached  # decoded once per write
+                continue
+            try:
+                adapters[pair] = (c.seq, QueryAdapter.from_bytes(c.adapter))
+            except InputError as exc:
+                raise InputError(
+                    f"The adapter recorded from {pair[0]!r} to {pair[1]!r} is damaged: {exc}"
+                ) from None
+        self._adapters = adapters
 
     # -- items ----------------------------------------------------------------------------
 
@@ -707,9 +773,15 @@ class Gallery:
                     f"query version {info.name!r} to gallery version {name!r}; record one or "
                     "backfill those items"
                 )
-        if info.metric == "cosine":
-            q = q / np.linalg.norm(q, axis=1, keepdims=True)
-        parts = [self._indexes[name].search(q, k) for name in allowed if self._indexes[name].ntotal]
+        parts = []
+        for name in allowed:
+            if not self._indexes[name].ntotal:
+                continue
+            entry = self._adapters.get((info.name, name))
+            qv = q if entry is None else entry[1](q)  # into that version's space
+            if info.metric == "cosine":
+                qv = qv / np.linalg.norm(qv, axis=1, keepdims=True)
+            parts.append(self._indexes[name].search(qv, k))
         n = q.shape[0]
         if not parts:
             none = np.full((n, k), None, dtype=object)

@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS compat (
     gallery_version TEXT NOT NULL REFERENCES versions(name),
     evidence TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (query_version, gallery_version));
+CREATE TABLE IF NOT EXISTS compat_adapters (
+    query_version TEXT NOT NULL, gallery_version TEXT NOT NULL,
+    adapter BLOB NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (query_version, gallery_version));
 CREATE TABLE IF NOT EXISTS items (
     label INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
     version TEXT NOT NULL REFERENCES versions(name),
@@ -87,6 +91,12 @@ CREATE TABLE IF NOT EXISTS plan_items (
     PRIMARY KEY (job, pos));
 INSERT OR IGNORE INTO meta VALUES ('schema', 1), ('next_label', 1);
 """
+# A gallery written before query adapters existed lacks this table: it is optional (not in
+# _TABLES), read as empty when absent and created by the first write of an adapter.
+_ADAPTERS_SQL = """CREATE TABLE IF NOT EXISTS compat_adapters (
+    query_version TEXT NOT NULL, gallery_version TEXT NOT NULL,
+    adapter BLOB NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (query_version, gallery_version))"""
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,10 @@ class Compatibility:
         gallery_version: the version the searched items are embedded under.
         evidence: the evaluation that showed it (a JSON-able dict).
         seq: the change sequence number of the write that recorded it.
+        adapter: ``None`` when ``query_version`` vectors live in ``gallery_version``'s
+            space; else a saved :class:`~graceful.retrieval.QueryAdapter`
+            (:meth:`~graceful.retrieval.QueryAdapter.to_bytes`) that maps the queries
+            there first.
 
     Example:
         >>> Compatibility("v1", "v0", {"top1_new_old": 0.62}).gallery_version
@@ -134,6 +148,7 @@ class Compatibility:
     gallery_version: str
     evidence: Mapping[str, Any]
     seq: int = 0
+    adapter: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -733,6 +748,25 @@ class SQLiteStore:
             "INSERT OR REPLACE INTO compat VALUES (?, ?, ?, ?)",
             (c.query_version, c.gallery_version, json.dumps(dict(c.evidence)), seq),
         )
+        pair = (c.query_version, c.gallery_version)
+        if c.adapter is not None:
+            cur.execute(_ADAPTERS_SQL)
+            cur.execute(
+                "INSERT OR REPLACE INTO compat_adapters VALUES (?, ?, ?, ?)",
+                (*pair, sqlite3.Binary(c.adapter), seq),
+            )
+        elif self._has_adapters(cur):  # recorded again without one: the old one goes
+            cur.execute(
+                "DELETE FROM compat_adapters WHERE query_version=? AND gallery_version=?", pair
+            )
+
+    @staticmethod
+    def _has_adapters(cur: sqlite3.Cursor) -> bool:
+        return bool(
+            cur.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='compat_adapters'"
+            ).fetchone()
+        )
 
     def add_compatibility(self, compat: Compatibility) -> int:
         """Record (or overwrite) one compatibility; return the write's seq.
@@ -780,7 +814,18 @@ class SQLiteStore:
             rows = cur.execute(
                 "SELECT query_version, gallery_version, evidence, seq FROM compat ORDER BY seq"
             ).fetchall()
-            return [Compatibility(r[0], r[1], json.loads(r[2]), int(r[3])) for r in rows]
+            adapters: dict[tuple[str, str], bytes] = {}
+            if self._has_adapters(cur):
+                adapters = {
+                    (r[0], r[1]): bytes(r[2])
+                    for r in cur.execute(
+                        "SELECT query_version, gallery_version, adapter FROM compat_adapters"
+                    )
+                }
+            return [
+                Compatibility(r[0], r[1], json.loads(r[2]), int(r[3]), adapters.get((r[0], r[1])))
+                for r in rows
+            ]
 
     # -- items ----------------------------------------------------------------------------
 

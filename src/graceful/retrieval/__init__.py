@@ -6,7 +6,10 @@
   model) pair of several model versions embedding the same items;
 * :func:`is_compatible` and :func:`update_gain`: the empirical criterion
   ``M(new, old) > M(old, old)`` and the share of the paragon's gain obtained;
-* :func:`backfill_curve` and :func:`curve_auc`: quality while the gallery is re-embedded.
+* :func:`backfill_curve` and :func:`curve_auc`: quality while the gallery is re-embedded;
+* :func:`fit_query_adapter` / :class:`QueryAdapter`: a map from a new model's queries into
+  the old model's space (Procrustes, low-rank affine, residual MLP), fitted on a few
+  paired items, so the old gallery is searched without re-embedding it.
 
 Argument order everywhere: queries before gallery, old before new.
 
@@ -21,20 +24,24 @@ Example:
     (0.5, 1.0, True)
 """
 
+from .adapters import ADAPTER_KINDS, QueryAdapter, fit_query_adapter
 from .asymmetric import asymmetric_metrics
 from .backfill_curve import DEFAULT_FRACTIONS, backfill_curve, curve_auc
 from .compatibility import cross_model_matrix, cross_model_metrics, is_compatible, update_gain
 from .evaluation import METRICS, ArrayLike, retrieval_metrics
 
 __all__ = [
+    "ADAPTER_KINDS",
     "DEFAULT_FRACTIONS",
     "METRICS",
     "ArrayLike",
+    "QueryAdapter",
     "asymmetric_metrics",
     "backfill_curve",
     "cross_model_matrix",
     "cross_model_metrics",
     "curve_auc",
+    "fit_query_adapter",
     "is_compatible",
     "retrieval_metrics",
     "update_gain",

@@ -1,0 +1,394 @@
+r"""Query adapters: map a new model's queries into an old model's space, leave the gallery alone.
+
+When the embedding model is replaced, the stored vectors still come from the old model.
+Instead of re-embedding them, fit a small map :math:`a` with :math:`a(e^{new}(x)) \approx
+e^{old}(x)` on a few items embedded by both models, and send each new-model query through
+it (Drift-Adapter, Vejendla, EMNLP 2025; the reverse direction of FCT's gallery
+transformation, :func:`graceful.training.fit_transformation`). Three kinds:
+
+* ``"procrustes"``: :math:`a(x) = s (x - \mu_x) W + \mu_y` with :math:`W` (semi-)orthogonal,
+  the orthogonal Procrustes solution (the SVD of the paired cross-covariance); it keeps
+  the geometry of the new space, needs few pairs and allows ``dim_in != dim_out``
+  (:math:`W W^\top = I` on the smaller side);
+* ``"affine"``: ridge least squares, :math:`a(x) = (x - \mu_x) W + \mu_y`, the ridge weight
+  chosen by generalised cross-validation on the pairs themselves (no tuning by the
+  caller); ``rank=r`` makes it the reduced-rank (low-rank affine) solution;
+* ``"residual_mlp"``: the affine map plus a one-hidden-layer ReLU network fitted to its
+  residual (Adam, early stopping on a tenth of the pairs held out), for a drift that is
+  not linear.
+
+With ``normalize=True`` (for cosine retrieval, the default) both sides are L2-normalised
+before fitting and each query before and after the map. Applying an adapter is NumPy
+only: a matrix product (and a small MLP), microseconds per query.
+
+Example:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> new = rng.normal(size=(200, 8))
+    >>> rotation = np.linalg.qr(rng.normal(size=(8, 8)))[0]
+    >>> old = new @ rotation  # the same items, the old model's space: a rotation away
+    >>> adapter = fit_query_adapter(new, old, kind="procrustes", normalize=False)
+    >>> bool(np.allclose(adapter(new), old, atol=1e-4))
+    True
+    >>> adapter.kind, adapter.dim_in, adapter.dim_out
+    ('procrustes', 8, 8)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from graceful._validation import check_bool, check_choice, check_int, check_vectors, fail
+from graceful.errors import InputError
+
+__all__ = ["ADAPTER_KINDS", "QueryAdapter", "fit_query_adapter"]
+
+AdapterKind = Literal["procrustes", "affine", "residual_mlp"]
+ADAPTER_KINDS = ("procrustes", "affine", "residual_mlp")
+_FORMAT = "graceful.query_adapter/1"
+_F32 = npt.NDArray[np.float32]
+
+
+def _unit(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    out: npt.NDArray[Any] = x / np.maximum(norm, np.finfo(np.float32).tiny)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class QueryAdapter:
+    """A fitted map from ``dim_in``-dimensional (new) vectors to ``dim_out`` (old) ones.
+
+    Call it on an ``(n, dim_in)`` array; it returns float32 ``(n, dim_out)``. Build one with
+    :func:`fit_query_adapter`; store it with :meth:`to_bytes` / :meth:`from_bytes`.
+
+    Attributes:
+        kind: ``"procrustes"``, ``"affine"`` or ``"residual_mlp"``.
+        weight: ``(dim_in, dim_out)`` linear part (the Procrustes scale folded in).
+        bias: ``(dim_out,)``, the old side's mean.
+        in_mean: ``(dim_in,)``, subtracted from each (normalised) query first.
+        normalize: whether queries are L2-normalised before and after the map.
+        hidden: the residual MLP's ``w1, b1, w2, b2`` (``residual_mlp`` only), applied to
+            the normalised query: ``relu(x w1 + b1) w2 + b2``.
+        info: how it was fitted (pairs, ridge weight, rank, residuals), JSON-able.
+    """
+
+    kind: str
+    weight: _F32
+    bias: _F32
+    in_mean: _F32
+    normalize: bool
+    hidden: tuple[_F32, _F32, _F32, _F32] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim_in(self) -> int:
+        """The dimension of the vectors it takes (the new model's)."""
+        return int(self.weight.shape[0])
+
+    @property
+    def dim_out(self) -> int:
+        """The dimension of the vectors it returns (the old model's)."""
+        return int(self.weight.shape[1])
+
+    def __call__(self, x: npt.ArrayLike) -> _F32:
+        """Map ``(n, dim_in)`` queries into the old space.
+
+        Raises:
+            InputError: ``x`` is not a finite ``(n, dim_in)`` array.
+        """
+        q = check_vectors("x", x, dim=self.dim_in, where=" (the adapter's input dimension)")
+        if self.normalize:
+            q = _unit(q).astype(np.float32)
+        y = (q - self.in_mean) @ self.weight + self.bias
+        if self.hidden is not None:
+            w1, b1, w2, b2 = self.hidden
+            y += np.maximum(q @ w1 + b1, 0.0) @ w2 + b2
+        if self.normalize:
+            y = _unit(y)
+        return np.ascontiguousarray(y, dtype=np.float32)
+
+    def to_bytes(self) -> bytes:
+        """The adapter as ``.npz`` bytes (its arrays and a JSON header); see :meth:`from_bytes`.
+
+        Example:
+            >>> a = fit_query_adapter(np.eye(3), np.eye(3), kind="procrustes")
+            >>> QueryAdapter.from_bytes(a.to_bytes()).kind
+            'procrustes'
+        """
+        header = {
+            "format": _FORMAT,
+            "kind": self.kind,
+            "normalize": self.normalize,
+            "info": self.info,
+        }
+        arrays = {"weight": self.weight, "bias": self.bias, "in_mean": self.in_mean}
+        if self.hidden is not None:
+            arrays.update(zip(("w1", "b1", "w2", "b2"), self.hidden, strict=True))
+        buffer = io.BytesIO()
+        np.savez(buffer, header=np.array(json.dumps(header)), **arrays)  # type: ignore[arg-type]
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> QueryAdapter:
+        """Read :meth:`to_bytes`'s output.
+
+        Raises:
+            InputError: the bytes are not a saved query adapter, or its arrays disagree.
+        """
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                header = json.loads(str(npz["header"]))
+                arrays = {
+                    key: np.asarray(npz[key], dtype=np.float32)
+                    for key in npz.files
+                    if key != "header"
+                }
+        except (OSError, ValueError, KeyError, json.JSONDecodeError, EOFError) as exc:
+            raise InputError(
+                f"Expected a saved query adapter, but could not read it ({exc})"
+            ) from None
+        if not isinstance(header, dict) or header.get("format") != _FORMAT:
+            raise InputError(f"Expected a saved query adapter in format {_FORMAT!r}")
+        try:
+            hidden = None
+            if header.get("kind") == "residual_mlp":
+                hidden = (arrays["w1"], arrays["b1"], arrays["w2"], arrays["b2"])
+            adapter = cls(
+                kind=str(header["kind"]),
+                weight=arrays["weight"],
+                bias=arrays["bias"],
+                in_mean=arrays["in_mean"],
+                normalize=bool(header["normalize"]),
+                hidden=hidden,
+                info=dict(header.get("info") or {}),
+            )
+        except KeyError as exc:
+            raise InputError(f"Expected a saved query adapter, but {exc} is missing") from None
+        adapter._check()
+        return adapter
+
+    def _check(self) -> None:
+        check_choice("kind", self.kind, ADAPTER_KINDS)
+        if self.weight.ndim != 2:
+            raise InputError("Expected a saved query adapter whose arrays agree in shape")
+        d_in, d_out = self.weight.shape
+        shapes_ok = self.bias.shape == (d_out,) and self.in_mean.shape == (d_in,)
+        if self.hidden is not None:
+            w1, b1, w2, b2 = self.hidden
+            h = w1.shape[1] if w1.ndim == 2 else -1
+            shapes_ok &= w1.shape == (d_in, h) and b1.shape == (h,)
+            shapes_ok &= w2.shape == (h, d_out) and b2.shape == (d_out,)
+        if not shapes_ok or (self.kind == "residual_mlp") != (self.hidden is not None):
+            raise InputError("Expected a saved query adapter whose arrays agree in shape")
+
+    def __repr__(self) -> str:
+        return (
+            f"QueryAdapter(kind={self.kind!r}, dim_in={self.dim_in}, dim_out={self.dim_out}, "
+            f"pairs={self.info.get('pairs')})"
+        )
+
+
+def _gcv_ridge(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], float, float, float]:
+    """Ridge weights for centred ``x -> y`` with the weight chosen by generalised CV.
+
+    GCV(lambda) = (RSS / n) / (1 - (df + 1) / n)^2 (the 1 is the intercept the centring
+    fitted) over a log grid of lambda relative to the top squared singular value; all from
+    one SVD of ``x``. Returns ``(W, lambda, lambda / top, df)``.
+    """
+    n = x.shape[0]
+    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    uty = u.T @ y
+    energy = np.sum(uty**2, axis=1)  # per singular direction
+    outside = float(np.sum(y**2) - energy.sum())  # the part of y no ridge fit can reach
+    s2 = s**2
+    top = float(s2[0]) if s2.size and s2[0] > 0 else 1.0
+    best: tuple[float, float, float] | None = None
+    for lam in top * np.logspace(-8, 2, 61):
+        f = s2 / (s2 + lam)
+        rss = outside + float(np.sum((1.0 - f) ** 2 * energy))
+        df = float(f.sum())
+        if df + 1.0 >= n - 0.5:  # interpolation: GCV is undefined there
+            continue
+        gcv = (rss / n) / (1.0 - (df + 1.0) / n) ** 2
+        if best is None or gcv < best[0]:
+            best = (gcv, float(lam), df)
+    if best is None:  # every grid point interpolates (n <= 1): the most regularised one
+        best = (math.nan, top * 100.0, float(np.sum(s2 / (s2 + top * 100.0))))
+    _, lam, df = best
+    w = vt.T @ ((s / (s2 + lam))[:, None] * uty)
+    return w, lam, lam / top, df
+
+
+def _procrustes(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], scale: bool
+) -> tuple[npt.NDArray[np.float64], float]:
+    """Semi-orthogonal ``W`` (``dim_in x dim_out``) minimising ``||x W s - y||`` and ``s``."""
+    u, s, vt = np.linalg.svd(x.T @ y, full_matrices=False)
+    w = u @ vt
+    norm = float(np.sum(x**2))
+    factor = float(s.sum() / norm) if scale and norm > 0 else 1.0
+    return w, factor
+
+
+def _fit_mlp(
+    x: npt.NDArray[np.float32],
+    residual: npt.NDArray[np.float32],
+    hidden: int,
+    seed: int,
+    max_epochs: int,
+) -> tuple[tuple[_F32, _F32, _F32, _F32], dict[str, Any]]:
+    """A ReLU MLP fitted to ``residual`` by Adam, stopped early on a held-out tenth."""
+    import torch
+    from torch import nn
+
+    generator = torch.Generator().manual_seed(seed)
+    n = len(x)
+    order = torch.randperm(n, generator=generator)
+    n_val = max(1, n // 10)
+    val, fit = order[:n_val], order[n_val:]
+    xs, rs = torch.from_numpy(x), torch.from_numpy(residual)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = nn.Sequential(
+            nn.Linear(x.shape[1], hidden), nn.ReLU(), nn.Linear(hidden, rs.shape[1])
+        )
+    last = net[2]
+    assert isinstance(last, nn.Linear)
+    nn.init.zeros_(last.weight)  # starts as the affine map exactly
+    nn.init.zeros_(last.bias)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
+    best_loss, best_state, best_epoch, waited = math.inf, None, 0, 0
+    batch = max(16, min(256, len(fit)))
+    for epoch in range(max_epochs):
+        net.train()
+        for part in torch.split(fit[torch.randperm(len(fit), generator=generator)], batch):
+            loss = (net(xs[part]) - rs[part]).pow(2).sum(1).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            held = float((net(xs[val]) - rs[val]).pow(2).sum(1).mean())
+        if held < best_loss - 1e-7:
+            best_loss, best_epoch, waited = held, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            waited += 1
+            if waited >= 10:
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    params = net.state_dict()
+    arrays = tuple(
+        np.ascontiguousarray(
+            params[key].numpy().T if key.endswith("weight") else params[key].numpy(),
+            dtype=np.float32,
+        )
+        for key in ("0.weight", "0.bias", "2.weight", "2.bias")
+    )
+    w1, b1, w2, b2 = arrays
+    return (w1, b1, w2, b2), {"hidden": hidden, "epochs": best_epoch + 1, "held_out": n_val}
+
+
+def fit_query_adapter(
+    new: npt.ArrayLike,
+    old: npt.ArrayLike,
+    *,
+    kind: AdapterKind = "procrustes",
+    normalize: bool = True,
+    rank: int | None = None,
+    scale: bool = True,
+    hidden: int = 256,
+    max_epochs: int = 200,
+    seed: int = 0,
+) -> QueryAdapter:
+    """Fit a map from new-model vectors to old-model vectors of the same items.
+
+    Args:
+        new: ``(n, dim_in)`` the new model's embeddings of ``n`` items.
+        old: ``(n, dim_out)`` the old model's embeddings of the same items, same order.
+        kind: ``"procrustes"``, ``"affine"`` or ``"residual_mlp"`` (module docstring).
+        normalize: L2-normalise both sides (cosine retrieval); ``False`` for L2.
+        rank: ``affine`` / ``residual_mlp`` only: the rank of the linear part (reduced-rank
+            regression); ``None``: full.
+        scale: ``procrustes`` only: also fit a global scale (irrelevant under cosine).
+        hidden: ``residual_mlp`` only: the hidden width.
+        max_epochs: ``residual_mlp`` only: the most passes (early stopping ends sooner).
+        seed: ``residual_mlp`` only: its initialisation and hold-out split.
+
+    Returns:
+        The :class:`QueryAdapter`; ``info`` holds the pairs, the fit's relative residual
+        and, for ``affine``, the ridge weight GCV chose.
+
+    Raises:
+        InputError: naming the argument: mismatched rows, fewer than 2 pairs, non-finite
+        values, an all-zero row under ``normalize``, a bad ``kind`` or ``rank``.
+
+    Example:
+        >>> rng = np.random.default_rng(1)
+        >>> new = rng.normal(size=(300, 6))
+        >>> old = new @ rng.normal(size=(6, 4)) + 0.5  # a linear drift, another dimension
+        >>> a = fit_query_adapter(new, old, kind="affine", normalize=False)
+        >>> a.dim_out, bool(np.abs(a(new) - old).max() < 1e-2)
+        (4, True)
+    """
+    check_choice("kind", kind, ADAPTER_KINDS)
+    normalize = check_bool("normalize", normalize)
+    scale = check_bool("scale", scale)
+    x = check_vectors("new", new, nonzero=normalize).astype(np.float64)
+    y = check_vectors("old", old, rows=len(x), nonzero=normalize).astype(np.float64)
+    if len(x) < 2:
+        raise fail("new", "at least 2 paired items", f"{len(x)} row(s)")
+    if rank is not None:
+        if kind == "procrustes":
+            raise InputError("Expected argument `rank` to be None for kind='procrustes'")
+        rank = check_int("rank", rank, low=1, high=min(x.shape[1], y.shape[1]))
+    if normalize:
+        x, y = _unit(x), _unit(y)
+    mx, my = x.mean(0), y.mean(0)
+    xc, yc = x - mx, y - my
+    info: dict[str, Any] = {"pairs": len(x), "dim_in": x.shape[1], "dim_out": y.shape[1]}
+    if kind == "procrustes":
+        w, factor = _procrustes(xc, yc, scale)
+        w = w * factor
+        info["scale"] = factor
+    else:
+        w, lam, relative, df = _gcv_ridge(xc, yc)
+        info.update(ridge=lam, ridge_relative=relative, effective_params=df)
+        if rank is not None:
+            _, _, vt = np.linalg.svd(xc @ w, full_matrices=False)
+            keep = vt[:rank].T
+            w = w @ keep @ keep.T
+            info["rank"] = rank
+    fitted = xc @ w + my
+    total = float(np.sum(yc**2)) or 1.0
+    info["relative_residual"] = float(np.sum((fitted - y) ** 2) / total)
+    hidden_arrays = None
+    if kind == "residual_mlp":
+        hidden = check_int("hidden", hidden, low=1)
+        max_epochs = check_int("max_epochs", max_epochs, low=1)
+        hidden_arrays, mlp_info = _fit_mlp(
+            x.astype(np.float32), (y - fitted).astype(np.float32), hidden, seed, max_epochs
+        )
+        info.update(mlp_info)
+    adapter = QueryAdapter(
+        kind=kind,
+        weight=np.ascontiguousarray(w, dtype=np.float32),
+        bias=np.ascontiguousarray(my, dtype=np.float32),
+        in_mean=np.ascontiguousarray(mx, dtype=np.float32),
+        normalize=normalize,
+        hidden=hidden_arrays,
+        info=info,
+    )
+    adapter._check()
+    return adapter

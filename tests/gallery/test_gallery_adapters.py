@@ -1,0 +1,146 @@
+"""Query adapters in the gallery: new-model queries search old items through a recorded map."""
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from graceful.errors import InputError
+from graceful.gallery import Gallery, IncompatibleVersionsError, SQLiteStore
+from graceful.retrieval import QueryAdapter, fit_query_adapter
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def pairs():
+    rng = np.random.default_rng(0)
+    old = rng.normal(size=(60, 4))  # the items under the old model (dim 4)
+    new = np.tanh(old @ rng.normal(size=(4, 6)))  # the same items under the new one (dim 6)
+    return old.astype(np.float32), new.astype(np.float32)
+
+
+def _gallery(path, old):
+    g = Gallery(path)
+    g.register_version("v0", dim=4)
+    g.register_version("v1", dim=6)
+    g.add_with_ids(old, [f"i{j}" for j in range(len(old))], version="v0")
+    return g
+
+
+def _brute_force(queries, gallery, k):
+    scores = _unit(queries) @ _unit(gallery).T
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k], np.sort(scores, axis=1)[:, ::-1][
+        :, :k
+    ]
+
+
+def test_queries_go_through_the_adapter_before_the_old_items(tmp_path, pairs):
+    old, new = pairs
+    g = _gallery(str(tmp_path / "g.sqlite"), old)
+    with pytest.raises(IncompatibleVersionsError):
+        g.search(new[:3], 5, version="v1")
+    adapter = fit_query_adapter(new[:40], old[:40], kind="affine")
+    g.record_compatibility("v1", "v0", {"map_ratio": 0.9}, adapter=adapter)
+    result = g.search(new, 5, version="v1")
+    order, scores = _brute_force(adapter(new), old, 5)
+    assert result.ids.tolist() == [[f"i{j}" for j in row] for row in order]
+    np.testing.assert_allclose(result.distances, scores, atol=1e-5)
+    assert g.adapter("v1", "v0").to_bytes() == adapter.to_bytes()
+    assert g.adapter("v0", "v0") is None
+
+
+def test_a_mixed_gallery_merges_adapted_and_native_results(tmp_path, pairs):
+    old, new = pairs
+    g = _gallery(str(tmp_path / "g.sqlite"), old)
+    adapter = fit_query_adapter(new, old, kind="procrustes")
+    g.record_compatibility("v1", "v0", {}, adapter=adapter)
+    g.replace(new[:20], [f"i{j}" for j in range(20)], version="v1")  # backfilled part
+    result = g.search(new[:5], 60, version="v1")
+    native = _unit(new[:5]) @ _unit(new[:20]).T
+    adapted = _unit(adapter(new[:5])) @ _unit(old[20:]).T
+    expected = np.sort(np.concatenate([native, adapted], axis=1), axis=1)[:, ::-1]
+    np.testing.assert_allclose(result.distances, expected, atol=1e-5)
+    assert set(result.versions[0]) == {"v0", "v1"}
+
+
+def test_the_adapter_survives_reopening_and_reaches_other_handles(tmp_path, pairs):
+    old, new = pairs
+    path = str(tmp_path / "g.sqlite")
+    a, b = _gallery(path, old), Gallery(path)
+    adapter = fit_query_adapter(new, old, kind="residual_mlp", max_epochs=5)
+    a.record_compatibility("v1", "v0", {"recall": 0.9}, adapter=adapter)
+    expected = a.search(new[:4], 3, version="v1")
+    b.refresh()
+    assert b.search(new[:4], 3, version="v1").ids.tolist() == expected.ids.tolist()
+    a.close()
+    b.close()
+    with Gallery(store=SQLiteStore(path, read_only=True)) as again:
+        found = again.search(new[:4], 3, version="v1")
+        assert found.ids.tolist() == expected.ids.tolist()
+        assert again.compatibility()[0].evidence == {"recall": 0.9}
+
+
+def test_a_wrong_adapter_names_both_versions_and_records_nothing(tmp_path, pairs):
+    old, new = pairs
+    g = _gallery(str(tmp_path / "g.sqlite"), old)
+    backwards = fit_query_adapter(old, new)  # 4 -> 6, the wrong way round
+    with pytest.raises(InputError, match=r"from 'v1' \(dim=6.*to 'v0' \(dim=4.*dim 4 to dim 6"):
+        g.record_compatibility("v1", "v0", {}, adapter=backwards)
+    with pytest.raises(InputError, match="adapter"):
+        g.record_compatibility("v1", "v0", {}, adapter=np.eye(6, 4))
+    with pytest.raises(InputError, match="share dim"):
+        g.record_compatibility("v1", "v0", {})  # different dims need an adapter
+    assert g.compatibility() == []
+    with pytest.raises(IncompatibleVersionsError):
+        g.search(new[:1], 1, version="v1")
+
+
+def test_recording_the_pair_again_without_an_adapter_drops_it(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(30, 3))
+    g = Gallery(str(tmp_path / "g.sqlite"))
+    g.register_version("v0", dim=3)
+    g.register_version("v1", dim=3)
+    g.record_compatibility("v1", "v0", {}, adapter=fit_query_adapter(x, -x))
+    assert g.adapter("v1", "v0") is not None
+    g.record_compatibility("v1", "v0", {"trained": True})
+    assert g.adapter("v1", "v0") is None
+    g.close()
+    with Gallery(str(tmp_path / "g.sqlite")) as again:
+        assert again.adapter("v1", "v0") is None
+
+
+def test_a_gallery_written_before_adapters_opens_and_takes_one(tmp_path, pairs):
+    old, new = pairs
+    path = str(tmp_path / "g.sqlite")
+    _gallery(path, old).close()
+    with sqlite3.connect(path) as conn:  # as an older graceful wrote it
+        conn.execute("DROP TABLE compat_adapters")
+    with Gallery(store=SQLiteStore(path, read_only=True)) as g:
+        assert g.compatibility() == []
+    with Gallery(path) as g:
+        g.record_compatibility("v1", "v0", {}, adapter=fit_query_adapter(new, old))
+        assert g.search(new[:2], 2, version="v1").ids.shape == (2, 2)
+
+
+def test_a_damaged_adapter_is_a_one_line_error_naming_the_pair(tmp_path, pairs):
+    old, new = pairs
+    path = str(tmp_path / "g.sqlite")
+    with _gallery(path, old) as g:
+        g.record_compatibility("v1", "v0", {}, adapter=fit_query_adapter(new, old))
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE compat_adapters SET adapter = x'00ff'")
+    with pytest.raises(InputError, match=r"adapter recorded from 'v1' to 'v0' is damaged"):
+        Gallery(path)
+
+
+def test_query_adapter_bytes_are_what_the_store_keeps(tmp_path, pairs):
+    old, new = pairs
+    adapter = fit_query_adapter(new, old)
+    with _gallery(str(tmp_path / "g.sqlite"), old) as g:
+        g.record_compatibility("v1", "v0", {}, adapter=adapter)
+        stored = g.store.compatibility()[0].adapter
+    assert QueryAdapter.from_bytes(stored).to_bytes() == adapter.to_bytes()
