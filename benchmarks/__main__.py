@@ -132,6 +132,25 @@ def bench_lqf(
     )  # fmt: skip
 
 
+@app.command("adapters")
+def bench_adapters(
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(help="Setting to run (repeatable): text, image, digits."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Number of seeds (0, 1, ...).")] = 5,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
+    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "adapters",
+) -> None:
+    """Query adapters: new-model queries against the old gallery, against a full re-embed."""
+    from benchmarks.adapters import adapters_markdown, run_adapters
+
+    _run_bench(
+        "adapters", run_adapters, adapters_markdown, setting, seeds, out, stem, (".md", ".json"),
+        defaults=("text", "image"),
+    )  # fmt: skip
+
+
 @app.command("kd-control")
 def bench_kd_control(
     setting: Annotated[

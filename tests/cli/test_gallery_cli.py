@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from graceful.cli import gallery as gallery_cli
 from graceful.cli.app import app
 from graceful.gallery import Gallery
+from graceful.retrieval import fit_query_adapter
 
 runner = CliRunner()
 N, D = 60, 8
@@ -395,4 +396,61 @@ def test_vectors_a_version_cannot_hold_name_the_file_and_the_id(files):
             f"'v1' has {D}",
             command,
         )
+    assert fingerprint(g) == before
+
+
+# -- query adapters -----------------------------------------------------------------------
+
+
+def test_adapt_fits_and_records_an_adapter_that_search_then_uses(files):
+    tmp, v1 = files
+    g = _setup(tmp, compatible=False)
+    rng = np.random.default_rng(1)
+    v2 = (v1 @ rng.normal(size=(D, 5))).astype(np.float32)  # another model, 5 dimensions
+    ids = np.array([f"item{i}" for i in range(N)])
+    np.savez(tmp / "v2.npz", ids=ids[::-1], vectors=v2[::-1])  # pairs are joined by id
+    np.savez(tmp / "q2.npz", ids=np.array(["q0", "q1"]), vectors=v2[:2])
+    assert run("register", g, "--version", "v2", "--dim", 5).exit_code == 0
+    result = run("adapt", g, "--from", "v2", "--to", "v0", "--new", tmp / "v2.npz",
+                 "--old", tmp / "v0.npz", "--evidence", tmp / "ev.json",
+                 "--kind", "affine")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "affine adapter from v2 to v0 fitted on 60 paired items" in result.output
+    with Gallery(g) as gallery:
+        record = gallery.compatibility()[0]
+        assert (record.query_version, record.gallery_version) == ("v2", "v0")
+        assert record.evidence["top1_new_old"] == 0.6 and record.evidence["adapter"]["pairs"] == N
+        v0 = np.load(tmp / "v0.npz")["vectors"]
+        aligned = fit_query_adapter(v2, v0, kind="affine")  # the pairs joined by id
+        np.testing.assert_allclose(gallery.adapter("v2", "v0")(v2), aligned(v2), atol=1e-5)
+        _, i = gallery.search(v2[:2], 3, version="v2")
+    found = run("search", g, "--version", "v2", "--queries", tmp / "q2.npz", "-k", 3,
+                "--out", tmp / "r.parquet")  # fmt: skip
+    assert found.exit_code == 0, found.output
+    hits = pd.read_parquet(tmp / "r.parquet")
+    assert hits["id"].tolist() == i.ravel().tolist() and set(hits["version"]) == {"v0"}
+    status = run("status", g)
+    assert "v0 (adapter)" in status.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ("--new {tmp}/q.npz", "share 0"),
+        ("--new {tmp}/dup.npz", "repeats id"),
+        ("--new {tmp}/v1.npz --kind rotation", "kind"),
+        ("--new {tmp}/v1.npz --kind affine --rank 99", "rank"),
+        ("--new {tmp}/wide.npz", "dimension 9"),
+        ("--new {tmp}/v1.npz --evidence {tmp}/missing.json", "missing.json"),
+    ],
+)
+def test_bad_adapt_input_is_one_line_exit_2_and_records_nothing(files, extra, match):
+    tmp, v1 = files
+    g = _setup(tmp, compatible=False)
+    ids = [f"item{i}" for i in range(N)]
+    np.savez(tmp / "dup.npz", ids=np.array(ids[:2] + ids[:1]), vectors=v1[:3])
+    np.savez(tmp / "wide.npz", ids=np.array(ids), vectors=np.ones((N, 9), np.float32))
+    args = f"adapt {g} --from v1 --to v0 --old {tmp}/v0.npz --evidence {tmp}/ev.json " + extra
+    before = fingerprint(g)
+    one_line_exit_2(run(*args.format(tmp=tmp).split()), match, "adapt")
     assert fingerprint(g) == before

@@ -8,6 +8,8 @@ Every expected error is one line on stderr and exit status 2; nothing is half-wr
 ``search`` open it read-only. ``search`` writes what :meth:`Gallery.search
 <graceful.gallery.Gallery.search>` returns, one row per hit: ``query``, ``rank``, ``id``,
 ``distance`` (faiss's: the cosine similarity, or the squared L2 distance) and ``version``.
+``adapt`` fits a query adapter (:func:`graceful.retrieval.fit_query_adapter`) on items
+embedded under two versions and records it with the compatibility.
 Ids and version names are printed as written: rich markup in them is escaped, control
 characters are shown as escapes.
 """
@@ -30,7 +32,7 @@ __all__ = ["gallery_app"]
 
 gallery_app = typer.Typer(
     no_args_is_help=True,
-    help="A versioned embedding gallery: add, search across versions, backfill, status.",
+    help="A versioned embedding gallery: add, search across versions, adapt, backfill, status.",
 )
 
 GalleryArg = Annotated[Path, typer.Argument(help="The gallery's SQLite file.")]
@@ -141,6 +143,74 @@ def register(
             )
         typer.echo(
             f"registered {_safe(version)} (dim {dim}, {metric}, {index}) in {_safe(gallery)}"
+        )
+
+
+def _pairs(new_path: Path, old_path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The ids in both embedding files, in the new file's order, with both files' vectors."""
+    new_ids, new = _read_embeddings(new_path)
+    old_ids, old = _read_embeddings(old_path)  # each refuses repeated ids itself
+    row_of = {item: row for row, item in enumerate(old_ids)}
+    common = [(row, row_of[item]) for row, item in enumerate(new_ids) if item in row_of]
+    if len(common) < 2:
+        raise InputError(
+            f"--new {new_path} and --old {old_path}: expected at least 2 ids in both files "
+            f"(the paired items the adapter is fitted on), but they share {len(common)}"
+        )
+    rows_new, rows_old = (np.array(rows) for rows in zip(*common, strict=True))
+    return [new_ids[r] for r in rows_new], new[rows_new], old[rows_old]
+
+
+@gallery_app.command("adapt")
+def adapt(
+    gallery: GalleryArg,
+    query_version: Annotated[
+        str, typer.Option("--from", help="The version whose queries go through the adapter.")
+    ],
+    gallery_version: Annotated[
+        str, typer.Option("--to", help="The version of the stored items they then search.")
+    ],
+    new: Annotated[
+        Path, typer.Option(help="Embedding file: the paired items under the --from version.")
+    ],
+    old: Annotated[
+        Path, typer.Option(help="Embedding file: the same items under the --to version.")
+    ],
+    evidence: Annotated[
+        Path, typer.Option(help="JSON file of the evaluation that showed the adapted search.")
+    ],
+    kind: Annotated[str, typer.Option(help="procrustes, affine or residual_mlp.")] = "procrustes",
+    rank: Annotated[
+        int | None, typer.Option(help="affine / residual_mlp: rank of the linear part.")
+    ] = None,
+) -> None:
+    """Fit a query adapter on paired items and record it with the compatibility.
+
+    --from queries then search --to items through it; the stored vectors stay as they are.
+    """
+    from graceful.retrieval import fit_query_adapter
+
+    with errors("gallery adapt"):
+        proof = _read_json(evidence, "--evidence")
+        ids, x_new, x_old = _pairs(new, old)
+        with _open(gallery) as g:
+            _check_vectors(g, query_version, ids, x_new, "--new", new)
+            _check_vectors(g, gallery_version, ids, x_old, "--old", old)
+            metric = {v.name: v.metric for v in g.versions()}.get(gallery_version)
+            adapter = fit_query_adapter(
+                x_new,
+                x_old,
+                kind=kind,  # type: ignore[arg-type]  # checked by fit_query_adapter
+                rank=rank,
+                normalize=metric != "l2",
+            )
+            g.record_compatibility(
+                query_version, gallery_version, {**proof, "adapter": adapter.info}, adapter=adapter
+            )
+        residual = adapter.info["relative_residual"]
+        typer.echo(
+            f"recorded a {kind} adapter from {_safe(query_version)} to {_safe(gallery_version)}"
+            f" fitted on {len(ids)} paired items (relative residual {residual:.3g})"
         )
 
 
@@ -336,7 +406,11 @@ def status(gallery: GalleryArg) -> None:
         for column in ("version", "items", "dim", "metric", "index", "its queries search"):
             table.add_column(column)
         for info in versions:
-            older = sorted(c.gallery_version for c in compat if c.query_version == info.name)
+            older = sorted(
+                c.gallery_version + (" (adapter)" if c.adapter is not None else "")
+                for c in compat
+                if c.query_version == info.name
+            )
             searchable = [info.name, *older]
             table.add_row(
                 _cell(info.name),
