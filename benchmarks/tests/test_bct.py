@@ -32,7 +32,19 @@ def test_digits_pipeline_writes_tables_curves_and_page(tmp_path):
         assert curve["top1"][0]["values"] == bct["new_old_top1"]["values"]
         assert curve["top1"][-1]["values"] == bct["new_new_top1"]["values"]
         assert 0.0 <= curve["auc"]["top1"]["mean"] <= 1.0
-    assert len(setting["targets"]) == 5
+    assert len(setting["targets"]) == 7
+    # FastFill: the curves start at h(old) for every item and end at new*'s full gallery
+    fastfill = setting["fastfill"]
+    assert len(fastfill["fractions"]) == 21 and set(fastfill["z"]) == {"top1", "map"}
+    assert all(len(z) == 2 for z in fastfill["z"].values())
+    for order in ("sigma", "oracle", "random_mean"):
+        curve = fastfill["curves"][order]["top1"]
+        start, full = fastfill["curves"]["sigma"]["top1"][0], rows["independent"]
+        assert curve[0]["values"] == pytest.approx(start["values"]), order  # random: a mean
+        assert curve[-1]["values"] == pytest.approx(full["newstar_newstar_top1"]["values"])
+    assert fastfill["auc"]["map"]["random_std_within_seed"]["mean"] >= 0
+    ff_targets = [t for t in setting["targets"] if t["name"].startswith("FastFill")]
+    assert [t["threshold"] for t in ff_targets] == [2.0, 2.0]
     assert list(setting["backfill"]) == ["random", "uncertainty", "uncertainty_balanced"]
     on_disk = json.loads((tmp_path / "bct.json").read_text())
     assert on_disk["settings"][0]["name"] == "digits"

@@ -12,6 +12,7 @@ Example:
 """
 
 from .collapse import collapse_reason
+from .fastfill import FastFillTransformation, fit_fastfill
 from .inference import predict
 from .loop import Batch, Objective, OptimizerStep, Step, train_epoch
 from .seed import epoch_generator, seed_everything
@@ -23,6 +24,7 @@ __all__ = [
     "Batch",
     "CachedTeacher",
     "EnsembleTeacher",
+    "FastFillTransformation",
     "Objective",
     "OnlineTeacher",
     "OptimizerStep",
@@ -33,6 +35,7 @@ __all__ = [
     "Trainer",
     "collapse_reason",
     "epoch_generator",
+    "fit_fastfill",
     "fit_transformation",
     "predict",
     "seed_everything",
