@@ -37,7 +37,7 @@ def test_digits_pipeline_writes_tables_curves_and_page(tmp_path):
     fastfill = setting["fastfill"]
     assert len(fastfill["fractions"]) == 21 and set(fastfill["z"]) == {"top1", "map"}
     assert all(len(z) == 2 for z in fastfill["z"].values())
-    for order in ("sigma", "oracle", "random_mean"):
+    for order in ("sigma", "sigma_paper", "oracle", "random_mean"):
         curve = fastfill["curves"][order]["top1"]
         start, full = fastfill["curves"]["sigma"]["top1"][0], rows["independent"]
         assert curve[0]["values"] == pytest.approx(start["values"]), order  # random: a mean

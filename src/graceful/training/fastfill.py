@@ -24,14 +24,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
-from graceful._validation import check_int, check_real, check_vectors, fail
+from graceful._validation import check_choice, check_int, check_real, check_vectors, fail
 from graceful.errors import InputError
 
 __all__ = ["FastFillTransformation", "fit_fastfill"]
 
 
 class FastFillTransformation(nn.Module):
-    r"""An MLP ``old -> new`` with a log-variance head on its hidden layer.
+    r"""An MLP ``old -> new`` with a log-variance head.
 
     ``forward(x)`` returns :math:`h(x)`; :meth:`uncertainty` returns :math:`\sigma(x)`.
 
@@ -41,6 +41,10 @@ class FastFillTransformation(nn.Module):
         hidden: hidden units.
         normalize: L2-normalise the inputs (and, in :meth:`both` and :meth:`forward`,
             the transformed vectors), as the model was trained.
+        sigma_from: what the log-variance head reads: ``"hidden"`` (the MLP's hidden
+            layer, the default here: it can tell regions of the old space apart that the
+            output cannot) or ``"output"`` (a ``Linear(new_dim -> 1)`` on the transformed
+            vector, as in the paper's code).
 
     Example:
         >>> t = FastFillTransformation(4, 3, hidden=8)
@@ -49,13 +53,19 @@ class FastFillTransformation(nn.Module):
     """
 
     def __init__(
-        self, old_dim: int, new_dim: int, hidden: int = 512, normalize: bool = False
+        self,
+        old_dim: int,
+        new_dim: int,
+        hidden: int = 512,
+        normalize: bool = False,
+        sigma_from: str = "hidden",
     ) -> None:
         super().__init__()
         self.normalize = normalize
+        self.sigma_from = check_choice("sigma_from", sigma_from, ("hidden", "output"))
         self.trunk = nn.Sequential(nn.Linear(old_dim, hidden), nn.ReLU())
         self.out = nn.Linear(hidden, new_dim)
-        self.log_variance = nn.Linear(hidden, 1)
+        self.log_variance = nn.Linear(hidden if self.sigma_from == "hidden" else new_dim, 1)
 
     def both(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(h(x), sigma(x))`` in one pass."""
@@ -63,9 +73,10 @@ class FastFillTransformation(nn.Module):
             x = F.normalize(x, dim=1)
         z = self.trunk(x)
         h = self.out(z)
+        sigma = self.log_variance(z if self.sigma_from == "hidden" else h).squeeze(-1)
         if self.normalize:
             h = F.normalize(h, dim=1)
-        return h, self.log_variance(z).squeeze(-1)
+        return h, sigma
 
     def forward(self, x: Tensor) -> Tensor:
         """The transformed vectors :math:`h(x)`."""
@@ -99,6 +110,7 @@ def fit_fastfill(
     batch_size: int = 256,
     lr: float = 1e-3,
     seed: int = 0,
+    sigma_from: str = "hidden",
 ) -> FastFillTransformation:
     r"""Train the FastFill transformation and its uncertainty on paired training embeddings.
 
@@ -115,6 +127,8 @@ def fit_fastfill(
         batch_size: pairs per step.
         lr: Adam's initial learning rate.
         seed: initialisation and data order.
+        sigma_from: ``"hidden"`` or ``"output"`` (the paper's); see
+            :class:`FastFillTransformation`.
 
     Returns:
         The trained :class:`FastFillTransformation`, in eval mode; with ``normalize`` it
@@ -166,7 +180,7 @@ def fit_fastfill(
         new = F.normalize(new, dim=1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = FastFillTransformation(old.shape[1], new.shape[1], hidden, normalize)
+        model = FastFillTransformation(old.shape[1], new.shape[1], hidden, normalize, sigma_from)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * -(-len(old) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
@@ -180,11 +194,11 @@ def fit_fastfill(
                 loss_i = loss_i + F.cross_entropy(
                     head(out), y[batch], label_smoothing=label_smoothing, reduction="none"
                 )
-            loss = (0.5 * torch.exp(-sigma) * loss_i + 0.5 * sigma).mean()
+            loss: Tensor = (0.5 * torch.exp(-sigma) * loss_i + 0.5 * sigma).mean()
             if not torch.isfinite(loss):
                 raise InputError("FastFill training diverged (a non-finite loss): lower `lr`")
             optimizer.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             schedule.step()
     return model.eval()
