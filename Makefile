@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the local CPU build: a looser requirement pulls GBs of CUDA wheels.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint typecheck unit chromium bench bench-pct bench-kd-control bench-bct bench-gallery bench-hetero bench-lqf bench-data clean
+.PHONY: demo test lint typecheck unit chromium bench bench-pct bench-kd-control bench-bct bench-adapters bench-gallery bench-hetero bench-lqf bench-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench-kd-control: bench-data
 bench-bct: bench-data
 	$(BIN)/python -m benchmarks bct --setting animal_mnist --setting rotten_tomatoes --seeds 3 \
 	  --out benchmarks/results --stem bct
+
+# Query adapters: new-model queries against the old gallery, against a full re-embed (5 seeds).
+bench-adapters: bench-data
+	$(BIN)/python -m benchmarks adapters --setting text --setting image --seeds 5 \
+	  --out benchmarks/results --stem adapters
 
 # Small (edge) models that search a large model's gallery: cost vs asymmetric retrieval.
 bench-hetero: bench-data

@@ -111,7 +111,7 @@ def _fit(
     t = setting.temperature
     for _ in range(setting.epochs):
         model.train()
-        for batch in torch.randperm(len(y), generator=order).split(128):
+        for batch in torch.split(torch.randperm(len(y), generator=order), 128):
             logits = model(x[batch])
             loss = F.cross_entropy(logits, y[batch])
             if teacher is not None:
@@ -123,7 +123,7 @@ def _fit(
                 )
                 loss = loss + setting.weight * t * t * kl
             optimizer.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             schedule.step()
     return model.eval()
@@ -131,7 +131,16 @@ def _fit(
 
 @torch.no_grad()
 def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return torch.cat([model(part) for part in x.split(1024)])
+    return torch.cat([model(part) for part in torch.split(x, 1024)])
+
+
+def _factories() -> dict[str, Callable[[], KDSetting]]:
+    """Setting name -> a factory, as :func:`~benchmarks._common.setting_from` takes them."""
+
+    def constant(setting: KDSetting) -> Callable[[], KDSetting]:
+        return lambda: setting
+
+    return {name: constant(setting) for name, setting in KD_SETTINGS.items()}
 
 
 def run_kd_control(
@@ -148,7 +157,7 @@ def run_kd_control(
     Writes ``<stem>.json`` (with the per-seed values and the targets) and ``<stem>.md``
     under ``out_dir`` when it is given.
     """
-    specs = [setting_from({k: (lambda v=v: v) for k, v in KD_SETTINGS.items()}, n) for n in names]
+    specs = [setting_from(_factories(), n) for n in names]
     results = results_header(
         "kd_control", "Distillation control (python -m benchmarks kd-control)", command
     )
@@ -185,10 +194,8 @@ def run_kd_control(
             for method, metrics in raw.items()
         }
         er_gap = float(np.mean(raw["kd"]["error_rate_new"]) - np.mean(raw["ce"]["error_rate_new"]))
-        nfr_ratio = float(
-            np.mean(raw["kd"]["negative_flip_rate"])
-            / max(np.mean(raw["ce"]["negative_flip_rate"]), 1e-12)
-        )
+        ce_nfr = float(np.mean(raw["ce"]["negative_flip_rate"]))
+        nfr_ratio = float(np.mean(raw["kd"]["negative_flip_rate"])) / max(ce_nfr, 1e-12)
         out.append(
             {
                 "name": name,

@@ -135,3 +135,14 @@ def test_bad_input_names_the_argument():
     adapter = fit_query_adapter(new, old)
     with pytest.raises(InputError, match="`x`"):
         adapter(rng.normal(size=(2, 3)))
+
+
+def test_a_centred_adapter_drops_only_the_old_mean():
+    rng = np.random.default_rng(8)
+    new, old = rng.normal(size=(80, 5)), rng.normal(size=(80, 4)) + 3.0
+    full = fit_query_adapter(new, old, normalize=False)
+    centred = fit_query_adapter(new, old, normalize=False, center=True)
+    np.testing.assert_allclose(centred(new) + full.bias, full(new), atol=1e-5)
+    assert centred.info["centered"] and not np.any(centred.bias)
+    with pytest.raises(InputError, match="`center`"):
+        fit_query_adapter(new, old, center="yes")

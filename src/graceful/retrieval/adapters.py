@@ -311,6 +311,7 @@ def fit_query_adapter(
     hidden: int = 256,
     max_epochs: int = 200,
     seed: int = 0,
+    center: bool = False,
 ) -> QueryAdapter:
     """Fit a map from new-model vectors to old-model vectors of the same items.
 
@@ -325,6 +326,11 @@ def fit_query_adapter(
         hidden: ``residual_mlp`` only: the hidden width.
         max_epochs: ``residual_mlp`` only: the most passes (early stopping ends sooner).
         seed: ``residual_mlp`` only: its initialisation and hold-out split.
+        center: leave the old side's mean out of the output (the bias is zero). For
+            cosine ranking only: the mean adds the same direction to every query, which
+            favours the gallery items nearest to it whatever the query (hubs); without it
+            the queries are ranked by their deviation alone. The output is then no longer
+            an estimate of the old vector (do not use it with L2 distances).
 
     Returns:
         The :class:`QueryAdapter`; ``info`` holds the pairs, the fit's relative residual
@@ -345,6 +351,7 @@ def fit_query_adapter(
     check_choice("kind", kind, ADAPTER_KINDS)
     normalize = check_bool("normalize", normalize)
     scale = check_bool("scale", scale)
+    center = check_bool("center", center)
     x = check_vectors("new", new, nonzero=normalize).astype(np.float64)
     y = check_vectors("old", old, rows=len(x), nonzero=normalize).astype(np.float64)
     if len(x) < 2:
@@ -381,10 +388,12 @@ def fit_query_adapter(
             x.astype(np.float32), (y - fitted).astype(np.float32), hidden, seed, max_epochs
         )
         info.update(mlp_info)
+    if center:
+        info["centered"] = True
     adapter = QueryAdapter(
         kind=kind,
         weight=np.ascontiguousarray(w, dtype=np.float32),
-        bias=np.ascontiguousarray(my, dtype=np.float32),
+        bias=np.ascontiguousarray(np.zeros_like(my) if center else my, dtype=np.float32),
         in_mean=np.ascontiguousarray(mx, dtype=np.float32),
         normalize=normalize,
         hidden=hidden_arrays,
