@@ -144,3 +144,13 @@ def test_query_adapter_bytes_are_what_the_store_keeps(tmp_path, pairs):
         g.record_compatibility("v1", "v0", {}, adapter=adapter)
         stored = g.store.compatibility()[0].adapter
     assert QueryAdapter.from_bytes(stored).to_bytes() == adapter.to_bytes()
+
+
+def test_an_adapter_that_maps_a_query_to_zero_is_a_one_line_error(tmp_path, pairs):
+    old, new = pairs
+    g = _gallery(str(tmp_path / "g.sqlite"), old)
+    adapter = fit_query_adapter(new, old, kind="affine", normalize=False, center=True)
+    g.record_compatibility("v1", "v0", {}, adapter=adapter)
+    query = adapter.in_mean[None, :]  # exactly the mean: the centred map sends it to zero
+    with pytest.raises(InputError, match=r"maps query 0 of argument `x` to a zero vector"):
+        g.search(query, 2, version="v1")

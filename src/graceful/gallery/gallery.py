@@ -780,7 +780,14 @@ class Gallery:
             entry = self._adapters.get((info.name, name))
             qv = q if entry is None else entry[1](q)  # into that version's space
             if info.metric == "cosine":
-                qv = qv / np.linalg.norm(qv, axis=1, keepdims=True)
+                norms = np.linalg.norm(qv, axis=1, keepdims=True)
+                if entry is not None and not norms.all():
+                    row = int(np.flatnonzero(norms[:, 0] == 0)[0])
+                    raise InputError(
+                        f"The adapter from {info.name!r} to {name!r} maps query {row} of "
+                        "argument `x` to a zero vector, which cosine search cannot normalise"
+                    )
+                qv = qv / norms
             parts.append(self._indexes[name].search(qv, k))
         n = q.shape[0]
         if not parts:
