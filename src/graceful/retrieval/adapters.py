@@ -259,13 +259,10 @@ def _fit_mlp(
     xs, rs = torch.from_numpy(x), torch.from_numpy(residual)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = nn.Sequential(
-            nn.Linear(x.shape[1], hidden), nn.ReLU(), nn.Linear(hidden, rs.shape[1])
-        )
-    last = net[2]
-    assert isinstance(last, nn.Linear)
+        first, last = nn.Linear(x.shape[1], hidden), nn.Linear(hidden, rs.shape[1])
     nn.init.zeros_(last.weight)  # starts as the affine map exactly
     nn.init.zeros_(last.bias)
+    net = nn.Sequential(first, nn.ReLU(), last)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
     best_loss, best_state, best_epoch, waited = math.inf, None, 0, 0
     batch = max(16, min(256, len(fit)))
@@ -288,15 +285,15 @@ def _fit_mlp(
                 break
     if best_state is not None:
         net.load_state_dict(best_state)
-    params = net.state_dict()
-    arrays = tuple(
-        np.ascontiguousarray(
-            params[key].numpy().T if key.endswith("weight") else params[key].numpy(),
-            dtype=np.float32,
+    w1, b1, w2, b2 = (
+        np.ascontiguousarray(array, dtype=np.float32)
+        for array in (
+            first.weight.detach().numpy().T,  # stored (in, out): applied as x @ w
+            first.bias.detach().numpy(),
+            last.weight.detach().numpy().T,
+            last.bias.detach().numpy(),
         )
-        for key in ("0.weight", "0.bias", "2.weight", "2.bias")
     )
-    w1, b1, w2, b2 = arrays
     return (w1, b1, w2, b2), {"hidden": hidden, "epochs": best_epoch + 1, "held_out": n_val}
 
 
