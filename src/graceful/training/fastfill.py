@@ -24,8 +24,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
-from graceful._validation import check_choice, check_int, check_real, check_vectors, fail
+from graceful._validation import check_choice, check_int, check_real
 from graceful.errors import InputError
+
+from .transformation import _paired
 
 __all__ = ["FastFillTransformation", "fit_fastfill"]
 
@@ -88,15 +90,6 @@ class FastFillTransformation(nn.Module):
         return self.both(x)[1]
 
 
-def _tensor(name: str, value: object, rows: int | None = None) -> Tensor:
-    if isinstance(value, Tensor):
-        value = value.detach().cpu().numpy()
-    arr = check_vectors(name, value, rows=rows)
-    if len(arr) < 2:
-        raise fail(name, "a float array (N, D) with N >= 2", arr)
-    return torch.from_numpy(arr)
-
-
 def fit_fastfill(
     old_embeddings: np.ndarray | Tensor,
     new_embeddings: np.ndarray | Tensor,
@@ -150,13 +143,7 @@ def fit_fastfill(
         >>> bool(sigma[hard].mean() > sigma[~hard].mean() + 1)  # those rank first
         True
     """
-    old = _tensor("old_embeddings", old_embeddings)
-    new = _tensor("new_embeddings", new_embeddings, rows=len(old))
-    y = torch.as_tensor(np.asarray(labels)).long()
-    if tuple(y.shape) != (len(old),):
-        raise InputError(
-            f"Expected argument `labels` to have shape ({len(old)},), but got {tuple(y.shape)}"
-        )
+    old, new, y = _paired(old_embeddings, new_embeddings, labels, min_rows=2)
     hidden = check_int("hidden", hidden, low=1)
     epochs = check_int("epochs", epochs, low=1)
     batch_size = check_int("batch_size", batch_size, low=1)

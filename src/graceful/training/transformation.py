@@ -28,13 +28,29 @@ from .trainer import TrainConfig, Trainer
 __all__ = ["fit_transformation"]
 
 
-def _as_float_tensor(name: str, value: object, rows: int | None = None) -> torch.Tensor:
+def _as_float_tensor(
+    name: str, value: object, rows: int | None = None, min_rows: int = 1
+) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu()
     arr = check_vectors(name, value, rows=rows)
-    if len(arr) == 0:
-        raise fail(name, "a float array (N, D) with N >= 1", arr)
+    if len(arr) < min_rows:
+        raise fail(name, f"a float array (N, D) with N >= {min_rows}", arr)
     return torch.from_numpy(arr)
+
+
+def _paired(
+    old_embeddings: object, new_embeddings: object, labels: object, min_rows: int = 1
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Old and new embeddings of the same ``N >= min_rows`` items and their ``(N,)`` labels."""
+    old = _as_float_tensor("old_embeddings", old_embeddings, min_rows=min_rows)
+    new = _as_float_tensor("new_embeddings", new_embeddings, rows=len(old))
+    y = torch.as_tensor(np.asarray(labels)).long()
+    if tuple(y.shape) != (len(old),):
+        raise InputError(
+            f"Expected argument `labels` to have shape ({len(old)},), but got {tuple(y.shape)}"
+        )
+    return old, new, y
 
 
 def fit_transformation(
@@ -81,13 +97,7 @@ def fit_transformation(
         >>> bool(((h(old) - new).norm(dim=1) / new.norm(dim=1)).mean() < 0.05)
         True
     """
-    old = _as_float_tensor("old_embeddings", old_embeddings)
-    new = _as_float_tensor("new_embeddings", new_embeddings, rows=len(old))
-    y = torch.as_tensor(np.asarray(labels)).long()
-    if tuple(y.shape) != (len(old),):
-        raise InputError(
-            f"Expected argument `labels` to have shape ({len(old)},), but got {tuple(y.shape)}"
-        )
+    old, new, y = _paired(old_embeddings, new_embeddings, labels)
     if config is None:
         config = TrainConfig(
             epochs=30,
