@@ -29,6 +29,7 @@ __all__ = [
     "loo_retrieval",
     "results_header",
     "setting_from",
+    "setting_named",
     "stat",
     "train",
     "write_json_and_markdown",
@@ -86,6 +87,20 @@ def setting_from(factories: Mapping[str, Callable[[], _Setting]], name: str) -> 
             f"Expected a setting among {sorted(factories)}, but got {name!r}"
         ) from None
     return factory()
+
+
+def setting_named(settings: Mapping[str, _Setting], name: str) -> _Setting:
+    """The ready-made setting called ``name`` (no factory), or say which names exist.
+
+    Example:
+        >>> setting_named({"a": 1}, "a")
+        1
+    """
+
+    def constant(setting: _Setting) -> Callable[[], _Setting]:
+        return lambda: setting
+
+    return setting_from({key: constant(value) for key, value in settings.items()}, name)
 
 
 def write_json_and_markdown(

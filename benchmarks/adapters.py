@@ -36,7 +36,7 @@ from graceful.models import SmallCNN
 from graceful.retrieval import fit_query_adapter, retrieval_metrics
 from graceful.training import TrainConfig
 
-from ._common import embed, results_header, setting_from, stat, train, write_json_and_markdown
+from ._common import embed, results_header, setting_named, stat, train, write_json_and_markdown
 
 __all__ = ["ADAPTER_SETTINGS", "adapters_markdown", "run_adapters"]
 
@@ -165,15 +165,6 @@ def _size(size: int | str, n: int) -> int:
     return min(int(size), n)
 
 
-def _factories() -> dict[str, Callable[[], AdapterSetting]]:
-    """Setting name -> a factory, as :func:`~benchmarks._common.setting_from` takes them."""
-
-    def constant(setting: AdapterSetting) -> Callable[[], AdapterSetting]:
-        return lambda: setting
-
-    return {name: constant(setting) for name, setting in ADAPTER_SETTINGS.items()}
-
-
 def run_adapters(
     names: Sequence[str],
     seeds: Sequence[int],
@@ -184,7 +175,7 @@ def run_adapters(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run every setting over ``seeds``; write ``<stem>.json`` and ``<stem>.md`` to ``out_dir``."""
-    specs = [setting_from(_factories(), n) for n in names]
+    specs = [setting_named(ADAPTER_SETTINGS, n) for n in names]
     results = results_header("adapters", "Query adapters (python -m benchmarks adapters)", command)
     torch_threads = torch.get_num_threads()
     for spec in specs:

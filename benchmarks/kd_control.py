@@ -34,7 +34,7 @@ from graceful.data import Splits, load_digits
 from graceful.metrics import error_rate, negative_flip_rate
 from graceful.models import MLPHead, SmallCNN
 
-from ._common import results_header, setting_from, stat, write_json_and_markdown
+from ._common import results_header, setting_named, stat, write_json_and_markdown
 
 __all__ = ["KD_SETTINGS", "KDSetting", "kd_markdown", "run_kd_control"]
 
@@ -134,15 +134,6 @@ def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([model(part) for part in torch.split(x, 1024)])
 
 
-def _factories() -> dict[str, Callable[[], KDSetting]]:
-    """Setting name -> a factory, as :func:`~benchmarks._common.setting_from` takes them."""
-
-    def constant(setting: KDSetting) -> Callable[[], KDSetting]:
-        return lambda: setting
-
-    return {name: constant(setting) for name, setting in KD_SETTINGS.items()}
-
-
 def run_kd_control(
     names: Sequence[str],
     seeds: Sequence[int],
@@ -157,7 +148,7 @@ def run_kd_control(
     Writes ``<stem>.json`` (with the per-seed values and the targets) and ``<stem>.md``
     under ``out_dir`` when it is given.
     """
-    specs = [setting_from(_factories(), n) for n in names]
+    specs = [setting_named(KD_SETTINGS, n) for n in names]
     results = results_header(
         "kd_control", "Distillation control (python -m benchmarks kd-control)", command
     )
