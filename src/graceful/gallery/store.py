@@ -56,7 +56,15 @@ _APPLICATION_ID = 0x67726366  # "grcf" in the SQLite header: the file is a grace
 _TABLES = frozenset(
     {"meta", "log", "versions", "compat", "items", "removed", "plans", "plan_items"}
 )
-_SCHEMA_SQL = """
+# A gallery written before query adapters existed lacks this table: it is optional (not in
+# _TABLES), read as empty when absent and created by the first write of an adapter.
+_ADAPTERS_SQL = """CREATE TABLE IF NOT EXISTS compat_adapters (
+    query_version TEXT NOT NULL, gallery_version TEXT NOT NULL,
+    adapter BLOB NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (query_version, gallery_version))"""
+# New galleries get the optional table from the start.
+_SCHEMA_SQL = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);
 CREATE TABLE IF NOT EXISTS log (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
@@ -68,10 +76,6 @@ CREATE TABLE IF NOT EXISTS compat (
     query_version TEXT NOT NULL REFERENCES versions(name),
     gallery_version TEXT NOT NULL REFERENCES versions(name),
     evidence TEXT NOT NULL, seq INTEGER NOT NULL,
-    PRIMARY KEY (query_version, gallery_version));
-CREATE TABLE IF NOT EXISTS compat_adapters (
-    query_version TEXT NOT NULL, gallery_version TEXT NOT NULL,
-    adapter BLOB NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (query_version, gallery_version));
 CREATE TABLE IF NOT EXISTS items (
     label INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
@@ -91,12 +95,9 @@ CREATE TABLE IF NOT EXISTS plan_items (
     PRIMARY KEY (job, pos));
 INSERT OR IGNORE INTO meta VALUES ('schema', 1), ('next_label', 1);
 """
-# A gallery written before query adapters existed lacks this table: it is optional (not in
-# _TABLES), read as empty when absent and created by the first write of an adapter.
-_ADAPTERS_SQL = """CREATE TABLE IF NOT EXISTS compat_adapters (
-    query_version TEXT NOT NULL, gallery_version TEXT NOT NULL,
-    adapter BLOB NOT NULL, seq INTEGER NOT NULL,
-    PRIMARY KEY (query_version, gallery_version))"""
+    + _ADAPTERS_SQL
+    + ";\n"
+)
 
 
 @dataclass(frozen=True)
