@@ -734,6 +734,24 @@ class Gallery:
         info = self._version(version)
         return [info.name] + [g for (q, g) in self._compat if q == info.name and g != info.name]
 
+    @staticmethod
+    def _adapted(
+        adapter: QueryAdapter, q: npt.NDArray[np.float32], info: VersionInfo, gallery: str
+    ) -> npt.NDArray[np.float32]:
+        """Queries ``q`` of version ``info`` mapped into ``gallery``'s space (unit under cosine)."""
+        out = adapter(q)
+        if info.metric != "cosine":
+            return out
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        if not norms.all():
+            row = int(np.flatnonzero(norms[:, 0] == 0)[0])
+            raise InputError(
+                f"The adapter from {info.name!r} to {gallery!r} maps query {row} of "
+                "argument `x` to a zero vector, which cosine search cannot normalise"
+            )
+        unit: npt.NDArray[np.float32] = out / norms
+        return unit
+
     def search(self, x: npt.ArrayLike, k: int, *, version: str) -> SearchResult:
         """The ``k`` nearest items of each query among all items it may be compared with.
 
@@ -773,21 +791,13 @@ class Gallery:
                     f"query version {info.name!r} to gallery version {name!r}; record one or "
                     "backfill those items"
                 )
+        native = q / np.linalg.norm(q, axis=1, keepdims=True) if info.metric == "cosine" else q
         parts = []
         for name in allowed:
             if not self._indexes[name].ntotal:
                 continue
             entry = self._adapters.get((info.name, name))
-            qv = q if entry is None else entry[1](q)  # into that version's space
-            if info.metric == "cosine":
-                norms = np.linalg.norm(qv, axis=1, keepdims=True)
-                if entry is not None and not norms.all():
-                    row = int(np.flatnonzero(norms[:, 0] == 0)[0])
-                    raise InputError(
-                        f"The adapter from {info.name!r} to {name!r} maps query {row} of "
-                        "argument `x` to a zero vector, which cosine search cannot normalise"
-                    )
-                qv = qv / norms
+            qv = native if entry is None else self._adapted(entry[1], q, info, name)
             parts.append(self._indexes[name].search(qv, k))
         n = q.shape[0]
         if not parts:
