@@ -154,3 +154,79 @@ def test_an_adapter_that_maps_a_query_to_zero_is_a_one_line_error(tmp_path, pair
     query = adapter.in_mean[None, :]  # exactly the mean: the centred map sends it to zero
     with pytest.raises(InputError, match=r"maps query 0 of argument `x` to a zero vector"):
         g.search(query, 2, version="v1")
+
+
+def _chain_gallery(path):
+    """v1 (dim 3) items; v2 (dim 4) and v3 (dim 5) spaces a linear map away."""
+    rng = np.random.default_rng(11)
+    v1 = rng.normal(size=(80, 3)).astype(np.float32)
+    v2 = (v1 @ rng.normal(size=(3, 4))).astype(np.float32)
+    v3 = (v2 @ rng.normal(size=(4, 5))).astype(np.float32)
+    g = Gallery(path)
+    for name, dim in (("v1", 3), ("v2", 4), ("v3", 5)):
+        g.register_version(name, dim=dim)
+    g.add_with_ids(v1, [f"i{j}" for j in range(80)], version="v1")
+    return g, v1, v2, v3
+
+
+def test_a_chain_of_adapters_lets_v3_queries_search_v1_items(tmp_path):
+    path = tmp_path / "g.sqlite"
+    g, v1, v2, v3 = _chain_gallery(path)
+    a21 = fit_query_adapter(v2, v1, kind="affine", normalize=False)  # exact linear maps
+    a32 = fit_query_adapter(v3, v2, kind="affine", normalize=False)
+    g.record_compatibility("v2", "v1", {"map_ratio": 0.99}, adapter=a21)
+    g.record_compatibility("v3", "v2", {"map_ratio": 0.99}, adapter=a32)
+    with pytest.raises(IncompatibleVersionsError):  # the chain is not recorded by itself
+        g.search(v3[:3], 1, version="v3")
+    chain = g.chain_adapter(["v3", "v2", "v1"])
+    np.testing.assert_allclose(chain(v3[:4]), a21(a32(v3[:4])), atol=1e-6)
+    g.record_compatibility("v3", "v1", {"map_ratio": 0.98, "via": ["v2"]}, adapter=chain)
+    assert g.search(v3[:10], 1, version="v3").ids[:, 0].tolist() == [f"i{j}" for j in range(10)]
+    mapped = g.to_space(v3[:10], version="v3", gallery_version="v1")
+    np.testing.assert_allclose(mapped, _unit(chain(v3[:10])), atol=1e-6)
+    g.close()
+    with Gallery(path) as again:  # the chain is stored, links and all
+        assert len(again.adapter("v3", "v1").links) == 2
+        assert again.search(v3[:5], 1, version="v3").ids[:, 0].tolist() == [
+            f"i{j}" for j in range(5)
+        ]
+
+
+def test_a_trained_compatible_link_passes_vectors_on_as_they_are(tmp_path):
+    g = Gallery(tmp_path / "g.sqlite")
+    g.register_version("v1", dim=3)
+    g.register_version("v2", dim=3, compatible_with=["v1"], evidence={"top1": 0.6})
+    g.register_version("v3", dim=4)
+    rng = np.random.default_rng(3)
+    x3, x2 = rng.normal(size=(30, 4)), rng.normal(size=(30, 3))
+    a32 = fit_query_adapter(x3, x2)
+    g.record_compatibility("v3", "v2", {}, adapter=a32)
+    chain = g.chain_adapter(["v3", "v2", "v1"])
+    assert len(chain.links) == 1
+    np.testing.assert_array_equal(chain(x3[:3]), a32(x3[:3]))
+    assert g.chain_adapter(["v2", "v1"]) is None  # trained compatible all the way
+    q = np.array([[3.0, 0.0, 4.0]])
+    np.testing.assert_allclose(g.to_space(q, version="v2", gallery_version="v1"), q / 5)
+    g.close()
+
+
+def test_an_unrecorded_link_names_both_versions_and_changes_nothing(tmp_path):
+    g, v1, v2, v3 = _chain_gallery(tmp_path / "g.sqlite")
+    g.record_compatibility("v3", "v2", {}, adapter=fit_query_adapter(v3, v2))
+    before = g.seq
+    with pytest.raises(
+        InputError, match="no compatibility recorded from 'v2' to 'v1' \\(link 2\\)"
+    ):
+        g.chain_adapter(["v3", "v2", "v1"])
+    with pytest.raises(InputError, match="`versions`"):
+        g.chain_adapter(["v3"])
+    with pytest.raises(InputError, match="`versions`"):
+        g.chain_adapter("v3v2")
+    with pytest.raises(InputError, match="`versions`"):
+        g.chain_adapter(["v3", "v9"])
+    with pytest.raises(InputError, match="from 'v3' to 'v1'"):
+        g.to_space(v3[:2], version="v3", gallery_version="v1")
+    with pytest.raises(InputError, match="`x`"):
+        g.to_space(v1[:2], version="v3", gallery_version="v2")  # v1-sized vectors for v3
+    assert g.seq == before
+    g.close()

@@ -40,6 +40,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ from graceful._validation import (
     fail,
 )
 from graceful.errors import InputError
-from graceful.retrieval.adapters import QueryAdapter
+from graceful.retrieval.adapters import QueryAdapter, compose_adapters
 
 from .index import INDEX_KINDS, INDEX_OPTIONS, METRICS, PAD_DISTANCE, VersionIndex
 from .store import (
@@ -371,6 +372,99 @@ class Gallery:
         gv = self._version(gallery_version, "gallery_version")
         entry = self._adapters.get((q.name, gv.name))
         return None if entry is None else entry[1]
+
+    def chain_adapter(self, versions: Sequence[str]) -> QueryAdapter | None:
+        """The map from ``versions[0]``'s queries into ``versions[-1]``'s space, link by link.
+
+        Each consecutive pair (``v3 -> v2``, ``v2 -> v1``) must have a recorded
+        compatibility: its adapter is a link of the chain
+        (:func:`~graceful.retrieval.compose_adapters`), and a pair recorded without one
+        (trained compatible: the same space) passes the vectors on as they are. The chain
+        is not recorded: measure it, then record it with its evidence, e.g.
+        ``record_compatibility("v3", "v1", evidence, adapter=g.chain_adapter(["v3", "v2",
+        "v1"]))``; compatibility is not transitive without that evidence.
+
+        Args:
+            versions: at least two registered versions, newest first.
+
+        Returns:
+            The composed adapter, or ``None`` when every link is trained compatibility.
+
+        Raises:
+            InputError: fewer than two versions, an unregistered one, or a link with no
+                recorded compatibility (naming both of its versions); nothing changes.
+
+        Example:
+            >>> import numpy as np
+            >>> from graceful.retrieval import fit_query_adapter
+            >>> g = Gallery(":memory:")
+            >>> for name, dim in (("v1", 2), ("v2", 3), ("v3", 4)):
+            ...     g.register_version(name, dim=dim)
+            >>> rng = np.random.default_rng(0)
+            >>> x1, x2, x3 = (rng.normal(size=(20, d)) for d in (2, 3, 4))
+            >>> g.record_compatibility("v2", "v1", {}, adapter=fit_query_adapter(x2, x1))
+            >>> g.record_compatibility("v3", "v2", {}, adapter=fit_query_adapter(x3, x2))
+            >>> chain = g.chain_adapter(["v3", "v2", "v1"])
+            >>> chain.dim_in, chain.dim_out, len(chain.links)
+            (4, 2, 2)
+            >>> g.chain_adapter(["v3", "v1"])  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            graceful.errors.InputError: ...no compatibility recorded from 'v3' to 'v1'...
+        """
+        if isinstance(versions, str) or not isinstance(versions, Sequence) or len(versions) < 2:
+            raise fail("versions", "a sequence of at least 2 versions", versions)
+        infos = [self._version(name, "versions") for name in versions]
+        links = []
+        path = " -> ".join(repr(v.name) for v in infos)
+        for i, (q, g) in enumerate(pairwise(infos)):
+            if (q.name, g.name) not in self._compat:
+                raise InputError(
+                    f"Cannot chain {path}: no compatibility recorded from {q.name!r} to "
+                    f"{g.name!r} (link {i + 1}); record that link first"
+                )
+            entry = self._adapters.get((q.name, g.name))
+            if entry is not None:
+                links.append(entry[1])
+        return compose_adapters(*links) if links else None
+
+    def to_space(
+        self, x: npt.ArrayLike, *, version: str, gallery_version: str
+    ) -> npt.NDArray[np.float32]:
+        """``version``'s vectors ``x`` as :meth:`search` sends them to ``gallery_version``'s.
+
+        Through the recorded adapter when there is one, as they are when the versions are
+        the same or trained compatible; unit length under cosine. Use it to assign new
+        vectors to clusters made with an old version
+        (:func:`~graceful.retrieval.assign_clusters`).
+
+        Raises:
+            InputError: bad vectors for ``version``, or no compatibility recorded from
+                ``version`` to ``gallery_version`` (naming both).
+
+        Example:
+            >>> import numpy as np
+            >>> g = Gallery(":memory:")
+            >>> g.register_version("v0", dim=2)
+            >>> g.register_version("v1", dim=2, compatible_with=["v0"])
+            >>> g.to_space([[3.0, 4.0]], version="v1", gallery_version="v0").tolist()
+            [[0.6000000238418579, 0.800000011920929]]
+        """
+        info = self._version(version)
+        target = self._version(gallery_version, "gallery_version")
+        q = self._check_x(x, info)
+        if target.name != info.name and (info.name, target.name) not in self._compat:
+            raise InputError(
+                f"Cannot map {info.name!r} vectors into {target.name!r}'s space: no "
+                f"compatibility recorded from {info.name!r} to {target.name!r}"
+            )
+        entry = self._adapters.get((info.name, target.name))
+        if entry is not None:
+            return self._adapted(entry[1], q, info, target.name)
+        if info.metric != "cosine":
+            return q
+        unit: npt.NDArray[np.float32] = q / np.linalg.norm(q, axis=1, keepdims=True)
+        return unit
 
     def versions(self) -> list[VersionInfo]:
         """The registered versions, in registration order.

@@ -9,7 +9,11 @@
 * :func:`backfill_curve` and :func:`curve_auc`: quality while the gallery is re-embedded;
 * :func:`fit_query_adapter` / :class:`QueryAdapter`: a map from a new model's queries into
   the old model's space (Procrustes, low-rank affine, residual MLP), fitted on a few
-  paired items, so the old gallery is searched without re-embedding it.
+  paired items, so the old gallery is searched without re-embedding it;
+  :func:`compose_adapters` chains them along versions (v3 -> v2 -> v1);
+* :func:`fit_centroids`, :func:`assign_clusters`, :func:`cluster_agreement`,
+  :func:`cluster_purity`: an old model's clusters serving new-model vectors (directly or
+  through an adapter), measured against the old assignment.
 
 Argument order everywhere: queries before gallery, old before new.
 
@@ -24,9 +28,10 @@ Example:
     (0.5, 1.0, True)
 """
 
-from .adapters import ADAPTER_KINDS, QueryAdapter, fit_query_adapter
+from .adapters import ADAPTER_KINDS, QueryAdapter, compose_adapters, fit_query_adapter
 from .asymmetric import asymmetric_metrics
 from .backfill_curve import DEFAULT_FRACTIONS, backfill_curve, curve_auc
+from .clusters import assign_clusters, cluster_agreement, cluster_purity, fit_centroids
 from .compatibility import cross_model_matrix, cross_model_metrics, is_compatible, update_gain
 from .evaluation import METRICS, ArrayLike, retrieval_metrics
 
@@ -36,11 +41,16 @@ __all__ = [
     "METRICS",
     "ArrayLike",
     "QueryAdapter",
+    "assign_clusters",
     "asymmetric_metrics",
     "backfill_curve",
+    "cluster_agreement",
+    "cluster_purity",
+    "compose_adapters",
     "cross_model_matrix",
     "cross_model_metrics",
     "curve_auc",
+    "fit_centroids",
     "fit_query_adapter",
     "is_compatible",
     "retrieval_metrics",

@@ -39,7 +39,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -48,7 +48,7 @@ import numpy.typing as npt
 from graceful._validation import check_bool, check_choice, check_int, check_vectors, fail
 from graceful.errors import InputError
 
-__all__ = ["ADAPTER_KINDS", "QueryAdapter", "fit_query_adapter"]
+__all__ = ["ADAPTER_KINDS", "QueryAdapter", "compose_adapters", "fit_query_adapter"]
 
 AdapterKind = Literal["procrustes", "affine", "residual_mlp"]
 ADAPTER_KINDS = ("procrustes", "affine", "residual_mlp")
@@ -78,6 +78,8 @@ class QueryAdapter:
         hidden: the residual MLP's ``w1, b1, w2, b2`` (``residual_mlp`` only), applied to
             the normalised query: ``relu(x w1 + b1) w2 + b2``.
         info: how it was fitted (pairs, ridge weight, rank, residuals), JSON-able.
+        then: the next adapter of a chain (:func:`compose_adapters`), applied to this
+            one's output; ``dim_out`` is then the last link's.
     """
 
     kind: str
@@ -87,6 +89,7 @@ class QueryAdapter:
     normalize: bool
     hidden: tuple[_F32, _F32, _F32, _F32] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    then: QueryAdapter | None = None
 
     @property
     def dim_in(self) -> int:
@@ -95,8 +98,14 @@ class QueryAdapter:
 
     @property
     def dim_out(self) -> int:
-        """The dimension of the vectors it returns (the old model's)."""
-        return int(self.weight.shape[1])
+        """The dimension of the vectors it returns (the old model's; a chain's last link's)."""
+        return int(self.weight.shape[1]) if self.then is None else self.then.dim_out
+
+    @property
+    def links(self) -> tuple[QueryAdapter, ...]:
+        """The adapters of the chain it starts, in order (itself alone when not chained)."""
+        own = replace(self, then=None)
+        return (own,) if self.then is None else (own, *self.then.links)
 
     def __call__(self, x: npt.ArrayLike) -> _F32:
         """Map ``(n, dim_in)`` queries into the old space.
@@ -113,7 +122,8 @@ class QueryAdapter:
             y += np.maximum(q @ w1 + b1, 0.0) @ w2 + b2
         if self.normalize:
             y = _unit(y)
-        return np.ascontiguousarray(y, dtype=np.float32)
+        out = np.ascontiguousarray(y, dtype=np.float32)
+        return out if self.then is None else self.then(out)
 
     def to_bytes(self) -> bytes:
         """The adapter as ``.npz`` bytes (its arrays and a JSON header); see :meth:`from_bytes`.
@@ -132,6 +142,8 @@ class QueryAdapter:
         arrays = {"weight": self.weight, "bias": self.bias, "in_mean": self.in_mean}
         if self.hidden is not None:
             arrays.update(zip(("w1", "b1", "w2", "b2"), self.hidden, strict=True))
+        if self.then is not None:  # the rest of the chain, nested
+            arrays["then"] = np.frombuffer(self.then.to_bytes(), dtype=np.uint8)
         buffer = io.BytesIO()
         np.savez(buffer, header=np.array(json.dumps(header)), **arrays)  # type: ignore[arg-type]
         return buffer.getvalue()
@@ -149,8 +161,9 @@ class QueryAdapter:
                 arrays = {
                     key: np.asarray(npz[key], dtype=np.float32)
                     for key in npz.files
-                    if key != "header"
+                    if key not in ("header", "then")
                 }
+                rest = npz["then"].tobytes() if "then" in npz.files else None
         except (OSError, ValueError, KeyError, json.JSONDecodeError, EOFError) as exc:
             raise InputError(
                 f"Expected a saved query adapter, but could not read it ({exc})"
@@ -169,6 +182,7 @@ class QueryAdapter:
                 normalize=bool(header["normalize"]),
                 hidden=hidden,
                 info=dict(header.get("info") or {}),
+                then=None if rest is None else cls.from_bytes(rest),
             )
         except KeyError as exc:
             raise InputError(f"Expected a saved query adapter, but {exc} is missing") from None
@@ -186,14 +200,57 @@ class QueryAdapter:
             h = w1.shape[1] if w1.ndim == 2 else -1
             shapes_ok &= w1.shape == (d_in, h) and b1.shape == (h,)
             shapes_ok &= w2.shape == (h, d_out) and b2.shape == (d_out,)
+        if self.then is not None:
+            shapes_ok &= self.then.dim_in == d_out
         if not shapes_ok or (self.kind == "residual_mlp") != (self.hidden is not None):
             raise InputError("Expected a saved query adapter whose arrays agree in shape")
 
     def __repr__(self) -> str:
+        chain = "" if self.then is None else f", links={len(self.links)}"
         return (
             f"QueryAdapter(kind={self.kind!r}, dim_in={self.dim_in}, dim_out={self.dim_out}, "
-            f"pairs={self.info.get('pairs')})"
+            f"pairs={self.info.get('pairs')}{chain})"
         )
+
+
+def compose_adapters(*adapters: QueryAdapter) -> QueryAdapter:
+    """One adapter that applies ``adapters`` in order: a chain of versions v3 -> v2 -> v1.
+
+    Each link keeps its own normalisation, so the chain maps exactly as calling the links
+    one after the other does. A link that is itself a chain is flattened.
+
+    Raises:
+        InputError: no adapter, an argument that is not a :class:`QueryAdapter`, or a link
+            whose input dimension is not the previous link's output dimension (naming
+            both links).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> v3, v2, v1 = (rng.normal(size=(50, d)) for d in (6, 4, 3))
+        >>> a32 = fit_query_adapter(v3, v2, kind="affine")
+        >>> a21 = fit_query_adapter(v2, v1, kind="procrustes")
+        >>> chain = compose_adapters(a32, a21)
+        >>> chain.dim_in, chain.dim_out, len(chain.links)
+        (6, 3, 2)
+        >>> bool(np.allclose(chain(v3[:5]), a21(a32(v3[:5]))))
+        True
+    """
+    if not adapters:
+        raise InputError("Expected at least one adapter to compose, but got none")
+    links: list[QueryAdapter] = []
+    for i, adapter in enumerate(adapters):
+        if not isinstance(adapter, QueryAdapter):
+            raise fail(f"adapters[{i}]", "a QueryAdapter", adapter)
+        if links and links[-1].dim_out != adapter.dim_in:
+            raise InputError(
+                f"Expected adapters[{i}] to take the dim {links[-1].dim_out} vectors "
+                f"adapters[{i - 1}] returns, but it takes dim {adapter.dim_in}"
+            )
+        links.extend(adapter.links)
+    chain = links[-1]
+    for link in reversed(links[:-1]):
+        chain = replace(link, then=chain)
+    return chain
 
 
 def _gcv_ridge(
