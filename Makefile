@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the local CPU build: a looser requirement pulls GBs of CUDA wheels.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint typecheck unit chromium bench bench-pct bench-kd-control bench-bct bench-adapters bench-gallery bench-hetero bench-lqf bench-data clean
+.PHONY: demo test lint typecheck unit chromium bench bench-pct bench-kd-control bench-bct bench-adapters bench-clusters bench-chain bench-gallery bench-hetero bench-lqf bench-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,13 @@ bench-bct: bench-data
 bench-adapters: bench-data
 	$(BIN)/python -m benchmarks adapters --setting text --setting image --seeds 5 \
 	  --out benchmarks/results --stem adapters
+
+bench-clusters: bench-data
+	$(BIN)/python -m benchmarks clusters --setting text --setting image --seeds 5 \
+	  --out benchmarks/results --stem clusters
+
+bench-chain: bench-data
+	$(BIN)/python -m benchmarks chain --seeds 5 --out benchmarks/results --stem chain
 
 # Small (edge) models that search a large model's gallery: cost vs asymmetric retrieval.
 bench-hetero: bench-data

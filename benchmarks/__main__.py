@@ -151,6 +151,43 @@ def bench_adapters(
     )  # fmt: skip
 
 
+@app.command("clusters")
+def bench_clusters(
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(help="Setting to run (repeatable): text, image, digits."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Number of seeds (0, 1, ...).")] = 5,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
+    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "clusters",
+) -> None:
+    """Old k-means clusters serving new-model vectors through an adapter, vs re-clustering."""
+    from benchmarks.clusters_chain import clusters_markdown, run_clusters
+
+    _run_bench(
+        "clusters", run_clusters, clusters_markdown, setting, seeds, out, stem, (".md", ".json"),
+        defaults=("text", "image"),
+    )  # fmt: skip
+
+
+@app.command("chain")
+def bench_chain(
+    setting: Annotated[
+        list[str] | None, typer.Option(help="Setting to run (repeatable): image, digits.")
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Number of seeds (0, 1, ...).")] = 5,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
+    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "chain",
+) -> None:
+    """A chain of versions v1 -> v2 -> v3: v3 queries against v1 items through adapters."""
+    from benchmarks.clusters_chain import chain_markdown, run_chain
+
+    _run_bench(
+        "chain", run_chain, chain_markdown, setting, seeds, out, stem, (".md", ".json"),
+        defaults=("image",),
+    )  # fmt: skip
+
+
 @app.command("kd-control")
 def bench_kd_control(
     setting: Annotated[

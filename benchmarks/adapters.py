@@ -38,7 +38,14 @@ from graceful.training import TrainConfig
 
 from ._common import embed, results_header, setting_named, stat, train, write_json_and_markdown
 
-__all__ = ["ADAPTER_SETTINGS", "adapters_markdown", "run_adapters"]
+__all__ = [
+    "ADAPTER_SETTINGS",
+    "Embedded",
+    "adapters_markdown",
+    "animal_mnist",
+    "cnn_versions",
+    "run_adapters",
+]
 
 _KINDS: tuple[tuple[str, str, int | None, bool], ...] = (
     ("procrustes", "procrustes", None, False),
@@ -89,26 +96,37 @@ def _text(seed: int) -> Embedded:  # the vectors are fixed: the seed only draws 
     return Embedded(g_old, g_new, old.test.x, new.test.x, g_labels, old.test.y)
 
 
+def cnn_versions(
+    load: Callable[[], Any], widths: Sequence[int], epochs: int, seed: int
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
+    """One CNN per width, each from its own seed: ``[(gallery, queries)]`` and both labels.
+
+    The gallery is the train and validation splits, the queries the test split.
+    """
+    data = load()
+    config = TrainConfig(epochs=epochs, batch_size=128, lr=0.05, progress=False)
+    vectors = []
+    for j, width in enumerate(widths):
+        model = SmallCNN(width=width, num_classes=len(data.train.classes))
+        train(model, config, 1000 * seed + j, data.train, data.val)
+        gallery = torch.cat([embed(model, data.train), embed(model, data.val)]).numpy()
+        vectors.append((gallery, embed(model, data.test).numpy()))
+    _, g_labels = _joined(data.train, data.val)
+    return vectors, g_labels, np.asarray(data.test.y)
+
+
 def _cnn_pair(
     load: Callable[[], Any], widths: tuple[int, int], epochs: int
 ) -> Callable[[int], Embedded]:
     def run(seed: int) -> Embedded:
-        data = load()
-        config = TrainConfig(epochs=epochs, batch_size=128, lr=0.05, progress=False)
-        vectors = []
-        for j, width in enumerate(widths):
-            model = SmallCNN(width=width, num_classes=len(data.train.classes))
-            train(model, config, 1000 * seed + j, data.train, data.val)
-            gallery = torch.cat([embed(model, data.train), embed(model, data.val)]).numpy()
-            vectors.append((gallery, embed(model, data.test).numpy()))
+        vectors, g_labels, q_labels = cnn_versions(load, widths, epochs, seed)
         (g_old, q_old), (g_new, q_new) = vectors
-        _, g_labels = _joined(data.train, data.val)
-        return Embedded(g_old, g_new, q_old, q_new, g_labels, data.test.y)
+        return Embedded(g_old, g_new, q_old, q_new, g_labels, q_labels)
 
     return run
 
 
-def _animal_mnist() -> Any:
+def animal_mnist() -> Any:
     from benchmarks.data import load_animal_mnist
 
     return load_animal_mnist(val_size=1000, test_size=4000)
@@ -121,7 +139,7 @@ ADAPTER_SETTINGS: dict[str, AdapterSetting] = {
     "image": AdapterSetting(
         "image",
         "Animal-MNIST: CNN width 8 gallery (32-d), CNN width 16 queries (64-d)",
-        _cnn_pair(_animal_mnist, (8, 16), 4),
+        _cnn_pair(animal_mnist, (8, 16), 4),
     ),
     "digits": AdapterSetting(
         "digits",
