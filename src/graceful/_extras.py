@@ -21,6 +21,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "report": ("jinja2", "matplotlib"),
     "cli": ("typer", "pyarrow", "jinja2", "matplotlib"),
     "mlflow": ("mlflow",),
+    "inspect": ("zstandard",),
     "demo": ("sklearn", "faiss", "pyarrow", "jinja2", "matplotlib"),
 }
 """Extra -> the importable modules it provides (``pip install 'graceful[<extra>]'``)."""

@@ -9,7 +9,7 @@ Example:
     True
 """
 
-from .compare import Comparison, compare, compare_files
+from .compare import Comparison, compare, compare_eval_logs, compare_files
 from .gate import Gate, GateCheck, GateResult
 from .mlflow import log_comparison, mlflow_records
 from .prediction_update import (
@@ -35,6 +35,7 @@ __all__ = [
     "PredictionUpdater",
     "class_prior",
     "compare",
+    "compare_eval_logs",
     "compare_files",
     "estimate_confusion",
     "label_log_posterior",

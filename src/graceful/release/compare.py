@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -33,9 +33,10 @@ from graceful.metrics._counts import CELL_NEGATIVE_FLIP, CELL_POSITIVE_FLIP
 from .gate import Gate, GateResult
 
 if TYPE_CHECKING:
+    from graceful.io.eval_logs import EvalLogInputs
     from graceful.io.predictions import ComparisonInputs
 
-__all__ = ["Comparison", "compare", "compare_files"]
+__all__ = ["Comparison", "compare", "compare_eval_logs", "compare_files"]
 
 
 def _clean(value: Any) -> Any:
@@ -98,6 +99,9 @@ class Comparison:
         confidence: level of the intervals.
         interval_method: ``"wilson"`` or ``"exact"``.
         top_k: a model is right when the target is among its ``top_k`` classes.
+        eval_logs: for a comparison of evaluation logs (:func:`compare_eval_logs`), the
+            pairing: tasks, exclusions, the correctness rule and the score changes;
+            ``None`` otherwise.
     """
 
     inputs: ComparisonInputs
@@ -108,6 +112,7 @@ class Comparison:
     confidence: float
     interval_method: str
     top_k: int
+    eval_logs: EvalLogInputs | None = None
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -218,6 +223,8 @@ class Comparison:
                 # how each file's score columns were read: "logits", "probs", or None
                 # for hard predictions (scores="auto" decides per file)
                 "scores": {"old": self.inputs.old_scores, "new": self.inputs.new_scores},
+                # "predictions", or the evaluation-log format of compare_eval_logs
+                "format": "predictions" if self.eval_logs is None else self.eval_logs.new.format,
             },
             "confidence_level": self.confidence,
             "interval_method": self.interval_method,
@@ -259,6 +266,8 @@ class Comparison:
             },
             "gate": None if self.gate is None else self.gate.as_dict(),
         }
+        if self.eval_logs is not None:
+            summary["eval_logs"] = self.eval_logs.summary()
         return dict(_clean(summary))
 
 
@@ -377,3 +386,57 @@ def compare_files(
         top_k=top_k,
     )
     return compare(inputs, top_k=top_k, **options)
+
+
+def compare_eval_logs(
+    old: str | os.PathLike[str],
+    new: str | os.PathLike[str],
+    *,
+    metric: str | None = None,
+    format: Literal["auto", "lm-eval", "inspect", "helm", "table"] = "auto",
+    score_threshold: float | None = None,
+    id_col: str | None = None,
+    task_col: str | None = None,
+    **options: Any,
+) -> Comparison:
+    """Compare two runs' evaluation logs (lm-evaluation-harness, Inspect, HELM, tables).
+
+    Each item is correct or not in each run (see
+    :func:`graceful.io.eval_logs.load_eval_comparison`, whose arguments these are), and the
+    two runs are compared as two models on a two-class problem whose target is
+    ``"correct"``: the negative flip rate is the share of compared items right in the old
+    run and wrong in the new one. Tasks are the group ``"task"`` (``by_group["task"]`` of
+    the summary: one row per task); :attr:`Comparison.eval_logs` holds the pairing
+    (exclusions, the rule, the score changes). ``options`` are the keyword arguments of
+    :func:`compare` (``confidence``, ``interval_method``, ``alpha``, ``n_resamples``,
+    ``random_state``, ``gate``). This is what ``graceful compare`` runs on evaluation logs.
+
+    Example:
+        >>> import tempfile, pathlib, pandas as pd
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> pd.DataFrame({"id": [1, 2, 3, 4], "task": ["a", "a", "b", "b"],
+        ...               "f1": [0.9, 0.8, 0.2, 0.7]}).to_csv(d / "old.csv", index=False)
+        >>> pd.DataFrame({"id": [1, 2, 3, 4], "task": ["a", "a", "b", "b"],
+        ...               "f1": [0.9, 0.3, 0.6, 0.7]}).to_csv(d / "new.csv", index=False)
+        >>> result = compare_eval_logs(d / "old.csv", d / "new.csv", format="table",
+        ...                            score_threshold=0.5)
+        >>> result.metrics["negative_flip_rate"], result.metrics["positive_flip_rate"]
+        (0.25, 0.25)
+        >>> result.frame.by("task")["negative_flip_rate"].tolist()
+        [0.5, 0.0]
+        >>> float(result.eval_logs.score_changes().loc["(overall)", "total_decrease"])
+        0.5
+    """
+    from graceful.io.eval_logs import load_eval_comparison
+
+    pair = load_eval_comparison(
+        old,
+        new,
+        format=format,
+        metric=metric,
+        score_threshold=score_threshold,
+        id_col=id_col,
+        task_col=task_col,
+    )
+    result = compare(pair.inputs, **options)
+    return replace(result, eval_logs=pair)
