@@ -45,6 +45,17 @@ class ScoreKind(str, Enum):
     probs = "probs"
 
 
+class InputFormat(str, Enum):
+    """What the two inputs are: prediction files, or one kind of evaluation log."""
+
+    auto = "auto"
+    predictions = "predictions"
+    lm_eval = "lm-eval"
+    inspect = "inspect"
+    helm = "helm"
+    table = "table"
+
+
 class IntervalKind(str, Enum):
     """Interval method for rates."""
 
@@ -117,12 +128,92 @@ def _print_table(summary: dict[str, Any]) -> None:
             console.print(f"gate {status}: {check['name']}: {check['detail']}")
 
 
+def _input_format(format: InputFormat, old: Path, new: Path) -> str:
+    """The format to read: ``auto`` is an evaluation log when either input is detected as one."""
+    if format is not InputFormat.auto:
+        return str(format.value)
+    from graceful.io.eval_logs import detect_eval_log
+
+    if detect_eval_log(old) is None and detect_eval_log(new) is None:
+        return "predictions"
+    return "auto"
+
+
+def _print_tasks(summary: dict[str, Any]) -> None:
+    """Per-task flips, the correctness rule, and how the scores moved."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=False, highlight=False)
+    logs = summary["eval_logs"]
+    level = f"{summary['confidence_level']:.0%}"
+    table = Table(title=f"per task ({plain(logs['rule'])})", title_justify="left")
+    for column in ("task", "n", "error old", "error new", "NFR", f"NFR {level} interval", "PFR"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+
+    def pct(v: float | None) -> str:
+        return "undefined" if v is None else f"{100 * v:.2f}%"
+
+    for row in summary["by_group"].get("task", []):
+        table.add_row(
+            plain(row["group"]),
+            str(row["n"]),
+            pct(row["error_rate_old"]),
+            pct(row["error_rate_new"]),
+            pct(row["negative_flip_rate"]),
+            f"[{pct(row['negative_flip_rate_low'])}, {pct(row['negative_flip_rate_high'])}]",
+            pct(row["positive_flip_rate"]),
+        )
+    console.print(table)
+    change = logs["score_changes"]["overall"]
+    if logs["score_threshold"] is not None and change["decreased"]:
+        console.print(
+            f"score fell on {change['decreased']} of {change['n']} items: total"
+            f" {change['total_decrease']:.4g}, mean {change['mean_decrease']:.4g} per item"
+        )
+    excluded = logs["excluded"]["total"]
+    if excluded:
+        console.print(f"excluded from the comparison: {excluded} items (see summary.json)")
+
+
 @app.command()
 def compare(
     old: Annotated[
-        Path, typer.Argument(help="Old model's predictions (.csv/.parquet/.jsonl/.npy/.npz).")
+        Path,
+        typer.Argument(
+            help="Old model's predictions (.csv/.parquet/.jsonl/.npy/.npz), or its evaluation"
+            " log (see --format)."
+        ),
     ],
-    new: Annotated[Path, typer.Argument(help="New model's predictions, same formats.")],
+    new: Annotated[Path, typer.Argument(help="New model's predictions or log, same format.")],
+    format: Annotated[
+        InputFormat,
+        typer.Option(
+            "--format",
+            help="predictions; an evaluation log: lm-eval (samples_*.jsonl or the output"
+            " folder), inspect (.eval/.json or a folder), helm (a run or suite folder), table"
+            " (per-item correctness or scores); auto: an evaluation log when detected, else"
+            " predictions (a table must be named).",
+        ),
+    ] = InputFormat.auto,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            help=r"Evaluation logs: the per-item metric to compare, e.g. acc \[default: each"
+            " task's only metric, else the format's usual one]."
+        ),
+    ] = None,
+    score_threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Evaluation logs: an item is correct when its score is >= this (needed for"
+            " scores that are not 0/1, such as ROUGE or F1)."
+        ),
+    ] = None,
+    task_col: Annotated[
+        str | None,
+        typer.Option(help=r"--format table: the task column \[default: 'task' if present]."),
+    ] = None,
     labels: Annotated[
         Path | None, typer.Option(help="Third file holding the labels (and ids).")
     ] = None,
@@ -217,6 +308,10 @@ def _compare(
     *,
     old: Path,
     new: Path,
+    format: InputFormat,
+    metric: str | None,
+    score_threshold: float | None,
+    task_col: str | None,
     labels: Path | None,
     id_col: str | None,
     label_col: str,
@@ -243,7 +338,7 @@ def _compare(
     mlflow_tracking_uri: str | None,
 ) -> None:
     from graceful.io.atomic import atomic_folder
-    from graceful.release import Gate, compare_files, log_comparison
+    from graceful.release import Gate, compare_eval_logs, compare_files, log_comparison
     from graceful.release.mlflow import require_mlflow
 
     log_mlflow = mlflow_experiment is not None or mlflow_tracking_uri is not None
@@ -269,27 +364,73 @@ def _compare(
         min_btc=min_btc,
         fail_on_significant_regression=fail_on_significant_regression,
     )
-    mapping = _read_class_map(class_map) if class_map is not None else None
-    with warnings.catch_warnings(record=True) as caught:
-        result = compare_files(
-            old,
-            new,
-            labels=labels,
-            id_col=id_col,
-            label_col=label_col,
-            pred_col=pred_col,
-            score_prefix=score_prefix,
-            scores=scores.value,
-            class_map=mapping,
-            group_cols=tuple(group_col or ()),
-            top_k=top_k,
-            confidence=confidence,
-            interval_method=interval.value,
-            alpha=alpha,
-            n_resamples=bootstrap,
-            random_state=seed,
-            gate=gate,
+    fmt = _input_format(format, old, new)
+    options: dict[str, Any] = {
+        "confidence": confidence,
+        "interval_method": interval.value,
+        "alpha": alpha,
+        "n_resamples": bootstrap,
+        "random_state": seed,
+        "gate": gate,
+    }
+    if fmt == "predictions":
+        eval_only: tuple[tuple[str, object], ...] = (
+            ("--metric", metric),
+            ("--score-threshold", score_threshold),
+            ("--task-col", task_col),
         )
+        for option, given in eval_only:
+            if given is not None:
+                raise InputError(
+                    f"{option} applies to evaluation logs (--format lm-eval, inspect, helm or"
+                    f" table), but {old} and {new} are read as predictions"
+                )
+    else:
+        for option, unset in (
+            ("--labels", labels is None),
+            ("--pred-col", pred_col is None),
+            ("--score-prefix", score_prefix is None),
+            ("--scores", scores is ScoreKind.auto),
+            ("--class-map", class_map is None),
+            ("--group-col", not group_col),
+            ("--top-k", top_k == 1),
+            ("--label-col", label_col == "label"),
+        ):
+            if not unset:
+                raise InputError(
+                    f"{option} applies to prediction files, not to evaluation logs"
+                    " (their tasks are the groups)"
+                )
+        if id_col is not None and fmt != "table":
+            raise InputError("--id-col applies to --format table, not to evaluation logs")
+    with warnings.catch_warnings(record=True) as caught:
+        if fmt == "predictions":
+            mapping = _read_class_map(class_map) if class_map is not None else None
+            result = compare_files(
+                old,
+                new,
+                labels=labels,
+                id_col=id_col,
+                label_col=label_col,
+                pred_col=pred_col,
+                score_prefix=score_prefix,
+                scores=scores.value,
+                class_map=mapping,
+                group_cols=tuple(group_col or ()),
+                top_k=top_k,
+                **options,
+            )
+        else:
+            result = compare_eval_logs(
+                old,
+                new,
+                format=fmt,  # type: ignore[arg-type]
+                metric=metric,
+                score_threshold=score_threshold,
+                id_col=id_col,
+                task_col=task_col,
+                **options,
+            )
         summary = result.summary(
             max_examples=max_examples,
             paths={
@@ -327,6 +468,8 @@ def _compare(
         typer.echo(str(folder / ("report.html" if html else "summary.json")))
     else:
         _print_table(summary)
+        if summary.get("eval_logs"):
+            _print_tasks(summary)
         typer.echo(f"summary: {folder / 'summary.json'}")
         if html:
             typer.echo(f"report:  {folder / 'report.html'}")
