@@ -37,7 +37,7 @@ import math
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,6 +53,7 @@ from .predictions import ComparisonInputs
 
 __all__ = [
     "EVAL_LOG_FORMATS",
+    "NOT_IN_EVERY_VERSION",
     "EvalLogInputs",
     "EvalRun",
     "detect_eval_log",
@@ -85,6 +86,10 @@ CLASS_NAMES = ["correct", "incorrect"]
 
 #: Why an item was left out of the comparison (columns of :attr:`EvalLogInputs.tasks`).
 REASONS: tuple[str, ...] = ("changed", "errored", "only_old", "only_new")
+
+#: The reason :meth:`EvalLogInputs.restricted` gives by default: an item a chain of versions
+#: leaves out because another version's comparison excluded it.
+NOT_IN_EVERY_VERSION = "not_in_every_version"
 
 
 def detect_eval_log(path: str | os.PathLike[str]) -> str | None:
@@ -233,6 +238,131 @@ class EvalLogInputs:
             return f"correct when {name} = 1"
         return f"correct when {name} >= {self.score_threshold:g}"
 
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Why items were left out: :data:`REASONS`, then any reason :meth:`restricted` added."""
+        extra = tuple(c for c in self.tasks.columns if c == NOT_IN_EVERY_VERSION)
+        return (*REASONS, *extra)
+
+    def item_texts(self, rows: Sequence[int] | np.ndarray[Any, Any] | None = None) -> pd.DataFrame:
+        """The texts of compared items as each run logged them.
+
+        Args:
+            rows: positions among the compared items (rows of :attr:`inputs`); ``None``: all.
+
+        Returns:
+            A ``pd.DataFrame`` with one row per requested item, in order: ``id`` (as in
+            :attr:`inputs`), ``task``, ``key``, ``prompt`` and ``target`` (the new run's;
+            an item whose prompt or target changed is never compared), ``old_response``,
+            ``new_response`` (``None`` where a log holds none), ``old_value`` and
+            ``new_value`` (the metric).
+
+        Example:
+            >>> import tempfile, pathlib, pandas as pd
+            >>> d = pathlib.Path(tempfile.mkdtemp())
+            >>> for name, ok, said in (("old", [1, 1], ["4", "b"]), ("new", [1, 0], ["4", "c"])):
+            ...     pd.DataFrame({"id": [1, 2], "correct": ok, "prompt": ["2+2?", "a?"],
+            ...                   "target": ["4", "b"], "response": said}).to_csv(
+            ...         d / f"{name}.csv", index=False)
+            >>> pair = load_eval_comparison(d / "old.csv", d / "new.csv", format="table")
+            >>> pair.item_texts([1])[["id", "prompt", "old_response", "new_response"]].values
+            array([['(all):2', 'a?', 'b', 'c']], dtype=object)
+        """
+        n = len(self.inputs.ids)
+        index = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+        if index.size and (index.min() < 0 or index.max() >= n):
+            raise InputError(
+                f"Expected argument `rows` to hold positions in [0, {n}), but got "
+                f"{index.min() if index.min() < 0 else index.max()}"
+            )
+        ids = self.inputs.ids[index]
+        task = self.inputs.groups["task"][index]
+        keys = np.array([i[len(t) + 1 :] for i, t in zip(ids, task, strict=True)], dtype=object)
+        wanted = pd.MultiIndex.from_arrays([task, keys])
+        found = {}
+        for side, run in (("old", self.old), ("new", self.new)):
+            where = pd.MultiIndex.from_arrays([run.items["task"], run.items["key"]])
+            found[side] = run.items.iloc[where.get_indexer(wanted)].reset_index(drop=True)
+        return pd.DataFrame(
+            {
+                "id": ids,
+                "task": task,
+                "key": keys,
+                "prompt": found["new"]["prompt"].to_numpy(dtype=object),
+                "target": found["new"]["target"].to_numpy(dtype=object),
+                "old_response": found["old"]["response"].to_numpy(dtype=object),
+                "new_response": found["new"]["response"].to_numpy(dtype=object),
+                "old_value": self.old_values[index],
+                "new_value": self.new_values[index],
+            }
+        )
+
+    def restricted(
+        self, rows: Sequence[int] | np.ndarray[Any, Any], *, reason: str = NOT_IN_EVERY_VERSION
+    ) -> EvalLogInputs:
+        """The pairing over some of its compared items, in the order of ``rows``.
+
+        The items left out are counted per task under ``reason`` (a column of
+        :attr:`tasks`, a row of :attr:`excluded`, a key of ``summary()["excluded"]``): a
+        chain of versions (:func:`graceful.release.compare_chain`) keeps only the items
+        every version's comparison kept.
+
+        Args:
+            rows: distinct positions among the compared items (rows of :attr:`inputs`).
+            reason: why the others are left out; :data:`NOT_IN_EVERY_VERSION` only.
+
+        Returns:
+            A new :class:`EvalLogInputs`.
+
+        Example:
+            >>> import tempfile, pathlib, pandas as pd
+            >>> d = pathlib.Path(tempfile.mkdtemp())
+            >>> for name, ok in (("old", [1, 1, 0]), ("new", [1, 0, 1])):
+            ...     pd.DataFrame({"id": [1, 2, 3], "correct": ok}).to_csv(
+            ...         d / f"{name}.csv", index=False)
+            >>> pair = load_eval_comparison(d / "old.csv", d / "new.csv", format="table")
+            >>> part = pair.restricted([2, 0])
+            >>> part.inputs.ids.tolist(), part.summary()["excluded"]["not_in_every_version"]
+            (['(all):3', '(all):1'], 1)
+        """
+        check_choice("reason", reason, (NOT_IN_EVERY_VERSION,))
+        n = len(self.inputs.ids)
+        index = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if index.size and (index.min() < 0 or index.max() >= n):
+            raise InputError(f"Expected argument `rows` to hold positions in [0, {n})")
+        if len(np.unique(index)) != len(index):
+            raise InputError("Expected argument `rows` to hold distinct positions")
+        dropped = np.ones(n, dtype=bool)
+        dropped[index] = False
+        task = self.inputs.groups["task"]
+        tasks = self.tasks.copy()
+        tasks["n_compared"] = [int((task[index] == t).sum()) for t in tasks.index]
+        tasks[reason] = [int((task[dropped] == t).sum()) for t in tasks.index]
+        ids = self.inputs.ids[dropped]
+        left_out = pd.DataFrame(
+            {
+                "task": task[dropped],
+                "key": [i[len(t) + 1 :] for i, t in zip(ids, task[dropped], strict=True)],
+                "reason": reason,
+            }
+        )
+        inputs = replace(
+            self.inputs,
+            ids=self.inputs.ids[index],
+            target=self.inputs.target[index],
+            old_topk=self.inputs.old_topk[index],
+            new_topk=self.inputs.new_topk[index],
+            groups={name: values[index] for name, values in self.inputs.groups.items()},
+        )
+        return replace(
+            self,
+            inputs=inputs,
+            tasks=tasks,
+            excluded=pd.concat([self.excluded, left_out], ignore_index=True),
+            old_values=self.old_values[index],
+            new_values=self.new_values[index],
+        )
+
     def score_changes(self) -> pd.DataFrame:
         r"""How much the metric moved on the compared items, overall and per task.
 
@@ -264,10 +394,11 @@ class EvalLogInputs:
             :attr:`tasks`' columns), ``excluded`` (counts by reason, and ``total``),
             ``tasks_only_old``, ``tasks_only_new``, ``tasks_without_metric``,
             ``score_changes`` (``overall`` and ``by_task``, see :meth:`score_changes`) and
-            ``notes`` (what each reader decided, e.g. which of several files it read).
+            ``notes`` (what each reader decided, e.g. which of several files it read). The
+            ``excluded`` counts are by :attr:`reasons`.
         """
         changes = self.score_changes()
-        counts = {r: int(self.tasks[r].sum()) for r in REASONS}
+        counts = {r: int(self.tasks[r].sum()) for r in self.reasons}
         by_task = [
             {"task": str(t), **row}
             for t, row in zip(changes.index[1:], changes.iloc[1:].to_dict("records"), strict=True)

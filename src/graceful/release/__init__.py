@@ -9,6 +9,7 @@ Example:
     True
 """
 
+from .chain import ChainComparison, compare_chain
 from .compare import Comparison, compare, compare_eval_logs, compare_files
 from .gate import Gate, GateCheck, GateResult
 from .mlflow import log_comparison, mlflow_records
@@ -26,6 +27,7 @@ from .prediction_update import (
 )
 
 __all__ = [
+    "ChainComparison",
     "Comparison",
     "FileUpdate",
     "Gate",
@@ -35,6 +37,7 @@ __all__ = [
     "PredictionUpdater",
     "class_prior",
     "compare",
+    "compare_chain",
     "compare_eval_logs",
     "compare_files",
     "estimate_confusion",

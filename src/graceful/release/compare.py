@@ -19,6 +19,7 @@ import pandas as pd
 
 import graceful
 from graceful._validation import check_int, check_optional, check_seed
+from graceful.errors import InputError
 from graceful.metrics import (
     METRICS,
     FlipFrame,
@@ -27,6 +28,7 @@ from graceful.metrics import (
     bootstrap_cells,
     mcnemar_test,
     metric_intervals,
+    wilson_interval,
 )
 from graceful.metrics._counts import CELL_NEGATIVE_FLIP, CELL_POSITIVE_FLIP
 
@@ -50,6 +52,31 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+#: Longest text (prompt, target, response) a summary keeps of a flipped item; a longer one
+#: keeps its first and last ``TEXT_CHARS // 2`` characters around a note of what was cut.
+TEXT_CHARS = 4000
+
+_TEXT_COLUMNS = frozenset({"id", "task", "key", "prompt", "target", "old_response", "new_response"})
+
+
+def _capped(value: Any, limit: int = TEXT_CHARS) -> str | None:
+    r"""``value`` as text of at most about ``limit`` characters (``None`` stays ``None``).
+
+    Example:
+        >>> _capped("x" * 10, 4)
+        'xx\n[… 6 characters left out …]\nxx'
+        >>> _capped(None), _capped(3)
+        (None, '3')
+    """
+    if value is None:
+        return None
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[… {len(text) - 2 * half:,} characters left out …]\n{text[-half:]}"
 
 
 def _table_rows(table: pd.DataFrame, **extra: str) -> list[dict[str, Any]]:
@@ -124,18 +151,8 @@ class Comparison:
         """The gate's verdict; True when no gate was set."""
         return self.gate is None or self.gate.passed
 
-    def flipped_examples(self, max_rows: int | None = None) -> pd.DataFrame:
-        """Negative flips (most confident new prediction first), then positive flips.
-
-        Args:
-            max_rows: cap on the rows; when capped, the budget is split between negative
-                and positive flips, and a kind with fewer flips leaves its share to the other.
-
-        Returns:
-            A ``pd.DataFrame`` with columns ``id, label, old_pred, new_pred,
-            old_confidence, new_confidence, kind``.
-        """
-        check_optional(check_int, "max_rows", max_rows, low=0)
+    def _flipped_rows(self, max_rows: int | None) -> tuple[np.ndarray, int]:
+        """Rows of :meth:`flipped_examples` (negative flips first) and how many are negative."""
         cells = self.frame.cells()
         neg = np.flatnonzero(cells == CELL_NEGATIVE_FLIP)
         pos = np.flatnonzero(cells == CELL_POSITIVE_FLIP)
@@ -148,6 +165,108 @@ class Comparison:
         rows = np.concatenate(
             [_most_confident(neg, conf_new, n_neg), _most_confident(pos, conf_new, n_pos)]
         )
+        return rows, n_neg
+
+    def by_task(self) -> pd.DataFrame:
+        r"""Per-task flips of a comparison of evaluation logs, with intervals.
+
+        For each compared task: ``metric``, ``n`` (items compared), ``excluded`` (items of
+        the task left out, every reason together), ``error_rate_old``,
+        ``error_rate_new``, the ``negative_flip_rate`` :math:`NF/n` and the
+        ``positive_flip_rate`` :math:`PF/n`, each with its Wilson interval at
+        :attr:`confidence` (``*_low``, ``*_high``, as in every per-group table), and the
+        ``negative_flips`` and ``positive_flips`` counts.
+
+        Returns:
+            A ``pd.DataFrame`` indexed by task (the new run's order; a task with no item
+            left to compare is left out).
+
+        Raises:
+            InputError: the comparison is not one of evaluation logs.
+
+        Example:
+            >>> import tempfile, pathlib, pandas as pd
+            >>> d = pathlib.Path(tempfile.mkdtemp())
+            >>> for name, ok in (("old", [1, 1, 0, 1]), ("new", [0, 1, 1, 1])):
+            ...     pd.DataFrame({"id": [1, 2, 3, 4], "task": ["a", "a", "b", "b"],
+            ...                   "correct": ok}).to_csv(d / f"{name}.csv", index=False)
+            >>> table = compare_eval_logs(d / "old.csv", d / "new.csv", format="table").by_task()
+            >>> table["negative_flips"].to_dict(), table["positive_flip_rate"].to_dict()
+            ({'a': 1, 'b': 0}, {'a': 0.0, 'b': 0.5})
+        """
+        if self.eval_logs is None:
+            raise InputError(
+                "by_task: this comparison is not one of evaluation logs (compare_eval_logs); "
+                "use frame.by(column) for a group column"
+            )
+        frame = self.frame.by("task")
+        tasks = self.eval_logs.tasks
+        order = [t for t in tasks.index if t in frame.index]
+        frame = frame.loc[order]
+        pf_low, pf_high = zip(
+            *(
+                wilson_interval(k, n, confidence=self.confidence)
+                for k, n in zip(frame["positive_flips"], frame["n"], strict=True)
+            ),
+            strict=True,
+        )
+        table = pd.DataFrame(
+            {
+                "metric": tasks.loc[order, "metric"].to_numpy(dtype=object),
+                "n": frame["n"].to_numpy(),
+                "excluded": tasks.loc[order, list(self.eval_logs.reasons)]
+                .sum(axis=1)
+                .to_numpy(dtype=np.int64),
+                "error_rate_old": frame["error_rate_old"].to_numpy(),
+                "error_rate_new": frame["error_rate_new"].to_numpy(),
+                "negative_flip_rate": frame["negative_flip_rate"].to_numpy(),
+                "negative_flip_rate_low": frame["negative_flip_rate_low"].to_numpy(),
+                "negative_flip_rate_high": frame["negative_flip_rate_high"].to_numpy(),
+                "positive_flip_rate": frame["positive_flip_rate"].to_numpy(),
+                "positive_flip_rate_low": np.asarray(pf_low, dtype=np.float64),
+                "positive_flip_rate_high": np.asarray(pf_high, dtype=np.float64),
+                "negative_flips": frame["negative_flips"].to_numpy(dtype=np.int64),
+                "positive_flips": frame["positive_flips"].to_numpy(dtype=np.int64),
+            },
+            index=pd.Index(order, name="task"),
+        )
+        return table
+
+    def flipped_items(self, max_rows: int | None = None) -> pd.DataFrame:
+        """The flipped items of a comparison of evaluation logs, with their texts.
+
+        The rows of :meth:`flipped_examples` (negative flips first, the same cap), each
+        with the texts :meth:`graceful.io.eval_logs.EvalLogInputs.item_texts` gives: ``id,
+        task, key, prompt, target, old_response, new_response, old_value, new_value``, then
+        ``kind`` (``"negative"`` or ``"positive"``).
+
+        Raises:
+            InputError: the comparison is not one of evaluation logs.
+        """
+        check_optional(check_int, "max_rows", max_rows, low=0)
+        if self.eval_logs is None:
+            raise InputError(
+                "flipped_items: this comparison is not one of evaluation logs "
+                "(compare_eval_logs); see flipped_examples"
+            )
+        rows, n_neg = self._flipped_rows(max_rows)
+        table = self.eval_logs.item_texts(rows)
+        table["kind"] = ["negative"] * n_neg + ["positive"] * (len(rows) - n_neg)
+        return table
+
+    def flipped_examples(self, max_rows: int | None = None) -> pd.DataFrame:
+        """Negative flips (most confident new prediction first), then positive flips.
+
+        Args:
+            max_rows: cap on the rows; when capped, the budget is split between negative
+                and positive flips, and a kind with fewer flips leaves its share to the other.
+
+        Returns:
+            A ``pd.DataFrame`` with columns ``id, label, old_pred, new_pred,
+            old_confidence, new_confidence, kind``.
+        """
+        check_optional(check_int, "max_rows", max_rows, low=0)
+        rows, n_neg = self._flipped_rows(max_rows)
         neg, pos = rows[:n_neg], rows[n_neg:]
         inputs = self.inputs
         names = np.asarray([*inputs.class_names, "(none)"], dtype=object)
@@ -267,7 +386,24 @@ class Comparison:
             "gate": None if self.gate is None else self.gate.as_dict(),
         }
         if self.eval_logs is not None:
-            summary["eval_logs"] = self.eval_logs.summary()
+            logs = self.eval_logs.summary()
+            tasks = self.by_task()
+            logs["by_task"] = [
+                {"task": str(task), **row}
+                for task, row in zip(tasks.index, tasks.to_dict("records"), strict=True)
+            ]
+            items = self.flipped_items(max_examples)
+            logs["flipped_items"] = {
+                "total_negative": counts.n_negative_flips,
+                "total_positive": counts.n_positive_flips,
+                "shown": len(items),
+                "text_chars": TEXT_CHARS,
+                "rows": [
+                    {k: (_capped(v) if k in _TEXT_COLUMNS else v) for k, v in row.items()}
+                    for row in items.to_dict(orient="records")
+                ],
+            }
+            summary["eval_logs"] = logs
         return dict(_clean(summary))
 
 
