@@ -33,7 +33,7 @@ import torch
 
 from graceful.data import LabelledArrays, load_digits
 from graceful.models import SmallCNN
-from graceful.retrieval import fit_query_adapter, retrieval_metrics
+from graceful.retrieval import fit_query_adapter, retrieval_metrics, select_query_adapter
 from graceful.training import TrainConfig
 
 from ._common import embed, results_header, setting_named, stat, train, write_json_and_markdown
@@ -56,6 +56,13 @@ _KINDS: tuple[tuple[str, str, int | None, bool], ...] = (
     ("residual MLP", "residual_mlp", None, False),
 )
 """(row label, kind, rank, center): ``center`` leaves the old mean out of the queries."""
+
+_SELECTED: tuple[tuple[str, str, int | None, bool], ...] = (
+    ("procrustes, selected on labelled pairs", "select_labels", None, False),
+    ("procrustes, selected on pairs (label-free)", "select_pairs", None, False),
+)
+"""Rows whose ``center`` and ``remove_top`` :func:`select_query_adapter` picks by 5-fold CV
+over the paired items: by class mAP (their labels) or by the own-item MRR (no labels)."""
 
 
 @dataclass(frozen=True)
@@ -222,20 +229,36 @@ def run_adapters(
             for size in spec.sizes:
                 n = _size(size, gallery_size)
                 pick = order[:n]
-                for label, kind, rank, center in _KINDS:
+                for label, kind, rank, center in _KINDS + _SELECTED:
                     if rank is not None and rank >= min(
                         e.gallery_new.shape[1], e.gallery_old.shape[1]
                     ):
                         continue
                     t0 = time.perf_counter()
-                    adapter = fit_query_adapter(
-                        e.gallery_new[pick],
-                        e.gallery_old[pick],
-                        kind=kind,  # type: ignore[arg-type]
-                        rank=rank,
-                        seed=seed,
-                        center=center,
-                    )
+                    if kind.startswith("select"):
+                        adapter = select_query_adapter(
+                            e.gallery_new[pick],
+                            e.gallery_old[pick],
+                            e.gallery_labels[pick] if kind == "select_labels" else None,
+                            seed=seed,
+                        )
+                        chosen = max(adapter.info["selection"], key=lambda r: r["score"])
+                        put(
+                            f"{label} | N={size}",
+                            {
+                                "chose_center": float(chosen["center"]),
+                                "chose_top": float(chosen["remove_top"]),
+                            },
+                        )
+                    else:
+                        adapter = fit_query_adapter(
+                            e.gallery_new[pick],
+                            e.gallery_old[pick],
+                            kind=kind,  # type: ignore[arg-type]
+                            rank=rank,
+                            seed=seed,
+                            center=center,
+                        )
                     fit_s = time.perf_counter() - t0
                     found = _retrieval(
                         adapter(e.query_new), e.query_labels, e.gallery_old, e.gallery_labels
@@ -309,6 +332,14 @@ def adapters_markdown(setting: dict[str, Any]) -> str:
             f"| {label} | {size or '–'} | {cell(row['map'])} | {cell(row['top1'])} | "
             f"{cell(row.get('recovery'))} |"
         )
+    chosen = [(key, row) for key, row in setting["rows"].items() if "chose_center" in row]
+    if chosen:
+        lines += ["", "What the selection chose (mean over seeds; 1 = always):", ""]
+        for key, row in chosen:
+            lines.append(
+                f"- {key.replace(' | N=', ', N = ')}: centred {row['chose_center']['mean']:.2f},"
+                f" leading directions removed {row['chose_top']['mean']:.2f}"
+            )
     if setting["latency"]:
         lines += [
             "",

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from graceful.errors import InputError
-from graceful.retrieval.adapters import QueryAdapter, fit_query_adapter
+from graceful.retrieval.adapters import QueryAdapter, fit_query_adapter, select_query_adapter
 
 
 def _rotation(rng, d):
@@ -146,3 +146,64 @@ def test_a_centred_adapter_drops_only_the_old_mean():
     assert centred.info["centered"] and not np.any(centred.bias)
     with pytest.raises(InputError, match="`center`"):
         fit_query_adapter(new, old, center="yes")
+
+
+def test_remove_top_projects_the_old_leading_directions_out_of_the_output():
+    rng = np.random.default_rng(21)
+    old = rng.normal(size=(200, 6)) + 3.0 * rng.normal(size=(1, 6))  # a dominant direction
+    new = np.tanh(old @ rng.normal(size=(6, 8)))
+    for kind in ("procrustes", "affine", "residual_mlp"):
+        options = {"kind": kind, "max_epochs": 3, "hidden": 8} if kind == "residual_mlp" else {}
+        plain = fit_query_adapter(new, old, center=True, **options)
+        cut = fit_query_adapter(new, old, center=True, remove_top=2, **options)
+        unit_old = old / np.linalg.norm(old, axis=1, keepdims=True)
+        _, _, vt = np.linalg.svd(unit_old - unit_old.mean(0), full_matrices=False)
+        top = vt[:2].T
+        expected = plain(new[:10]) - (plain(new[:10]) @ top) @ top.T
+        expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+        np.testing.assert_allclose(cut(new[:10]), expected, atol=1e-5)
+        np.testing.assert_allclose(cut(new[:10]) @ top, 0.0, atol=1e-5)
+        assert cut.info["remove_top"] == 2 and "remove_top" not in plain.info
+    with pytest.raises(InputError, match="`remove_top`"):
+        fit_query_adapter(new, old, remove_top=6)
+
+
+def test_selection_cross_validates_the_candidates_and_refits_the_best():
+    rng = np.random.default_rng(22)
+    labels = rng.integers(0, 4, size=240)
+    centres = rng.normal(size=(4, 6))
+    old = centres[labels] + 0.6 * rng.normal(size=(240, 6)) + 4.0  # a large shared mean
+    new = (
+        np.concatenate([old, rng.normal(size=(240, 2))], axis=1)
+        @ np.linalg.qr(rng.normal(size=(8, 8)))[0]
+    )
+    chosen = select_query_adapter(new, old, labels, remove_tops=(0, 1), folds=4, seed=1)
+    table = chosen.info["selection"]
+    assert [(r["center"], r["remove_top"]) for r in table] == [
+        (False, 0), (False, 1), (True, 0), (True, 1),
+    ]  # fmt: skip
+    best = max(table, key=lambda r: r["score"])
+    assert chosen.info["selected_by"] == "map"
+    assert chosen.info.get("centered", False) == best["center"]
+    assert chosen.info.get("remove_top", 0) == best["remove_top"]
+    refit = fit_query_adapter(
+        new, old, center=best["center"], remove_top=best["remove_top"], seed=1
+    )
+    np.testing.assert_allclose(chosen(new[:5]), refit(new[:5]), atol=1e-6)
+    free = select_query_adapter(new, old, centers=(True,), remove_tops=(0,), folds=3)
+    assert free.info["selected_by"] == "mrr" and 0 < free.info["selection"][0]["score"] <= 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"labels": np.zeros(5)}, "`labels`"),
+        ({"folds": 1}, "`folds`"),
+        ({"centers": ()}, "`centers` and `remove_tops`"),
+        ({"remove_tops": ()}, "`centers` and `remove_tops`"),
+    ],
+)
+def test_selection_refuses_bad_arguments(options, message):
+    rng = np.random.default_rng(23)
+    with pytest.raises(InputError, match=message):
+        select_query_adapter(rng.normal(size=(30, 4)), rng.normal(size=(30, 3)), **options)

@@ -10,7 +10,8 @@
 * :func:`fit_query_adapter` / :class:`QueryAdapter`: a map from a new model's queries into
   the old model's space (Procrustes, low-rank affine, residual MLP), fitted on a few
   paired items, so the old gallery is searched without re-embedding it;
-  :func:`compose_adapters` chains them along versions (v3 -> v2 -> v1);
+  :func:`select_query_adapter` chooses its centring and "all-but-the-top" projection on
+  held-out pairs; :func:`compose_adapters` chains adapters along versions (v3 -> v2 -> v1);
 * :func:`fit_centroids`, :func:`assign_clusters`, :func:`cluster_agreement`,
   :func:`cluster_purity`: an old model's clusters serving new-model vectors (directly or
   through an adapter), measured against the old assignment.
@@ -28,7 +29,13 @@ Example:
     (0.5, 1.0, True)
 """
 
-from .adapters import ADAPTER_KINDS, QueryAdapter, compose_adapters, fit_query_adapter
+from .adapters import (
+    ADAPTER_KINDS,
+    QueryAdapter,
+    compose_adapters,
+    fit_query_adapter,
+    select_query_adapter,
+)
 from .asymmetric import asymmetric_metrics
 from .backfill_curve import DEFAULT_FRACTIONS, backfill_curve, curve_auc
 from .clusters import assign_clusters, cluster_agreement, cluster_purity, fit_centroids
@@ -54,5 +61,6 @@ __all__ = [
     "fit_query_adapter",
     "is_compatible",
     "retrieval_metrics",
+    "select_query_adapter",
     "update_gain",
 ]
