@@ -575,7 +575,7 @@ def select_query_adapter(
             raise fail("labels", f"shape ({len(x)},)", f"shape {classes.shape}")
     order = np.random.default_rng(seed).permutation(len(x))
     parts = [np.sort(part) for part in np.array_split(order, folds)]
-    table = []
+    table: list[dict[str, Any]] = []
     for center in centers:
         for top in remove_tops:
             options = {"kind": kind, "center": bool(center), "remove_top": int(top), "seed": seed}
