@@ -32,7 +32,14 @@ def test_digits_pipeline_writes_tables_curves_and_page(tmp_path):
         assert curve["top1"][0]["values"] == bct["new_old_top1"]["values"]
         assert curve["top1"][-1]["values"] == bct["new_new_top1"]["values"]
         assert 0.0 <= curve["auc"]["top1"]["mean"] <= 1.0
-    assert len(setting["targets"]) == 7
+    assert len(setting["targets"]) == 8
+    # gains split by the classes the old model saw (digits: 0-4) and the others
+    gains = setting["class_gains"]
+    assert set(gains) == {"seen", "unseen"}
+    assert set(gains["unseen"]) == {"independent", "l2", "bct", "bct_proto"}
+    assert len(gains["unseen"]["bct_proto"]["map"]["values"]) == 2
+    (best,) = [t for t in setting["targets"] if t["name"].startswith("Best compatible")]
+    assert best["threshold"] == 0.5 and best["passed"] is False  # two seeds are not five
     # FastFill: the curves start at h(old) for every item and end at new*'s full gallery
     fastfill = setting["fastfill"]
     assert len(fastfill["fractions"]) == 21 and set(fastfill["z"]) == {"top1", "map"}

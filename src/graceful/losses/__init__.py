@@ -33,7 +33,7 @@ Example:
 """
 
 from .base import RegressionLoss
-from .bct import BCTInfluenceLoss, synthesize_classifier
+from .bct import BCTInfluenceLoss, class_prototypes, synthesize_classifier
 from .compatible_embedding import CompatibleEmbeddingLoss
 from .distillation import DistillationLoss
 from .embedding_regression import EmbeddingRegressionLoss
@@ -61,6 +61,7 @@ __all__ = [
     "PositiveCongruentLoss",
     "RegressionLoss",
     "StrictImitationLoss",
+    "class_prototypes",
     "elodi_loss",
     "paper_fd_kl",
     "paper_fd_lm",
