@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the local CPU build: a looser requirement pulls GBs of CUDA wheels.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint typecheck unit chromium bench bench-pct bench-kd-control bench-bct bench-adapters bench-clusters bench-chain bench-gallery bench-hetero bench-lqf bench-data clean
+.PHONY: demo test lint typecheck unit chromium postgres bench bench-pct bench-kd-control bench-bct bench-adapters bench-clusters bench-chain bench-gallery bench-hetero bench-lqf bench-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) chromium
+# Debian's PostgreSQL, for the gallery's PostgresStore tests: they start a throwaway server
+# (initdb + pg_ctl in a temporary folder). GRACEFUL_TEST_POSTGRES=<conninfo> uses a server
+# you have instead (a CI service container).
+postgres:
+	@test -n "$$GRACEFUL_TEST_POSTGRES" || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+	  command -v pg_ctl >/dev/null 2>&1 || \
+	  { echo "installing Debian's postgresql for the gallery tests"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	      postgresql >/dev/null; }
+
+unit: $(STAMP) chromium postgres
 	$(BIN)/pytest -n 2 -q
 
 test: lint typecheck unit
@@ -55,7 +67,7 @@ bench-kd-control: bench-data
 
 # Backward-compatible embeddings on Animal-MNIST and Rotten Tomatoes (3 seeds each).
 bench-bct: bench-data
-	$(BIN)/python -m benchmarks bct --setting animal_mnist --setting rotten_tomatoes --seeds 3 \
+	$(BIN)/python -m benchmarks bct --setting animal_mnist --setting rotten_tomatoes --seeds 5 \
 	  --out benchmarks/results --stem bct
 
 # Query adapters: new-model queries against the old gallery, against a full re-embed (5 seeds).
