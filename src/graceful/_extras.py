@@ -18,6 +18,7 @@ __all__ = ["EXTRAS", "require"]
 EXTRAS: dict[str, tuple[str, ...]] = {
     "io": ("pyarrow",),
     "gallery": ("faiss", "pyarrow"),
+    "postgres": ("psycopg",),
     "report": ("jinja2", "matplotlib"),
     "cli": ("typer", "pyarrow", "jinja2", "matplotlib"),
     "mlflow": ("mlflow",),

@@ -22,8 +22,8 @@ def pairs():
     return old.astype(np.float32), new.astype(np.float32)
 
 
-def _gallery(path, old):
-    g = Gallery(path)
+def _gallery(where, old):
+    g = Gallery(where) if isinstance(where, str) else where.gallery()
     g.register_version("v0", dim=4)
     g.register_version("v1", dim=6)
     g.add_with_ids(old, [f"i{j}" for j in range(len(old))], version="v0")
@@ -66,10 +66,9 @@ def test_a_mixed_gallery_merges_adapted_and_native_results(tmp_path, pairs):
     assert set(result.versions[0]) == {"v0", "v1"}
 
 
-def test_the_adapter_survives_reopening_and_reaches_other_handles(tmp_path, pairs):
+def test_the_adapter_survives_reopening_and_reaches_other_handles(backend, pairs):
     old, new = pairs
-    path = str(tmp_path / "g.sqlite")
-    a, b = _gallery(path, old), Gallery(path)
+    a, b = _gallery(backend, old), backend.gallery()
     adapter = fit_query_adapter(new, old, kind="residual_mlp", max_epochs=5)
     a.record_compatibility("v1", "v0", {"recall": 0.9}, adapter=adapter)
     expected = a.search(new[:4], 3, version="v1")
@@ -77,7 +76,7 @@ def test_the_adapter_survives_reopening_and_reaches_other_handles(tmp_path, pair
     assert b.search(new[:4], 3, version="v1").ids.tolist() == expected.ids.tolist()
     a.close()
     b.close()
-    with Gallery(store=SQLiteStore(path, read_only=True)) as again:
+    with Gallery(store=backend.store(read_only=True)) as again:
         found = again.search(new[:4], 3, version="v1")
         assert found.ids.tolist() == expected.ids.tolist()
         assert again.compatibility()[0].evidence == {"recall": 0.9}
@@ -98,10 +97,10 @@ def test_a_wrong_adapter_names_both_versions_and_records_nothing(tmp_path, pairs
         g.search(new[:1], 1, version="v1")
 
 
-def test_recording_the_pair_again_without_an_adapter_drops_it(tmp_path):
+def test_recording_the_pair_again_without_an_adapter_drops_it(backend):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(30, 3))
-    g = Gallery(str(tmp_path / "g.sqlite"))
+    g = backend.gallery()
     g.register_version("v0", dim=3)
     g.register_version("v1", dim=3)
     g.record_compatibility("v1", "v0", {}, adapter=fit_query_adapter(x, -x))
@@ -109,7 +108,7 @@ def test_recording_the_pair_again_without_an_adapter_drops_it(tmp_path):
     g.record_compatibility("v1", "v0", {"trained": True})
     assert g.adapter("v1", "v0") is None
     g.close()
-    with Gallery(str(tmp_path / "g.sqlite")) as again:
+    with backend.gallery() as again:
         assert again.adapter("v1", "v0") is None
 
 
@@ -137,10 +136,10 @@ def test_a_damaged_adapter_is_a_one_line_error_naming_the_pair(tmp_path, pairs):
         Gallery(path)
 
 
-def test_query_adapter_bytes_are_what_the_store_keeps(tmp_path, pairs):
+def test_query_adapter_bytes_are_what_the_store_keeps(backend, pairs):
     old, new = pairs
     adapter = fit_query_adapter(new, old)
-    with _gallery(str(tmp_path / "g.sqlite"), old) as g:
+    with _gallery(backend, old) as g:
         g.record_compatibility("v1", "v0", {}, adapter=adapter)
         stored = g.store.compatibility()[0].adapter
     assert QueryAdapter.from_bytes(stored).to_bytes() == adapter.to_bytes()

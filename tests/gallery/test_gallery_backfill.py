@@ -37,8 +37,9 @@ class Embedder:
         return new_vector(ids)
 
 
-def make(path, n=100):
-    g = Gallery(path)
+def make(where, n=100):
+    """A gallery of n items under v0, in a file (a path) or a test backend (both stores)."""
+    g = Gallery(where) if isinstance(where, str) else where.gallery()
     g.register_version("v0", dim=DIM)
     g.register_version("v1", dim=DIM, compatible_with=["v0"], evidence={"top1_new_old": 0.6})
     rng = np.random.default_rng(0)
@@ -52,8 +53,8 @@ def committed_order(g, job="default"):
     return ids, done
 
 
-def test_random_order_commits_in_plan_order(tmp_path):
-    g = make(str(tmp_path / "g.sqlite"))
+def test_random_order_commits_in_plan_order(backend):
+    g = make(backend)
     embed = Embedder()
     report = backfill(
         g, to_version="v1", embed=embed, policy=RandomOrder(3), batch_size=16, progress=False
@@ -71,8 +72,8 @@ def test_random_order_commits_in_plan_order(tmp_path):
         np.testing.assert_array_equal(item.vector, new_vector([item.id])[0])
 
 
-def test_score_order_most_uncertain_first(tmp_path):
-    g = make(str(tmp_path / "g.sqlite"), n=60)
+def test_score_order_most_uncertain_first(backend):
+    g = make(backend, n=60)
     rng = np.random.default_rng(5)
     logits = rng.standard_normal((60, 4)) * 3
     scores = uncertainty_scores(ids_of(60), logits)
@@ -108,9 +109,8 @@ def test_uncertainty_scores_values():
         uncertainty_scores(["a"], [[1.0]], method="margin")
 
 
-def test_resume_after_embed_raises(tmp_path):
-    path = str(tmp_path / "g.sqlite")
-    g = make(path)
+def test_resume_after_embed_raises(backend):
+    g = make(backend)
     first = Embedder(fail_after=3)
     with pytest.raises(RuntimeError, match="model server down"):
         backfill(
@@ -119,7 +119,7 @@ def test_resume_after_embed_raises(tmp_path):
     # three batches committed, visible to the gallery and its store
     assert g.status() == {"v0": 70, "v1": 30}
     g.close()
-    g = Gallery(path)
+    g = backend.gallery()
     assert g.status() == {"v0": 70, "v1": 30}
     second = Embedder()
     # a different policy object on resume: the stored plan keeps its order
@@ -139,8 +139,8 @@ def test_resume_after_embed_raises(tmp_path):
     assert (again.done, again.batches) == (0, 0)
 
 
-def test_search_works_between_batches_and_items_appear_mid_job(tmp_path):
-    g = make(str(tmp_path / "g.sqlite"), n=50)
+def test_search_works_between_batches_and_items_appear_mid_job(backend):
+    g = make(backend, n=50)
     q = new_vector(ids_of(50)[:5])
     seen = []
 
@@ -172,8 +172,8 @@ def test_search_works_between_batches_and_items_appear_mid_job(tmp_path):
     assert r.ids[:, 0].tolist() == ids_of(5) and set(r.versions[:, 0]) == {"v1"}
 
 
-def test_skips_items_already_at_the_target(tmp_path):
-    g = make(str(tmp_path / "g.sqlite"), n=20)
+def test_skips_items_already_at_the_target(backend):
+    g = make(backend, n=20)
     g.replace(new_vector(ids_of(5)), ids_of(5), version="v1")
     embed = Embedder()
     report = backfill(
@@ -183,8 +183,8 @@ def test_skips_items_already_at_the_target(tmp_path):
     assert not {i for c in embed.calls for i in c} & set(ids_of(5))
 
 
-def test_limit_moves_exactly_limit_items_in_a_partial_last_batch(tmp_path):
-    g = make(str(tmp_path / "g.sqlite"), n=40)
+def test_limit_moves_exactly_limit_items_in_a_partial_last_batch(backend):
+    g = make(backend, n=40)
     kw = {"to_version": "v1", "policy": RandomOrder(1), "batch_size": 16, "progress": False}
     embed = Embedder()
     first = backfill(g, embed=embed, limit=21, **kw)

@@ -31,9 +31,9 @@ def path(tmp_path):
 
 
 @pytest.fixture
-def filled(path):
+def filled(backend):
     rng = np.random.default_rng(1)
-    g = Gallery(path)
+    g = backend.gallery()
     g.register_version("v0", dim=6, metric="l2", index="hnsw")
     g.register_version("v1", dim=6, metric="l2", compatible_with=["v0"], evidence={"r1": 0.7})
     g.register_version("w", dim=3)
@@ -44,17 +44,17 @@ def filled(path):
     return g, x
 
 
-def test_sqlite_store_satisfies_the_protocol():
-    assert isinstance(SQLiteStore(":memory:"), GalleryStore)
+def test_both_stores_satisfy_the_protocol(backend):
+    assert isinstance(backend.store(), GalleryStore)
 
 
-def test_reopen_gives_the_same_results(filled, path):
+def test_reopen_gives_the_same_results(filled, backend):
     g, x = filled
     q = np.random.default_rng(2).standard_normal((20, 6))
     before = g.search(q, 8, version="v1")
     status = g.status()
     g.close()
-    with Gallery(path) as h:
+    with backend.gallery() as h:
         after = h.search(q, 8, version="v1")
         assert h.status() == status == {"v0": 140, "v1": 50, "w": 0}
         assert after.ids.tolist() == before.ids.tolist()
@@ -73,9 +73,9 @@ def test_reopen_gives_the_same_results(filled, path):
         np.testing.assert_array_equal(moved.vector, x[3] + 1)
 
 
-def test_refresh_sees_another_gallerys_writes(filled, path):
+def test_refresh_sees_another_gallerys_writes(filled, backend):
     a, x = filled
-    b = Gallery(path)
+    b = backend.gallery()
     q = x[:5]
     assert b.search(q, 5, version="v1").ids.tolist() == a.search(q, 5, version="v1").ids.tolist()
     a.add_with_ids(x[:1] * 0 + 9, ["new"], version="v0")
@@ -99,16 +99,16 @@ def test_refresh_sees_another_gallerys_writes(filled, path):
     assert a.status() == b.status()
 
 
-def snapshot_errors(g, path, call, match):
-    before = dump(path)
+def snapshot_errors(g, backend, call, match):
+    before = backend.dump()
     status, seq = g.status(), g.seq
     with pytest.raises(InputError, match=match):
         call()
-    assert dump(path) == before
+    assert backend.dump() == before
     assert g.status() == status and g.seq == seq
 
 
-def test_bad_input_raises_and_changes_nothing(filled, path):
+def test_bad_input_raises_and_changes_nothing(filled, backend):
     g, _ = filled
     ok = np.ones((2, 6), np.float32)
     cases = [
@@ -168,7 +168,7 @@ def test_bad_input_raises_and_changes_nothing(filled, path):
         (lambda: g.record_compatibility("v0", "v1", {"a": {1, 2}}), "`evidence`"),
     ]
     for call, match in cases:
-        snapshot_errors(g, path, call, match)
+        snapshot_errors(g, backend, call, match)
 
 
 def test_path_and_store_arguments(tmp_path):

@@ -37,6 +37,7 @@ from .backfill import (
 )
 from .gallery import Gallery, IncompatibleVersionsError, SearchResult
 from .index import VersionIndex
+from .postgres import PostgresStore
 from .store import (
     Changes,
     Compatibility,
@@ -58,6 +59,7 @@ __all__ = [
     "IncompatibleVersionsError",
     "ItemRecord",
     "PlanInfo",
+    "PostgresStore",
     "RandomOrder",
     "SQLiteStore",
     "ScoreOrder",

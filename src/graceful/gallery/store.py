@@ -12,14 +12,15 @@ Every write is one transaction and takes the next value of a change sequence num
 is durable; after a crash the store holds every acknowledged write and each item under
 exactly one version (one row per item, one ``version`` column).
 
-A server database (PostgreSQL, say) would implement the same protocol; the gallery talks
-only to it.
+:class:`~graceful.gallery.PostgresStore` implements the same protocol on a PostgreSQL
+server (many writers on many machines); the gallery talks only to the protocol.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -223,7 +224,7 @@ class PlanInfo:
 
 @runtime_checkable
 class GalleryStore(Protocol):
-    """What a gallery needs from its storage (SQLite here, a server database later).
+    """What a gallery needs from its storage (:class:`SQLiteStore`, or a PostgreSQL server).
 
     Every method that writes runs in one transaction, takes the next change sequence
     number and raises :class:`~graceful.errors.InputError` (changing nothing) when the
@@ -235,6 +236,10 @@ class GalleryStore(Protocol):
         >>> isinstance(SQLiteStore(":memory:"), GalleryStore)
         True
     """
+
+    def identity(self) -> str | None:
+        """A random id of the gallery drawn at its creation (``None``: it has none)."""
+        ...
 
     def last_seq(self) -> int:
         """The change sequence number of the last committed write (0 when none)."""
@@ -295,7 +300,7 @@ class GalleryStore(Protocol):
     def extend_plan(
         self, job: str, to_version: str, policy: Mapping[str, Any], ids: Sequence[str]
     ) -> int:
-        """Create the plan of ``job`` or append ``ids`` to it; return the write's seq."""
+        """Create the plan of ``job`` or append ``ids`` (not pending there) to it; its seq."""
         ...
 
     def plan(self, job: str) -> tuple[npt.NDArray[np.int64], list[str], npt.NDArray[np.int64]]:
@@ -368,6 +373,17 @@ def _changes(
     obj[:] = list(ids)
     upserts = {version: (labels, obj, vectors)} if len(ids) else {}
     return Changes(seq, np.zeros(0, np.int64), upserts)
+
+
+def _missing(ids: Sequence[str], found: Mapping[str, Any]) -> None:
+    """Refuse ``ids`` that are not among ``found`` (one line naming the first)."""
+    missing = [i for i in ids if i not in found]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise InputError(
+            f"Expected argument `ids` to hold stored ids, but {missing[0]!r}{more} "
+            "is not in the gallery"
+        )
 
 
 class SQLiteStore:
@@ -579,6 +595,9 @@ class SQLiteStore:
                     if statement.strip():
                         cur.execute(statement)
                 cur.execute(f"PRAGMA application_id={_APPLICATION_ID}")
+                cur.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('gallery_id', ?)", (secrets.randbits(62),)
+                )
         if self.path != ":memory:":
             with self._guard():
                 self._conn.execute("PRAGMA journal_mode=WAL")
@@ -696,17 +715,23 @@ class SQLiteStore:
         rows = SQLiteStore._items_of(cur, "label, version", ids)
         return {id_: (int(label), version) for id_, label, version in rows}
 
-    @staticmethod
-    def _missing(ids: Sequence[str], found: Mapping[str, Any]) -> None:
-        missing = [i for i in ids if i not in found]
-        if missing:
-            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            raise InputError(
-                f"Expected argument `ids` to hold stored ids, but {missing[0]!r}{more} "
-                "is not in the gallery"
-            )
+    _missing = staticmethod(_missing)
 
     # -- registry -------------------------------------------------------------------------
+
+    def identity(self) -> str | None:
+        """A random id drawn when the gallery was created; ``None`` for one from before ids.
+
+        Saved indexes (:meth:`~graceful.gallery.Gallery.save_indexes`) record it, so that
+        an index folder is never taken for another gallery's.
+
+        Example:
+            >>> SQLiteStore(":memory:").identity().startswith("sqlite:")
+            True
+        """
+        with self._read() as cur:
+            row = cur.execute("SELECT value FROM meta WHERE key='gallery_id'").fetchone()
+        return None if row is None else f"sqlite:{int(row[0])}"
 
     def last_seq(self) -> int:
         """The change sequence number of the last committed write (0 when none).
@@ -1056,6 +1081,9 @@ class SQLiteStore:
     ) -> int:
         """Create the plan of ``job`` or append ``ids`` to it; return the write's seq.
 
+        Ids already pending in the plan are not appended again, so that two workers that
+        extend one plan at once never plan an item twice.
+
         Example:
             >>> s = SQLiteStore(":memory:")
             >>> _ = s.add_version(VersionInfo("v1", 2, "l2", "flat"), [])
@@ -1081,9 +1109,16 @@ class SQLiteStore:
             start = cur.execute(
                 "SELECT COALESCE(MAX(pos) + 1, 0) FROM plan_items WHERE job=?", (job,)
             ).fetchone()[0]
+            pending = {
+                r[0]
+                for r in cur.execute(
+                    "SELECT id FROM plan_items WHERE job=? AND done_seq IS NULL", (job,)
+                )
+            }
+            new = [i for i in ids if i not in pending]
             cur.executemany(
                 "INSERT INTO plan_items (job, pos, id) VALUES (?, ?, ?)",
-                ((job, start + i, id_) for i, id_ in enumerate(ids)),
+                ((job, start + i, id_) for i, id_ in enumerate(new)),
             )
         return seq
 
