@@ -37,6 +37,7 @@ from .backfill import (
 )
 from .gallery import Gallery, IncompatibleVersionsError, SearchResult
 from .index import VersionIndex
+from .persist import IndexSource
 from .postgres import PostgresStore
 from .store import (
     Changes,
@@ -57,6 +58,7 @@ __all__ = [
     "Gallery",
     "GalleryStore",
     "IncompatibleVersionsError",
+    "IndexSource",
     "ItemRecord",
     "PlanInfo",
     "PostgresStore",

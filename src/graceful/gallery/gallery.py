@@ -61,6 +61,7 @@ from graceful.errors import InputError
 from graceful.retrieval.adapters import QueryAdapter, compose_adapters
 
 from .index import INDEX_KINDS, INDEX_OPTIONS, METRICS, PAD_DISTANCE, VersionIndex
+from .persist import IndexSource, StaleSnapshotError, read_snapshot, write_snapshot
 from .store import (
     Changes,
     Compatibility,
@@ -177,9 +178,27 @@ class Gallery:
     and the in-memory indexes are updated after the commit. Another :class:`Gallery` on
     the same file (another process, say) sees those writes after :meth:`refresh`.
 
+    With ``index_dir``, the indexes are saved there (:meth:`save_indexes`, and by
+    :meth:`close` when they moved on since) and read back on the next open with
+    ``faiss.read_index`` instead of a rebuild: as they are when they are current, caught
+    up from the store's change log when the store moved on, rebuilt from the store when
+    they are damaged or another gallery's (:mod:`graceful.gallery.persist`;
+    :attr:`index_source` says which). An IVF index read back keeps its trained lists;
+    delete the folder to retrain them on all vectors at the next open.
+
     Args:
         path: the SQLite file (created if missing); ``":memory:"`` for a throw-away one.
-        store: another :class:`~graceful.gallery.GalleryStore` instead of ``path``.
+        store: another :class:`~graceful.gallery.GalleryStore` instead of ``path``
+            (:class:`~graceful.gallery.PostgresStore`, say).
+        index_dir: a folder for the saved indexes (created if missing); ``None``: the
+            indexes are rebuilt from the store at every open. One folder per gallery and
+            machine: for a server store, a local cache folder of each serving process.
+
+    Attributes:
+        store: the store.
+        index_dir: the folder of the saved indexes, or ``None``.
+        index_source: an :class:`~graceful.gallery.persist.IndexSource`: were the indexes
+            read back (and how many writes were applied on top) or rebuilt, and why.
 
     Example:
         >>> import numpy as np
@@ -192,7 +211,11 @@ class Gallery:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str] | None = None, *, store: GalleryStore | None = None
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        store: GalleryStore | None = None,
+        index_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if (path is None) == (store is None):
             raise InputError("Expected exactly one of the arguments `path` and `store`")
@@ -211,8 +234,15 @@ class Gallery:
         self._names = np.array([None], dtype=object)  # code -> name; last slot: None
         self._id_of = np.empty(0, dtype=object)  # label -> item id
         self._code_of = np.empty(0, dtype=np.int32)  # label -> version code (-1: none)
+        self.index_dir = None if index_dir is None else Path(index_dir)
+        self.index_source = IndexSource("rebuilt")
+        self._saved_seq = -1  # the seq of the snapshot in index_dir that matches ours
+        self._identity: str | None = None
         try:
-            self.refresh()
+            if self.index_dir is None:
+                self.refresh()
+            else:
+                self._open_saved(self.index_dir)
         except BaseException:
             if owned:
                 store.close()
@@ -221,12 +251,95 @@ class Gallery:
     # -- context manager ------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the store.
+        """Save the indexes (with ``index_dir``, when they moved on), then close the store.
 
         Example:
             >>> Gallery(":memory:").close()
         """
-        self.store.close()
+        try:
+            if self.index_dir is not None and self._seq != self._saved_seq and self._identity:
+                self.save_indexes()
+        finally:
+            self.store.close()
+
+    # -- saved indexes --------------------------------------------------------------------
+
+    def _open_saved(self, folder: Path) -> None:
+        """Read the indexes saved in ``folder`` and catch up, or rebuild (saying why)."""
+        identity = self.store.identity()
+        self._identity = identity
+        try:
+            snap = read_snapshot(
+                folder,
+                identity=identity,
+                last_seq=self.store.last_seq(),
+                versions=self.store.versions(),
+            )
+        except StaleSnapshotError as exc:
+            self.refresh()
+            self.index_source = IndexSource("rebuilt", reason=str(exc))
+            return
+        for code, (info, index) in enumerate(zip(snap.versions, snap.indexes, strict=True)):
+            self._versions[info.name] = info
+            self._codes[info.name] = code
+            self._indexes[info.name] = index
+        self._id_of, self._code_of = snap.id_of, snap.code_of
+        self._seq = self._saved_seq = snap.seq
+        self._load_registry()
+        changes = self.store.changes_since(snap.seq)
+        self._apply_changes(changes)
+        self.index_source = IndexSource("saved", snap.seq, changes.seq - snap.seq)
+
+    def save_indexes(self, index_dir: str | os.PathLike[str] | None = None) -> Path:
+        """Save every version's faiss index, as of :attr:`seq`, for a fast reopen.
+
+        One snapshot (:mod:`graceful.gallery.persist`): a new folder of
+        ``faiss.write_index`` files and the label table, published by an atomic replace of
+        its ``manifest.json``; the previous snapshot stays in use until then.
+
+        Args:
+            index_dir: the folder; default: the gallery's ``index_dir``.
+
+        Returns:
+            The manifest's path.
+
+        Raises:
+            InputError: no folder given, a store without a gallery id (an older SQLite
+                file), or a folder that cannot be written.
+
+        Example:
+            >>> import numpy as np, tempfile
+            >>> folder = tempfile.mkdtemp()
+            >>> g = Gallery(":memory:", index_dir=folder)
+            >>> g.register_version("v0", dim=2)
+            >>> g.add_with_ids(np.eye(2), ["a", "b"], version="v0")
+            >>> g.save_indexes().name
+            'manifest.json'
+            >>> g.index_source.kind, g.index_source.reason
+            ('rebuilt', "no saved indexes in '...'")
+        """
+        folder = self.index_dir if index_dir is None else Path(index_dir)
+        if folder is None:
+            raise InputError("Expected argument `index_dir` (the gallery has none), but got None")
+        identity = self._identity if self._identity is not None else self.store.identity()
+        if identity is None:
+            raise InputError(
+                "Cannot save the indexes: the store has no gallery id (a gallery file written "
+                "by an older graceful); they are rebuilt at every open"
+            )
+        names = list(self._versions)
+        path = write_snapshot(
+            folder,
+            identity=identity,
+            seq=self._seq,
+            versions=[self._versions[n] for n in names],
+            indexes=[self._indexes[n] for n in names],
+            id_of=self._id_of,
+            code_of=self._code_of,
+        )
+        if folder == self.index_dir:
+            self._saved_seq = self._seq
+        return path
 
     def __enter__(self) -> Gallery:
         return self

@@ -23,6 +23,7 @@ the cosine index is an inner-product index.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -127,6 +128,95 @@ class VersionIndex:
         self._dead = set()
         if alive.any():
             self._index.add_with_ids(vectors[alive], labels[alive])
+
+    # -- saving and reading back (graceful.gallery.persist) ------------------------------
+
+    @property
+    def held(self) -> int:
+        """Number of vectors the faiss index holds (live and tombstoned).
+
+        Example:
+            >>> VersionIndex(2, "l2", "flat").held
+            0
+        """
+        return int(self._index.ntotal)
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write the faiss index to ``path`` (``faiss.write_index``; tombstones included).
+
+        Example:
+            >>> import numpy as np, tempfile, os
+            >>> idx = VersionIndex(2, "l2", "hnsw")
+            >>> idx.add_with_ids(np.eye(2, dtype=np.float32), np.array([3, 4]))
+            >>> path = os.path.join(tempfile.mkdtemp(), "v0.faiss")
+            >>> idx.write(path)
+            >>> VersionIndex.read(path, 2, "l2", "hnsw").search(np.eye(2, dtype=np.float32), 1)[1]
+            array([[3],
+                   [4]])
+        """
+        faiss.write_index(self._index, str(path))
+
+    @classmethod
+    def read(
+        cls,
+        path: str | os.PathLike[str],
+        dim: int,
+        metric: str,
+        kind: str,
+        options: Mapping[str, int] | None = None,
+    ) -> VersionIndex:
+        """The index written by :meth:`write`, checked against its version's definition.
+
+        Raises:
+            ValueError: the file is not a faiss index of that dim, metric and kind.
+            RuntimeError: faiss cannot read the file (truncated, not faiss's).
+        """
+        out = cls(dim, metric, kind, options)
+        index: Any = faiss.read_index(str(path))
+        if int(index.d) != dim or int(index.metric_type) != out._faiss_metric:
+            raise ValueError(f"{str(path)!r} holds an index of another dim or metric")
+        inner: Any = (
+            faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else None
+        )
+        if kind == "hnsw":
+            ok = isinstance(inner, faiss.IndexHNSWFlat)
+            if ok:
+                inner.hnsw.efSearch = int(out.options.get("ef_search", 128))
+        elif kind == "flat":
+            ok = isinstance(inner, faiss.IndexFlat)
+        else:
+            ok = isinstance(inner, faiss.IndexFlat) or isinstance(index, faiss.IndexIVFFlat)
+        if not ok:
+            raise ValueError(f"{str(path)!r} holds a faiss index of another kind than {kind!r}")
+        if isinstance(index, faiss.IndexIVFFlat):
+            index.nprobe = min(
+                int(index.nlist), int(out.options.get("nprobe", max(8, int(index.nlist) // 16)))
+            )
+            out._trained = True
+        out._index = index
+        return out
+
+    def bury_all_but(self, code_of: npt.NDArray[np.int32], code: int) -> None:
+        """Tombstone the held labels whose ``code_of`` is not ``code`` (HNSW, after reading).
+
+        An HNSW index cannot delete, so a saved one holds the vectors of removed items;
+        the label table says which labels are live under this version.
+
+        Example:
+            >>> import numpy as np
+            >>> idx = VersionIndex(2, "l2", "hnsw")
+            >>> idx.add_with_ids(np.eye(2, dtype=np.float32), np.array([0, 1]))
+            >>> idx.bury_all_but(np.array([5, -1], np.int32), 5)
+            >>> idx.ntotal, idx.held
+            (1, 2)
+        """
+        if self.kind != "hnsw" or not self.held:
+            return
+        labels = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        live = np.zeros(len(labels), dtype=bool)
+        inside = labels < len(code_of)
+        live[inside] = code_of[labels[inside]] == code
+        self._dead = set(labels[~live].tolist())
 
     # -- faiss's API: add_with_ids(x, ids), remove_ids(ids), search(x, k) -> (D, I) -----
 
