@@ -13,6 +13,11 @@ the index from SQLite).
 Usage: python benchmarks/bench_gallery.py [--n 1000000] [--dim 128] [--queries 1000]
        [--k 10] [--out benchmarks/results]
 Writes OUT/bench_gallery.json and OUT/bench_gallery.md.
+
+With --reopen, times only reopening a gallery (flat and IVF): from its saved indexes
+(`Gallery(path, index_dir=...)`, best of 3) against `faiss.read_index` of the same saved
+file (best of 3) and a rebuild from SQLite (once), and prints the ratios; writes
+OUT/bench_gallery_reopen.json.
 """
 
 from __future__ import annotations
@@ -145,6 +150,64 @@ def run(args):
     }
 
 
+def reopen(args):
+    """Reopening a gallery: saved indexes (index_dir) vs a rebuild vs faiss.read_index."""
+    rng = np.random.default_rng(0)
+    x = clustered(rng, args.n, args.dim, 1000)
+    ids = [f"doc{i:08d}" for i in range(args.n)]
+    rows = []
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        for kind in ("flat", "ivf"):
+            path = os.path.join(tmp, f"{kind}.sqlite")
+            folder = Path(tmp) / f"{kind}-indexes"
+            g = Gallery(path, index_dir=folder)
+            g.register_version("v0", dim=args.dim, metric="cosine", index=kind)
+            g.add_with_ids(x, ids, version="v0")
+            tic = time.perf_counter()
+            g.close()  # saves the indexes
+            save_s = time.perf_counter() - tic
+            manifest = json.loads((folder / "manifest.json").read_text())
+            faiss_file = folder / manifest["folder"] / manifest["versions"][0]["file"]
+            read_s, _ = best_of(lambda f=faiss_file: faiss.read_index(str(f)))
+
+            def opened(path=path, **kw):
+                h = Gallery(path, **kw)
+                source = h.index_source.kind
+                h.store.close()  # not h.close(): nothing to save
+                return source
+
+            saved_s, source = best_of(lambda folder=folder: opened(index_dir=folder))
+            assert source == "saved", source
+            rebuild_s, _ = best_of(opened, repeats=1)
+            rows.append(
+                {
+                    "index": kind,
+                    "read_index_s": read_s,
+                    "saved_reopen_s": saved_s,
+                    "rebuild_s": rebuild_s,
+                    "save_s": save_s,
+                    "saved_over_read_index": saved_s / read_s,
+                    "rebuild_over_saved": rebuild_s / saved_s,
+                    "index_mb": faiss_file.stat().st_size / 1e6,
+                }
+            )
+            print(
+                f"{kind}: faiss.read_index {read_s:.3f} s, Gallery reopen from saved indexes "
+                f"{saved_s:.3f} s ({saved_s / read_s:.2f}x read_index), rebuild from SQLite "
+                f"{rebuild_s:.3f} s ({rebuild_s / saved_s:.1f}x the saved reopen), "
+                f"save {save_s:.2f} s",
+                flush=True,
+            )
+    return {
+        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "n": args.n,
+        "dim": args.dim,
+        "cpus": os.cpu_count(),
+        "faiss": faiss.__version__,
+        "results": rows,
+    }
+
+
 def markdown(r):
     lines = [
         f"# bench_gallery: {r['n']:,} items, dim {r['dim']}, {r['queries']:,} queries, k={r['k']}",
@@ -185,11 +248,23 @@ def main():
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     p.add_argument("--tmp", default=None, help="folder for the temporary SQLite files")
+    p.add_argument(
+        "--reopen",
+        action="store_true",
+        help="only time reopening: saved indexes (index_dir) vs rebuild vs faiss.read_index",
+    )
     args = p.parse_args()
     for name in ("n", "dim", "queries", "k"):
         if getattr(args, name) < 1:
             print(f"error: --{name} must be a positive int", file=sys.stderr)
             sys.exit(2)
+    if args.reopen:
+        result = reopen(args)
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(
+            args.out / "bench_gallery_reopen.json", json.dumps(result, indent=2) + "\n"
+        )
+        return
     result = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "bench_gallery.json", json.dumps(result, indent=2) + "\n")

@@ -1021,9 +1021,13 @@ class SQLiteStore:
             else:
                 removed = np.zeros(0, np.int64)
             dims = dict(cur.execute("SELECT name, dim FROM versions").fetchall())
+            # after a seq, look the rows up by seq: without the hint SQLite scans the whole
+            # table in label order to find the few changed rows
+            table = "items" if seq <= 0 else "items INDEXED BY items_seq"
             for version, dim in dims.items():
                 rows = cur.execute(
-                    "SELECT label, id, vector FROM items WHERE version=? AND seq>? ORDER BY label",
+                    f"SELECT label, id, vector FROM {table} WHERE version=? AND seq>? "
+                    "ORDER BY label",
                     (version, seq),
                 ).fetchall()
                 if not rows:
