@@ -23,11 +23,19 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "cli": ("typer", "pyarrow", "jinja2", "matplotlib"),
     "mlflow": ("mlflow",),
     "inspect": ("zstandard",),
+    "transformers": ("transformers", "accelerate"),
+    "lightning": ("lightning",),
+    "sentence-transformers": ("sentence_transformers", "transformers", "accelerate", "datasets"),
     "demo": ("sklearn", "faiss", "pyarrow", "jinja2", "matplotlib"),
 }
 """Extra -> the importable modules it provides (``pip install 'graceful[<extra>]'``)."""
 
-_DISTRIBUTIONS = {"faiss": "faiss-cpu", "sklearn": "scikit-learn", "mlflow": "mlflow-skinny"}
+_DISTRIBUTIONS = {
+    "faiss": "faiss-cpu",
+    "sklearn": "scikit-learn",
+    "mlflow": "mlflow-skinny",
+    "sentence_transformers": "sentence-transformers",
+}
 
 
 def require(extra: str, feature: str, modules: tuple[str, ...] | None = None) -> list[ModuleType]:
