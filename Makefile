@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the local CPU build: a looser requirement pulls GBs of CUDA wheels.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint typecheck unit chromium postgres bench bench-pct bench-kd-control bench-bct bench-adapters bench-clusters bench-chain bench-gallery bench-hetero bench-lqf bench-data clean
+.PHONY: demo test lint typecheck unit chromium postgres bench bench-pct bench-kd-control bench-bct bench-adapters bench-clusters bench-chain bench-gallery bench-hetero bench-lqf bench-hf-pct bench-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -92,6 +92,10 @@ bench-hetero: bench-data
 bench-lqf: bench-data
 	$(BIN)/python -m benchmarks lqf --setting mnist_cnn --setting efficientnet --seeds 3 \
 	  --out benchmarks/results --stem lqf
+
+# Regression-aware fine-tuning of MiniLM-L6 through the Hugging Face Trainer (about 10 min).
+bench-hf-pct: bench-data
+	$(BIN)/python -m benchmarks.hf_pct --seeds 3 --out benchmarks/results --stem hf_pct
 
 # Search throughput of the versioned gallery against the raw faiss index (1M x 128).
 bench-gallery: $(STAMP)
