@@ -252,7 +252,7 @@ def markdown(results: dict[str, Any]) -> str:
         f" {s['epochs']} epoch(s); test: {s['test']} snippets. Top {s['trainable_layers']}"
         f" encoder layers, pooler and head trained ({s['trainable_parameters']:,} parameters),"
         f" the rest frozen; max {s['max_length']} tokens; loss {s['loss']}.",
-        f" Seeds {s['seeds']}; {results['seconds']:.0f} s on {s['threads']} thread(s).",
+        f"Seeds {s['seeds']}; {results['seconds']:.0f} s on {s['threads']} thread(s).",
         "",
         f"Old model error: {100 * results['old']['error_rate']:.2f} %.",
         "",
