@@ -300,7 +300,8 @@ class PostgresStore:
                     self._conn.close()
             self._conn = None
             self._connect()
-        assert self._conn is not None  # for mypy: _connect sets it or raises
+        if self._conn is None:  # _connect sets it or raises
+            raise InputError(f"{self._name}: no connection to the server")
         return self._conn
 
     def close(self) -> None:

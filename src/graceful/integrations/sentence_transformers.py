@@ -135,14 +135,15 @@ class CompatibleEncoderLoss(nn.Module):
                     f" but got labels of shape {tuple(labels.shape)} and dtype {labels.dtype}"
                 )
             compat = self.influence(embeddings, labels)
-        else:
-            assert self.alignment is not None  # one of the two is set in __init__
+        elif self.alignment is not None:  # one of the two is set in __init__
             if labels.ndim != 2 or labels.shape != embeddings.shape:
                 raise InputError(
                     "Expected the `label` column to hold the old embeddings, of shape"
                     f" {tuple(embeddings.shape)}, but got labels of shape {tuple(labels.shape)}"
                 )
             compat = self.alignment(embeddings, labels.to(embeddings.dtype))
+        else:
+            raise InputError("Expected an old classifier or an alignment loss, but got neither")
         loss: Tensor = self.lam * compat
         if self.base_loss is not None:
             loss = loss + self.base_loss(features, labels)

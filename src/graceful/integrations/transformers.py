@@ -244,7 +244,8 @@ class RegressionAwareTrainer(transformers.Trainer):
         return super().train(*args, **kwargs)
 
     def _move_old_model(self) -> None:
-        assert self.old_model is not None  # only called when there is one
+        if self.old_model is None:  # only called when there is one
+            return
         if self._old_device != self.args.device:
             self.old_model.to(self.args.device)
             self._old_device = self.args.device
@@ -273,11 +274,12 @@ class RegressionAwareTrainer(transformers.Trainer):
                     f" `{self.index_column}`, but it has only {sorted(inputs)}"
                 )
             old = self.old_logits(new_logits, ids.to(new_logits.device))
-        else:
-            assert self.old_model is not None  # checked in __init__
+        elif self.old_model is not None:  # __init__ requires old_model or old_logits
             self._move_old_model()
             with torch.no_grad():
                 old = logits_of(self.old_model(**inputs), "the old model").detach().float()
+        else:
+            raise InputError("Expected an old_model or old_logits, but the trainer has neither")
         loss = self.criterion(new_logits, old, labels)
         return (loss, outputs) if return_outputs else loss
 
