@@ -242,6 +242,17 @@ def _batches(
         yield Batch(x[index], y[index])
 
 
+def _check_data(x: torch.Tensor, y: torch.Tensor) -> None:
+    """``x`` (N, ...) and ``y`` (N,) tensors with N >= 1."""
+    for name, value in (("x", x), ("y", y)):
+        check_instance(name, value, torch.Tensor, "a tensor")
+    if len(x) == 0 or len(x) != len(y) or y.ndim != 1:
+        raise InputError(
+            "Expected `x` (N, ...) and `y` (N,) with N >= 1, but got"
+            f" {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+
+
 def finetune(
     model: nn.Module,
     x: torch.Tensor,
@@ -284,13 +295,7 @@ def finetune(
     check_instance("model", model, nn.Module, "a torch.nn.Module")
     check_instance("config", config, FinetuneConfig)
     check_callable("on_epoch", on_epoch, optional=True)
-    for name, value in (("x", x), ("y", y)):
-        check_instance(name, value, torch.Tensor, "a tensor")
-    if len(x) == 0 or len(x) != len(y) or y.ndim != 1:
-        raise InputError(
-            "Expected `x` (N, ...) and `y` (N,) with N >= 1, but got"
-            f" {tuple(x.shape)} and {tuple(y.shape)}"
-        )
+    _check_data(x, y)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise InputError("Expected argument `model` to have trainable parameters")

@@ -13,7 +13,7 @@ blocks); the others stay at :math:`w_0` and act as a fixed feature extractor.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import cast
 
 import torch
@@ -136,8 +136,8 @@ class LinearizedModel(nn.Module):
         w0 = self.w0()
         return {n: w - w0[n] for n, w in zip(self.names, self.weights, strict=True)}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """:math:`f(x; w_0) + J_w f(x; w_0)(w - w_0)`."""
+    def _function(self, x: torch.Tensor) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+        """The network's output on ``x`` as a function of the trainable weights."""
         base = self.network
         device = x.device
         fixed = {n: t.to(device) for n, t in self._frozen.items()}
@@ -147,6 +147,54 @@ class LinearizedModel(nn.Module):
             out: torch.Tensor = functional_call(base, {**fixed, **weights}, (x,))
             return out
 
-        result = jvp(f, (self.w0(),), (self.delta(),))
+        return f
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`f(x; w_0) + J_w f(x; w_0)(w - w_0)`."""
+        result = jvp(self._function(x), (self.w0(),), (self.delta(),))
         out0, tangent = cast(torch.Tensor, result[0]), cast(torch.Tensor, result[1])
         return out0 + tangent
+
+    def jacobian_vector_products(
+        self, x: torch.Tensor, tangents: Sequence[Sequence[torch.Tensor]]
+    ) -> torch.Tensor:
+        r""":math:`J_w f(x; w_0)\, v_k` for each tangent :math:`v_k`, stacked: ``(K, N, ...)``.
+
+        The linearized output moves along a direction :math:`v` as
+        :math:`f_{lin}(x; w + t v) = f_{lin}(x; w) + t\, J v`, whatever :math:`w`; this is
+        that :math:`J v`, without gradients, from one forward-mode pass per tangent
+        (:func:`torch.func.jvp` at :math:`w_0`, as in :meth:`forward`).
+
+        Args:
+            x: inputs, ``(N, ...)``.
+            tangents: ``K >= 1`` directions, each one tensor per trainable weight in
+                :attr:`weights` order, of the weights' shapes.
+
+        Raises:
+            InputError: when a tangent does not match the weights.
+
+        Example:
+            >>> lin = LinearizedModel(nn.Linear(2, 1, bias=False))
+            >>> lin.jacobian_vector_products(torch.tensor([[1.0, 2.0]]),
+            ...                              [[torch.tensor([[1.0, 0.0]])],
+            ...                               [torch.tensor([[0.0, 1.0]])]])
+            tensor([[[1.]],
+            <BLANKLINE>
+                    [[2.]]])
+        """
+        shapes = [tuple(w.shape) for w in self.weights]
+        if not tangents or any(
+            len(t) != len(shapes) or [tuple(v.shape) for v in t] != shapes for t in tangents
+        ):
+            got = [[tuple(v.shape) for v in t] for t in tangents]
+            raise InputError(
+                f"Expected argument `tangents` to be K >= 1 directions of shapes {shapes},"
+                f" but got {got}"
+            )
+        f, w0 = self._function(x), self.w0()
+        outs = []
+        with torch.no_grad():
+            for tangent in tangents:
+                direction = dict(zip(self.names, tangent, strict=True))
+                outs.append(cast(torch.Tensor, jvp(f, (w0,), (direction,))[1]))
+        return torch.stack(outs)
