@@ -178,14 +178,16 @@ def _print_tasks(summary: dict[str, Any]) -> None:
 
 @app.command()
 def compare(
-    old: Annotated[
-        Path,
+    versions: Annotated[
+        list[Path],
         typer.Argument(
-            help="Old model's predictions (.csv/.parquet/.jsonl/.npy/.npz), or its evaluation"
-            " log (see --format)."
+            metavar="OLD NEW [NEWER]",
+            help="The old model's predictions (.csv/.parquet/.jsonl/.npy/.npz) or evaluation"
+            " log (see --format), then the new model's, of the same kind; more versions, oldest"
+            " first, compare a chain (every version against every earlier one).",
+            show_default=False,
         ),
     ],
-    new: Annotated[Path, typer.Argument(help="New model's predictions or log, same format.")],
     format: Annotated[
         InputFormat,
         typer.Option(
@@ -274,6 +276,13 @@ def compare(
             help="Gate: fail when McNemar's test finds the new model significantly worse."
         ),
     ] = False,
+    gate_against_first: Annotated[
+        bool,
+        typer.Option(
+            help="Three or more versions: hold every version to the gate against the first"
+            " one too, not only against its predecessor."
+        ),
+    ] = False,
     html: Annotated[bool, typer.Option(help="Write the HTML report.")] = True,
     quiet: Annotated[
         bool, typer.Option(help="Print only the report path and the verdict.")
@@ -293,15 +302,119 @@ def compare(
         ),
     ] = None,
 ) -> None:
-    """Compare two models' predictions: metrics, significance, breakdowns, report and gate."""
+    """Compare two models' predictions: metrics, significance, breakdowns, report and gate.
+
+    With three or more versions: each version's flips against every earlier one, the
+    errors a version re-introduces, and the gate over each consecutive pair.
+    """
     with errors("compare"):
-        _compare(**locals())
+        arguments = dict(locals())
+        paths = arguments.pop("versions")
+        if len(paths) < 2:
+            raise InputError(
+                "expected at least two versions (OLD NEW [NEWER]...), got "
+                f"{len(paths)}: {', '.join(map(str, paths))}"
+            )
+        if len(paths) == 2:
+            arguments.pop("gate_against_first")  # one pair: against its predecessor, the first
+            _compare(old=paths[0], new=paths[1], **arguments)
+        else:
+            _compare_chain(versions=paths, **arguments)
 
 
 def _warn(command: str, caught: list[warnings.WarningMessage]) -> None:
     """Each warning the library gave as one line on stderr."""
     for item in caught:
         typer.echo(f"graceful {command}: warning: {' '.join(str(item.message).split())}", err=True)
+
+
+def _check_mlflow(experiment: str | None, tracking_uri: str | None) -> None:
+    from graceful.release.mlflow import require_mlflow
+
+    require_mlflow()  # before anything is computed or written
+    for option, value in (
+        ("--mlflow-experiment", experiment),
+        ("--mlflow-tracking-uri", tracking_uri),
+    ):
+        if value is not None and not value.strip():
+            raise InputError(f"{option} must not be empty")
+
+
+def _output_folder(out: str, max_examples: int) -> Path:
+    if max_examples < 0:
+        raise InputError(f"--max-examples must be >= 0, got {max_examples}")
+    if not out.strip():
+        raise InputError("--out must not be empty")
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    return folder
+
+
+def _gate(
+    max_nfr: float | None,
+    max_rel_nfr: float | None,
+    min_btc: float | None,
+    fail_on_significant_regression: bool,
+) -> Any:
+    from graceful.release import Gate
+
+    return Gate(
+        max_nfr=max_nfr,
+        max_rel_nfr=max_rel_nfr,
+        min_btc=min_btc,
+        fail_on_significant_regression=fail_on_significant_regression,
+    )
+
+
+def _check_kind_options(
+    fmt: str,
+    inputs: str,
+    *,
+    metric: str | None,
+    score_threshold: float | None,
+    task_col: str | None,
+    labels: Path | None,
+    pred_col: str | None,
+    score_prefix: str | None,
+    scores: ScoreKind,
+    class_map: Path | None,
+    group_col: list[str] | None,
+    top_k: int,
+    label_col: str,
+    id_col: str | None,
+) -> None:
+    """Refuse the options of prediction files with logs, and those of logs with predictions."""
+    if fmt == "predictions":
+        eval_only: tuple[tuple[str, object], ...] = (
+            ("--metric", metric),
+            ("--score-threshold", score_threshold),
+            ("--task-col", task_col),
+        )
+        for option, given in eval_only:
+            if given is not None:
+                raise InputError(
+                    f"{option} applies to evaluation logs (--format lm-eval, inspect, helm or"
+                    f" table), but {inputs} are read as predictions"
+                )
+        return
+    for option, unset in (
+        ("--labels", labels is None),
+        ("--pred-col", pred_col is None),
+        ("--score-prefix", score_prefix is None),
+        ("--scores", scores is ScoreKind.auto),
+        ("--class-map", class_map is None),
+        ("--group-col", not group_col),
+        ("--top-k", top_k == 1),
+        ("--label-col", label_col == "label"),
+    ):
+        if not unset:
+            raise InputError(
+                f"{option} applies to prediction files, not to evaluation logs"
+                " (their tasks are the groups)"
+            )
+    if id_col is not None and fmt != "table":
+        raise InputError("--id-col applies to --format table, not to evaluation logs")
 
 
 def _compare(
@@ -338,32 +451,14 @@ def _compare(
     mlflow_tracking_uri: str | None,
 ) -> None:
     from graceful.io.atomic import atomic_folder
-    from graceful.release import Gate, compare_eval_logs, compare_files, log_comparison
-    from graceful.release.mlflow import require_mlflow
+    from graceful.release import compare_eval_logs, compare_files, log_comparison
 
     log_mlflow = mlflow_experiment is not None or mlflow_tracking_uri is not None
     run_id = None
     if log_mlflow:
-        require_mlflow()  # before anything is computed or written
-        for option, value in (
-            ("--mlflow-experiment", mlflow_experiment),
-            ("--mlflow-tracking-uri", mlflow_tracking_uri),
-        ):
-            if value is not None and not value.strip():
-                raise InputError(f"{option} must not be empty")
-    if max_examples < 0:
-        raise InputError(f"--max-examples must be >= 0, got {max_examples}")
-    if not out.strip():
-        raise InputError("--out must not be empty")
-    folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder")
-    gate = Gate(
-        max_nfr=max_nfr,
-        max_rel_nfr=max_rel_nfr,
-        min_btc=min_btc,
-        fail_on_significant_regression=fail_on_significant_regression,
-    )
+        _check_mlflow(mlflow_experiment, mlflow_tracking_uri)
+    folder = _output_folder(out, max_examples)
+    gate = _gate(max_nfr, max_rel_nfr, min_btc, fail_on_significant_regression)
     fmt = _input_format(format, old, new)
     options: dict[str, Any] = {
         "confidence": confidence,
@@ -373,36 +468,22 @@ def _compare(
         "random_state": seed,
         "gate": gate,
     }
-    if fmt == "predictions":
-        eval_only: tuple[tuple[str, object], ...] = (
-            ("--metric", metric),
-            ("--score-threshold", score_threshold),
-            ("--task-col", task_col),
-        )
-        for option, given in eval_only:
-            if given is not None:
-                raise InputError(
-                    f"{option} applies to evaluation logs (--format lm-eval, inspect, helm or"
-                    f" table), but {old} and {new} are read as predictions"
-                )
-    else:
-        for option, unset in (
-            ("--labels", labels is None),
-            ("--pred-col", pred_col is None),
-            ("--score-prefix", score_prefix is None),
-            ("--scores", scores is ScoreKind.auto),
-            ("--class-map", class_map is None),
-            ("--group-col", not group_col),
-            ("--top-k", top_k == 1),
-            ("--label-col", label_col == "label"),
-        ):
-            if not unset:
-                raise InputError(
-                    f"{option} applies to prediction files, not to evaluation logs"
-                    " (their tasks are the groups)"
-                )
-        if id_col is not None and fmt != "table":
-            raise InputError("--id-col applies to --format table, not to evaluation logs")
+    _check_kind_options(
+        fmt,
+        f"{old} and {new}",
+        metric=metric,
+        score_threshold=score_threshold,
+        task_col=task_col,
+        labels=labels,
+        pred_col=pred_col,
+        score_prefix=score_prefix,
+        scores=scores,
+        class_map=class_map,
+        group_col=group_col,
+        top_k=top_k,
+        label_col=label_col,
+        id_col=id_col,
+    )
     with warnings.catch_warnings(record=True) as caught:
         if fmt == "predictions":
             mapping = _read_class_map(class_map) if class_map is not None else None
@@ -481,6 +562,199 @@ def _compare(
         )
         if not result.gate.passed:
             raise typer.Exit(1)
+
+
+def _compare_chain(
+    *,
+    versions: list[Path],
+    format: InputFormat,
+    metric: str | None,
+    score_threshold: float | None,
+    task_col: str | None,
+    labels: Path | None,
+    id_col: str | None,
+    label_col: str,
+    pred_col: str | None,
+    score_prefix: str | None,
+    scores: ScoreKind,
+    class_map: Path | None,
+    group_col: list[str] | None,
+    top_k: int,
+    out: str,
+    confidence: float,
+    interval: IntervalKind,
+    alpha: float,
+    bootstrap: int,
+    seed: int,
+    max_examples: int,
+    max_nfr: float | None,
+    max_rel_nfr: float | None,
+    min_btc: float | None,
+    fail_on_significant_regression: bool,
+    gate_against_first: bool,
+    html: bool,
+    quiet: bool,
+    mlflow_experiment: str | None,
+    mlflow_tracking_uri: str | None,
+) -> None:
+    """Three or more versions: :func:`graceful.release.compare_chain`, its summary and report."""
+    from graceful.io.atomic import atomic_folder
+    from graceful.release import compare_chain
+    from graceful.release.chain import version_kind
+
+    for option, value in (
+        ("--mlflow-experiment", mlflow_experiment),
+        ("--mlflow-tracking-uri", mlflow_tracking_uri),
+    ):
+        if value is not None:
+            raise InputError(f"{option} applies to two versions, not to a chain of {len(versions)}")
+    if class_map is not None:
+        raise InputError(
+            f"--class-map applies to two versions; a chain of {len(versions)} needs one class space"
+        )
+    folder = _output_folder(out, max_examples)
+    gate = _gate(max_nfr, max_rel_nfr, min_btc, fail_on_significant_regression)
+    fmt = version_kind(versions, format.value)
+    _check_kind_options(
+        fmt,
+        ", ".join(map(str, versions)),
+        metric=metric,
+        score_threshold=score_threshold,
+        task_col=task_col,
+        labels=labels,
+        pred_col=pred_col,
+        score_prefix=score_prefix,
+        scores=scores,
+        class_map=class_map,
+        group_col=group_col,
+        top_k=top_k,
+        label_col=label_col,
+        id_col=id_col,
+    )
+    read: dict[str, Any]
+    if fmt == "predictions":
+        read = {
+            "labels": labels,
+            "id_col": id_col,
+            "label_col": label_col,
+            "pred_col": pred_col,
+            "score_prefix": score_prefix,
+            "scores": scores.value,
+            "group_cols": tuple(group_col or ()),
+        }
+    else:
+        read = {
+            "metric": metric,
+            "score_threshold": score_threshold,
+            "id_col": id_col,
+            "task_col": task_col,
+        }
+    with warnings.catch_warnings(record=True) as caught:
+        chain = compare_chain(
+            versions,
+            format=fmt,  # type: ignore[arg-type]
+            gate=gate,
+            gate_against_first=gate_against_first,
+            top_k=top_k,
+            confidence=confidence,
+            interval_method=interval.value,
+            alpha=alpha,
+            n_resamples=bootstrap,
+            random_state=seed,
+            **read,
+        )
+        summary = chain.summary(
+            max_examples=max_examples, labels=None if labels is None else str(labels)
+        )
+    # the middle versions are read twice (with each neighbour): say each thing once
+    once = {str(w.message): w for w in reversed(caught)}
+    _warn("compare", [w for w in caught if once[str(w.message)] is w])
+    page = None
+    if html:
+        from graceful.report import render_html
+
+        page = render_html(summary)
+    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
+    try:
+        with atomic_folder(folder) as stage:
+            (stage / "summary.json").write_text(text, encoding="utf-8")
+            if page is not None:
+                (stage / "report.html").write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
+    if quiet:
+        typer.echo(str(folder / ("report.html" if html else "summary.json")))
+    else:
+        _print_chain(summary)
+        if summary.get("eval_logs"):
+            _print_tasks(summary)
+        typer.echo(f"summary: {folder / 'summary.json'}")
+        if html:
+            typer.echo(f"report:  {folder / 'report.html'}")
+    if chain.gate_configured:
+        passed = chain.passed
+        typer.echo("gate: PASSED" if passed else "gate: FAILED", err=not passed)
+        if not passed:
+            raise typer.Exit(1)
+
+
+def _print_chain(summary: dict[str, Any]) -> None:
+    """Each version's error rate, every pair's flips, the re-introduced errors, the gate."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=False, highlight=False)
+    chain = summary["versions"]
+    level = f"{summary['confidence_level']:.0%}"
+
+    def pct(v: float | None) -> str:
+        return "undefined" if v is None else f"{100 * v:.2f}%"
+
+    def interval(row: dict[str, Any], name: str) -> str:
+        return f"[{pct(row[name + '_low'])}, {pct(row[name + '_high'])}]"
+
+    again = {row["version"]: row for row in chain["reintroduced"]}
+    table = Table(
+        title=f"{len(chain['names'])} versions, {chain['n_compared']} items compared in every"
+        f" one ({chain['n_excluded']} left out)",
+        title_justify="left",
+    )
+    for column in ("version", "error", f"{level} interval", "re-introduced errors"):
+        table.add_column(column, justify="left" if column == "version" else "right")
+    for row in chain["error_rates"]:
+        back = again.get(row["version"])
+        table.add_row(
+            plain(row["name"]),
+            pct(row["error_rate"]),
+            interval(row, "error_rate"),
+            "" if back is None else f"{back['count']} ({pct(back['rate'])})",
+        )
+    console.print(table)
+    pairs = Table(title="flips of each version against every earlier one", title_justify="left")
+    for column in ("old", "new", "NFR", f"NFR {level} interval", "PFR", f"PFR {level} interval"):
+        pairs.add_column(column, justify="left" if column in ("old", "new") else "right")
+    for row in chain["pairs"]:
+        pairs.add_row(
+            plain(row["old_name"]),
+            plain(row["new_name"]),
+            pct(row["negative_flip_rate"]),
+            interval(row, "negative_flip_rate"),
+            pct(row["positive_flip_rate"]),
+            interval(row, "positive_flip_rate"),
+        )
+    console.print(pairs)
+    gate = summary.get("gate")
+    if gate:
+        for check in gate["checks"]:
+            status = "[green]pass[/green]" if check["passed"] else "[red]FAIL[/red]"
+            console.print(
+                f"gate {status}: {plain(check['pair'])}: {check['name']}: {check['detail']}"
+            )
+    headline = chain["headline"]
+    console.print(
+        f"details of the last step, {plain(chain['names'][headline['old']])} ->"
+        f" {plain(chain['names'][headline['new']])}: summary.json and the report"
+    )
 
 
 @app.command("update-predictions")

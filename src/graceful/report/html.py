@@ -319,6 +319,7 @@ def _gate(gate: Mapping[str, Any] | None) -> dict[str, Any] | None:
                 "description": str(check.get("description") or ""),
                 "detail": _gate_detail(check),
                 "passed": bool(check.get("passed")),
+                "pair": str(check.get("pair") or ""),
             }
         )
     return {"passed": bool(gate.get("passed")), "checks": checks}
@@ -401,6 +402,146 @@ def render_page(
     return environment.get_template(template).render(**{"hook": ERROR_HOOK_SCRIPT, **context})
 
 
+_PREVIEW_CHARS = 120  # a folded text shows this many characters (start and end) until opened
+
+
+def _fold(value: Any) -> dict[str, Any]:
+    r"""A prompt, target or response: the whole text, and a one-line preview when it is long.
+
+    Example:
+        >>> _fold("short")["long"], _fold("a\nb")["long"], _fold(None)["full"]
+        (False, True, '')
+    """
+    full = "" if value is None else str(value)
+    flat = " ".join(full.split())
+    preview = short_label(flat, _PREVIEW_CHARS)
+    return {"full": full, "preview": preview, "long": preview != full, "missing": value is None}
+
+
+def _rate_interval(row: Mapping[str, Any], name: str) -> str:
+    low, high = _number(row.get(f"{name}_low")), _number(row.get(f"{name}_high"))
+    return "" if low is None or high is None else f"{_pct(low)} – {_pct(high)}"
+
+
+def _task_rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Turn ``summary['eval_logs']['by_task']`` into display rows."""
+    out = []
+    for index, row in enumerate(rows):
+        check_instance(f"summary['eval_logs']['by_task'][{index}]", row, Mapping, "a mapping")
+        out.append(
+            {
+                "task": _text(row.get("task", "")),
+                "metric": _text(row.get("metric", "")),
+                "n": _count(row.get("n")),
+                "n_sort": _sort_key(row.get("n")),
+                "excluded": _count(row.get("excluded")),
+                "excluded_sort": _sort_key(row.get("excluded")),
+                "cells": [
+                    (_pct(row.get(name)), _sort_key(row.get(name)))
+                    for name in ("error_rate_old", "error_rate_new")
+                ],
+                "nfr": _pct(row.get("negative_flip_rate")),
+                "nfr_sort": _sort_key(row.get("negative_flip_rate")),
+                "nfr_interval": _rate_interval(row, "negative_flip_rate"),
+                "pfr": _pct(row.get("positive_flip_rate")),
+                "pfr_sort": _sort_key(row.get("positive_flip_rate")),
+                "pfr_interval": _rate_interval(row, "positive_flip_rate"),
+                "negative_flips": _count(row.get("negative_flips")),
+                "positive_flips": _count(row.get("positive_flips")),
+            }
+        )
+    return out
+
+
+def _item_rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Turn ``summary['eval_logs']['flipped_items']['rows']`` into display rows."""
+    out = []
+    for index, row in enumerate(rows):
+        check_instance(
+            f"summary['eval_logs']['flipped_items']['rows'][{index}]", row, Mapping, "a mapping"
+        )
+        out.append(
+            {
+                "task": str(row.get("task", "")),
+                "task_text": _text(row.get("task", "")),
+                "key": _text(row.get("key", "")),
+                "prompt": _fold(row.get("prompt")),
+                "target": _fold(row.get("target")),
+                "old_response": _fold(row.get("old_response")),
+                "new_response": _fold(row.get("new_response")),
+                "old_value": _plain(row.get("old_value"), missing="—"),
+                "old_value_sort": _sort_key(row.get("old_value")),
+                "new_value": _plain(row.get("new_value"), missing="—"),
+                "new_value_sort": _sort_key(row.get("new_value")),
+                "kind": str(row.get("kind", "")),
+            }
+        )
+    return out
+
+
+def _chain(versions: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The display of a chain's ``versions`` section: rates, the pair matrix, re-introduced."""
+    if versions is None:
+        return None
+    names = [str(n) for n in versions.get("names") or []]
+    again = {}
+    for row in versions.get("reintroduced") or []:
+        check_instance("summary['versions']['reintroduced'][...]", row, Mapping, "a mapping")
+        again[row.get("version")] = row
+    rates = []
+    for row in versions.get("error_rates") or []:
+        check_instance("summary['versions']['error_rates'][...]", row, Mapping, "a mapping")
+        back = again.get(row.get("version"))
+        rates.append(
+            {
+                "name": _text(row.get("name", "")),
+                "error": _pct(row.get("error_rate")),
+                "interval": _rate_interval(row, "error_rate"),
+                "errors": _count(row.get("errors")),
+                "back": None
+                if back is None
+                else {
+                    "count": _count(back.get("count")),
+                    "rate": _pct(back.get("rate")),
+                    "interval": _rate_interval(back, "rate"),
+                    "share": _pct(back.get("share_of_negative_flips")),
+                },
+            }
+        )
+    cells: dict[tuple[int, int], dict[str, Any]] = {}
+    for row in versions.get("pairs") or []:
+        check_instance("summary['versions']['pairs'][...]", row, Mapping, "a mapping")
+        gated = bool(row.get("gated"))
+        cells[(int(row.get("old", -1)), int(row.get("new", -1)))] = {
+            "nfr": _pct(row.get("negative_flip_rate")),
+            "nfr_interval": _rate_interval(row, "negative_flip_rate"),
+            "pfr": _pct(row.get("positive_flip_rate")),
+            "pfr_interval": _rate_interval(row, "positive_flip_rate"),
+            "gate": None if not gated else bool(row.get("gate_passed")),
+        }
+    matrix = [
+        {"name": _text(names[i]), "cells": [cells.get((i, j)) for j in range(1, len(names))]}
+        for i in range(len(names) - 1)
+    ]
+    headline = versions.get("headline") or {}
+    old, new = headline.get("old"), headline.get("new")
+    return {
+        "names": [_text(n) for n in names],
+        "columns": [_text(n) for n in names[1:]],
+        "n_compared": _count(versions.get("n_compared")),
+        "n_excluded": _count(versions.get("n_excluded")),
+        "rates": rates,
+        "matrix": matrix,
+        "headline": (
+            f"{names[old]} → {names[new]}"
+            if isinstance(old, int) and isinstance(new, int) and 0 <= old < new < len(names)
+            else ""
+        ),
+        "against_first": bool((versions.get("gate") or {}).get("against_first")),
+        "gated": versions.get("gate") is not None,
+    }
+
+
 def _context(summary: Mapping[str, Any]) -> dict[str, Any]:
     """Build the template context from a summary."""
     metrics = _section(summary, "metrics", Mapping) or {}
@@ -462,6 +603,13 @@ def _context(summary: Mapping[str, Any]) -> dict[str, Any]:
     shown = _number(examples.get("shown"))
     shown = len(example_rows) if shown is None else shown
     title = str(summary.get("title") or "Model comparison")
+    logs = _section(summary, "eval_logs", Mapping) or {}
+    items = logs.get("flipped_items") or {}
+    check_instance("summary['eval_logs']['flipped_items']", items, Mapping, "a mapping")
+    item_rows = _item_rows(items.get("rows") or [])
+    if item_rows:  # the texts replace the correct/incorrect columns of an evaluation log
+        example_rows = []
+    task_rows = _task_rows(logs.get("by_task") or [])
 
     return {
         "hook": ERROR_HOOK_SCRIPT,
@@ -488,6 +636,12 @@ def _context(summary: Mapping[str, Any]) -> dict[str, Any]:
         "examples_capped": total > shown,
         "examples_left_out": _count(total - shown),
         "page_size": EXAMPLES_PAGE_SIZE,
+        "tasks": task_rows,
+        "rule": str(logs.get("rule") or ""),
+        "items": item_rows,
+        "item_tasks": sorted({row["task"] for row in item_rows}),
+        "text_chars": _count(items.get("text_chars")),
+        "chain": _chain(_section(summary, "versions", Mapping)),
         "summary_json": script_json(summary),
     }
 
@@ -498,7 +652,12 @@ def render_html(summary: Mapping[str, Any]) -> str:
     The page shows the inputs, a verdict banner (the gate, if any, and the exact McNemar
     test), the headline metrics with their intervals, per-class and per-group negative flip
     rates (charts and sortable tables), the most affected groups, the old → new prediction
-    matrix of negative flips, and a sortable, filterable table of flipped examples. Missing
+    matrix of negative flips, and a sortable, filterable table of flipped examples. For
+    evaluation logs (``eval_logs``) it adds the per-task flips with their intervals and
+    lists the flipped items with prompt, target and both responses (long texts folded in
+    ``<details>``, filterable by task); for a chain of versions (``versions``) it opens with
+    each version's error rate, the flip rates of every pair and the re-introduced errors,
+    the rest describing the last step. Missing
     optional sections (``by_group``, ``most_affected``, ``gate``, ...) are left out; an
     undefined value (``None``) is shown as "undefined", never as 0.
 
