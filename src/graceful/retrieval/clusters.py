@@ -29,7 +29,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,18 +37,11 @@ import numpy.typing as npt
 from graceful._validation import check_bool, check_int, check_seed, check_vectors, fail
 from graceful.errors import InputError
 
-if TYPE_CHECKING:
-    from .adapters import QueryAdapter
+from .adapters import QueryAdapter, _unit
 
 __all__ = ["assign_clusters", "cluster_agreement", "cluster_purity", "fit_centroids"]
 
 _BATCH = 65_536  # rows scored against the centroids at a time (bounded memory)
-
-
-def _unit(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    out: npt.NDArray[np.float32] = x / np.maximum(norms, np.finfo(np.float32).tiny)
-    return out
 
 
 def fit_centroids(
@@ -143,8 +136,6 @@ def assign_clusters(
         raise fail("centroids", "at least one centroid", "0 rows")
     v = check_vectors("x", x, nonzero=normalize and adapter is None)
     if adapter is not None:
-        from .adapters import QueryAdapter
-
         if not isinstance(adapter, QueryAdapter):
             raise fail("adapter", "a QueryAdapter or None", adapter)
         if adapter.dim_out != c.shape[1]:
