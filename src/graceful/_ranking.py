@@ -19,10 +19,12 @@ for the ``(C, B)`` NumPy matrices the streaming reader builds, one column per sa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the torch face imports torch when called; the NumPy face never does
+    import torch
 
 __all__ = ["in_top_k", "rank", "rank_columns", "top1_columns"]
 
@@ -52,9 +54,12 @@ def rank(scores: torch.Tensor, k: int) -> torch.Tensor:
     the classes that reach it are chosen by the rule, with no host synchronisation.
 
     Example:
+        >>> import torch
         >>> rank(torch.tensor([[0.2, 0.5, 0.5, 0.1], [1.0, 1.0, 1.0, 1.0]]), 2).tolist()
         [[1, 2], [0, 1]]
     """
+    import torch
+
     if k == 1:
         return scores.argmax(dim=1, keepdim=True)
     n_classes = scores.shape[1]
@@ -92,10 +97,13 @@ def in_top_k(scores: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tensor
         ``(N,)`` bool.
 
     Example:
+        >>> import torch
         >>> s = torch.tensor([[0.2, 0.5, 0.5, 0.1], [0.2, 0.5, 0.5, 0.1]])
         >>> in_top_k(s, torch.tensor([2, 0]), 2).tolist()
         [True, False]
     """
+    import torch
+
     if k == 1:  # argmax is in [0, C): a target outside never equals it
         return scores.argmax(dim=1) == target
     n_classes = scores.shape[1]

@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from graceful.errors import InputError
 
@@ -57,10 +57,14 @@ def describe(value: object, limit: int = 80) -> str:
     """A short, one-line description of ``value`` for an error message.
 
     Example:
+        >>> import torch
         >>> describe(torch.zeros(2, 3)), describe([1, 2]), describe("x" * 100)[-5:]
         ('a torch.float32 tensor of shape (2, 3)', '[1, 2]', 'xx...')
     """
-    if isinstance(value, torch.Tensor):
+    # torch is never imported here (the command line runs without it): a tensor exists
+    # only once its caller has imported torch.
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
     shape = getattr(value, "shape", None)
     if shape is not None and hasattr(value, "dtype"):
@@ -190,6 +194,7 @@ def check_instance(
     """``value`` if it is an instance of ``kind`` (``what`` names it in the message).
 
     Example:
+        >>> import torch
         >>> check_instance("model", [], torch.nn.Module, "a torch.nn.Module")
         Traceback (most recent call last):
         ...

@@ -26,19 +26,19 @@ if TYPE_CHECKING:
         PositiveFlipRate,
         RelativeNegativeFlipRate,
     )
+    from .functional import (
+        backward_error_compatibility,
+        backward_trust_compatibility,
+        error_rate,
+        flip_counts,
+        model_update_metrics,
+        negative_flip_impact,
+        negative_flip_rate,
+        positive_flip_impact,
+        positive_flip_rate,
+        relative_negative_flip_rate,
+    )
 from .frame import FlipFrame
-from .functional import (
-    backward_error_compatibility,
-    backward_trust_compatibility,
-    error_rate,
-    flip_counts,
-    model_update_metrics,
-    negative_flip_impact,
-    negative_flip_rate,
-    positive_flip_impact,
-    positive_flip_rate,
-    relative_negative_flip_rate,
-)
 from .stats import (
     Interval,
     McNemarResult,
@@ -85,10 +85,31 @@ __all__ = [
 ]
 
 
+_FUNCTIONAL = frozenset(
+    {
+        "backward_error_compatibility",
+        "backward_trust_compatibility",
+        "error_rate",
+        "flip_counts",
+        "model_update_metrics",
+        "negative_flip_impact",
+        "negative_flip_rate",
+        "positive_flip_impact",
+        "positive_flip_rate",
+        "relative_negative_flip_rate",
+    }
+)
+
+
 def __getattr__(name: str) -> Any:
-    # The torchmetrics classes, the names of __all__ not imported above, load on first
-    # use: importing torchmetrics costs more than a second, which the command line
-    # (functions only) should not pay on every run.
+    # The names of __all__ not imported above load on first use: the functions on raw
+    # predictions (torch) and the torchmetrics classes (torchmetrics). Importing torch
+    # costs most of a second, which the command line (counts, intervals and frames on
+    # NumPy arrays) should not pay on every run.
+    if name in _FUNCTIONAL:
+        from . import functional
+
+        return getattr(functional, name)
     if name in __all__:
         from . import classes
 

@@ -22,14 +22,16 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import astuple, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from graceful.errors import InputError, UndefinedMetricWarning
 
-from ._inputs import Prepared
+if TYPE_CHECKING:
+    import torch
+
+    from ._inputs import Prepared
 
 __all__ = [
     "CELL_BOTH_CORRECT",
@@ -44,6 +46,7 @@ __all__ = [
     "cells_from_prepared",
     "compute_all",
     "compute_metric",
+    "counts_from_cells",
     "flip_state",
 ]
 
@@ -63,6 +66,8 @@ def cells_from_prepared(prepared: Prepared) -> torch.Tensor:
         >>> cells_from_prepared(prepare([0, 1, 1, 0], [0, 1, 0, 1], [0, 0, 1, 1])).tolist()
         [3, 2, 1, 0]
     """
+    import torch  # the metrics on arrays of cells (the command line) never load torch
+
     # bool -> uint8 views are free; uint8 arithmetic touches 1 byte per sample.
     cells = prepared.correct_old.view(torch.uint8) * 2 + prepared.correct_new.view(torch.uint8)
     if prepared.included is not None:
@@ -101,6 +106,8 @@ _CONSTANTS: dict[torch.device, _Constants] = {}
 def _constants(device: torch.device) -> _Constants:
     found = _CONSTANTS.get(device)
     if found is None:
+        import torch
+
         cells = torch.tensor(_CELLS_FROM_SUMS, dtype=torch.float64)
         excluded = torch.tensor([[0.0, 0.0, 0.0, -1.0]] * 2, dtype=torch.float64)
         from_sums = torch.cat([cells, cells, cells, excluded])
@@ -129,6 +136,8 @@ def flip_state(prepared: Prepared) -> torch.Tensor:
         >>> flip_state(prepare([0, 1, 1, 0], [0, 1, 1, 1], [0, 0, 1, 1]))[:4].tolist()
         [1.0, 0.0, 1.0, 2.0]
     """
+    import torch
+
     old, new, included = prepared.correct_old, prepared.correct_new, prepared.included
     n = old.shape[0]
     constants = _constants(old.device)
@@ -151,6 +160,41 @@ def flip_state(prepared: Prepared) -> torch.Tensor:
     return torch.addmv(constants.per_sample, constants.from_sums, sums, beta=n)
 
 
+def counts_from_cells(cells: np.ndarray, weight: np.ndarray | None = None) -> FlipCounts:
+    """The :class:`FlipCounts` of per-sample cells (NumPy; no torch).
+
+    ``cells`` holds each sample's cell (0 both wrong, 1 positive flip, 2 negative flip,
+    3 both correct, 4 excluded), as :func:`cells_from_prepared` gives them; ``weight`` is
+    an optional ``(N,)`` weight per sample. The same table as :func:`flip_state` of the
+    inputs the cells come from.
+
+    Example:
+        >>> c = counts_from_cells(np.array([3, 2, 1, 0, 4, 3]))
+        >>> c.both_correct, c.negative_flips, c.n_excluded
+        (2.0, 1.0, 1)
+    """
+    codes = np.asarray(cells).astype(np.intp, copy=False).ravel()
+    if codes.size and (int(codes.min()) < 0 or int(codes.max()) > CELL_EXCLUDED):
+        raise InputError(
+            f"Expected argument `cells` to hold cell indices 0..{CELL_EXCLUDED}, but got values "
+            f"from {int(codes.min())} to {int(codes.max())}"
+        )
+    n = np.bincount(codes, minlength=5).astype(np.float64)
+    if weight is None:
+        w = sq = n
+    else:
+        weight = np.asarray(weight, dtype=np.float64).ravel()
+        if weight.shape != codes.shape:
+            raise InputError(
+                f"Expected argument `weight` to have {codes.size} values like `cells`, but got "
+                f"{weight.size}"
+            )
+        w = np.bincount(codes, weights=weight, minlength=5).astype(np.float64)
+        sq = np.bincount(codes, weights=weight * weight, minlength=5).astype(np.float64)
+    table = np.concatenate([w, n, sq])  # (3, 5) [weights, counts, squares] x cells, row-major
+    return FlipCounts.from_state(table[list(_STATE_FROM_TABLE)])
+
+
 @dataclass(frozen=True)
 class FlipCounts:
     """The 2x2 table of old/new correctness, weighted, plus excluded samples.
@@ -159,7 +203,7 @@ class FlipCounts:
     sample counts, and ``sq_*`` sums of squared weights (for effective sample sizes).
 
     Example:
-        >>> c = FlipCounts.from_state(torch.tensor([1., 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 0, 0]))
+        >>> c = FlipCounts.from_state(np.array([1., 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 0, 0]))
         >>> c.negative_flips, c.total, c.old_correct, c.new_wrong
         (3.0, 10.0, 7.0, 4.0)
     """
@@ -193,11 +237,13 @@ class FlipCounts:
 
     def to_state(self) -> torch.Tensor:
         """The float64 count-state vector (inverse of :meth:`from_state`)."""
+        import torch
+
         return torch.tensor([float(v) for v in astuple(self)], dtype=torch.float64)
 
     def __add__(self, other: FlipCounts) -> FlipCounts:
         """Merge two tables (e.g. two batches or two shards)."""
-        return FlipCounts.from_state(self.to_state() + other.to_state())
+        return FlipCounts.from_state(np.add(astuple(self), astuple(other)))
 
     @property
     def total(self) -> float:
@@ -354,7 +400,7 @@ def compute_metric(counts: FlipCounts, name: str, *, warn: bool = True) -> float
     """Value of metric ``name``; NaN with an :class:`UndefinedMetricWarning` if undefined.
 
     Example:
-        >>> c = FlipCounts.from_state(torch.tensor([1., 2, 3, 4] * 3 + [0, 0]))
+        >>> c = FlipCounts.from_state(np.array([1., 2, 3, 4] * 3 + [0, 0]))
         >>> compute_metric(c, "negative_flip_rate")
         0.3
     """
@@ -380,7 +426,7 @@ def compute_all(counts: FlipCounts, *, warn: bool = True) -> dict[str, float]:
     """Every metric of :data:`METRICS`, in a fixed order.
 
     Example:
-        >>> c = FlipCounts.from_state(torch.tensor([1., 2, 3, 4] * 3 + [0, 0]))
+        >>> c = FlipCounts.from_state(np.array([1., 2, 3, 4] * 3 + [0, 0]))
         >>> round(compute_all(c)["backward_trust_compatibility"], 4)
         0.5714
     """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,10 +26,13 @@ from ._counts import (
     FlipCounts,
     cells_from_prepared,
     compute_all,
+    counts_from_cells,
     flip_state,
 )
-from ._inputs import ArrayLike, ClassMap, prepare
 from .stats import wilson_interval
+
+if TYPE_CHECKING:
+    from ._inputs import ArrayLike, ClassMap
 
 __all__ = ["GROUP_COLUMNS", "FlipFrame"]
 
@@ -144,6 +148,8 @@ class FlipFrame:
         ranked: bool = False,
         confidence: float = 0.95,
     ) -> None:
+        from ._inputs import prepare  # torch: only this constructor needs it
+
         prepared = prepare(
             target,
             preds_old,
@@ -154,12 +160,142 @@ class FlipFrame:
             num_classes=num_classes,
             ranked=ranked,
         )
-        self._counts = FlipCounts.from_state(flip_state(prepared))
-        self._cells = cells_from_prepared(prepared).cpu().numpy()
-        self._weight = None if prepared.weight is None else prepared.weight.cpu().numpy()
-        self._target = prepared.target.cpu().numpy()
-        self._top1_old = prepared.top1_old().cpu().numpy()
-        self._top1_new = prepared.top1_new().cpu().numpy()
+        self._setup(
+            FlipCounts.from_state(flip_state(prepared)),
+            cells=cells_from_prepared(prepared).cpu().numpy(),
+            weight=None if prepared.weight is None else prepared.weight.cpu().numpy(),
+            target=prepared.target.cpu().numpy(),
+            top1_old=prepared.top1_old().cpu().numpy(),
+            top1_new=prepared.top1_new().cpu().numpy(),
+            groups=groups,
+            class_names=class_names,
+            num_classes=num_classes,
+            confidence=confidence,
+        )
+
+    @classmethod
+    def from_cells(
+        cls,
+        cells: np.ndarray,
+        target: np.ndarray,
+        top1_old: np.ndarray,
+        top1_new: np.ndarray,
+        *,
+        groups: Mapping[str, ArrayLike] | pd.DataFrame | None = None,
+        class_names: Sequence[str] | None = None,
+        sample_weight: np.ndarray | None = None,
+        num_classes: int | None = None,
+        confidence: float = 0.95,
+    ) -> FlipFrame:
+        """A frame from per-sample cells already computed (NumPy only; torch is not loaded).
+
+        For callers that know each sample's correctness under both models, such as
+        :func:`graceful.release.compare` on aligned files: the same frame as the
+        constructor gives for the inputs the cells come from.
+
+        Args:
+            cells: ``(N,)`` cell per sample: 0 both wrong, 1 positive flip, 2 negative
+                flip, 3 both correct, 4 excluded (:meth:`cells` of a frame).
+            target: ``(N,)`` true class indices (``>= 0``).
+            top1_old: ``(N,)`` old top-1 prediction in the new label space, ``-1`` where the
+                old class has no counterpart.
+            top1_new: ``(N,)`` new top-1 prediction (``>= 0``).
+            groups: extra per-sample columns to break results down by, as for the
+                constructor.
+            class_names: names of the new model's classes (default: indices).
+            sample_weight: optional ``(N,)`` non-negative finite weight per sample.
+            num_classes: new model's number of classes (for the default names).
+            confidence: level of the Wilson intervals in the tables.
+
+        Raises:
+            InputError: an array of the wrong shape, type or range (named).
+
+        Example:
+            >>> frame = FlipFrame.from_cells(np.array([3, 2, 1, 2]), np.array([0, 0, 1, 1]),
+            ...                              np.array([0, 0, 0, 1]), np.array([0, 1, 1, 0]))
+            >>> float(frame.overall["negative_flip_rate"]), frame.by_class["n"].tolist()
+            (0.5, [2, 2])
+        """
+        arrays = {}
+        n = None
+        for name, values, low in (
+            ("cells", cells, 0),
+            ("target", target, 0),
+            ("top1_old", top1_old, -1),
+            ("top1_new", top1_new, 0),
+        ):
+            arr = np.asarray(values)
+            if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
+                raise InputError(
+                    f"Expected argument `{name}` to be a 1-D integer array, but got "
+                    f"{arr.dtype} of shape {tuple(arr.shape)}"
+                )
+            if n is None:
+                n = arr.size
+            elif arr.size != n:
+                raise InputError(
+                    f"Expected argument `{name}` to have {n} values like `cells`, but got "
+                    f"{arr.size}"
+                )
+            if arr.size and int(arr.min()) < low:
+                raise InputError(
+                    f"Expected argument `{name}` to hold values >= {low}, but got {int(arr.min())}"
+                )
+            arrays[name] = arr.astype(np.int64, copy=False)
+        if arrays["cells"].size and int(arrays["cells"].max()) > CELL_EXCLUDED:
+            raise InputError(
+                f"Expected argument `cells` to hold cell indices 0..{CELL_EXCLUDED}, but got "
+                f"{int(arrays['cells'].max())}"
+            )
+        if n == 0:
+            raise InputError("Expected argument `cells` to hold at least one sample, but got 0")
+        weight = None
+        if sample_weight is not None:
+            weight = np.asarray(sample_weight, dtype=np.float64)
+            if weight.shape != (n,):
+                raise InputError(
+                    f"Expected argument `sample_weight` to have shape ({n},), but got "
+                    f"{tuple(weight.shape)}"
+                )
+            if not np.all(np.isfinite(weight)) or bool((weight < 0).any()):
+                raise InputError(
+                    "Expected argument `sample_weight` to hold finite non-negative weights"
+                )
+        frame = cls.__new__(cls)
+        frame._setup(
+            counts_from_cells(arrays["cells"], weight),
+            cells=arrays["cells"].astype(np.uint8),
+            weight=weight,
+            target=arrays["target"],
+            top1_old=arrays["top1_old"],
+            top1_new=arrays["top1_new"],
+            groups=groups,
+            class_names=class_names,
+            num_classes=num_classes,
+            confidence=confidence,
+        )
+        return frame
+
+    def _setup(
+        self,
+        counts: FlipCounts,
+        *,
+        cells: np.ndarray,
+        weight: np.ndarray | None,
+        target: np.ndarray,
+        top1_old: np.ndarray,
+        top1_new: np.ndarray,
+        groups: Mapping[str, ArrayLike] | pd.DataFrame | None,
+        class_names: Sequence[str] | None,
+        num_classes: int | None,
+        confidence: float,
+    ) -> None:
+        self._counts = counts
+        self._cells = cells
+        self._weight = weight
+        self._target = target
+        self._top1_old = top1_old
+        self._top1_new = top1_new
         self._confidence = check_real(
             "confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True
         )

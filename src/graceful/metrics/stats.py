@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -34,7 +34,9 @@ from ._counts import (
     cells_from_prepared,
     compute_metric,
 )
-from ._inputs import ArrayLike, prepare
+
+if TYPE_CHECKING:
+    from ._inputs import ArrayLike
 
 __all__ = [
     "Interval",
@@ -363,6 +365,8 @@ def bootstrap_relative_nfr(
         >>> iv.low < iv.value < iv.high
         True
     """
+    from ._inputs import prepare  # torch, loaded by the functions on raw predictions only
+
     prepared = prepare(target, preds_old, preds_new, **options)
     cells = cells_from_prepared(prepared).cpu().numpy()
     weight = None if prepared.weight is None else prepared.weight.cpu().numpy()

@@ -30,7 +30,7 @@ from graceful.metrics import (
     metric_intervals,
     wilson_interval,
 )
-from graceful.metrics._counts import CELL_NEGATIVE_FLIP, CELL_POSITIVE_FLIP
+from graceful.metrics._counts import CELL_EXCLUDED, CELL_NEGATIVE_FLIP, CELL_POSITIVE_FLIP
 
 from .gate import Gate, GateResult
 
@@ -407,6 +407,50 @@ class Comparison:
         return dict(_clean(summary))
 
 
+def _frame(inputs: ComparisonInputs, *, top_k: int, confidence: float) -> FlipFrame:
+    """The :class:`FlipFrame` of aligned inputs, computed in NumPy (torch is not loaded).
+
+    ``old_topk`` / ``new_topk`` are ranked label lists, best first; a model is right when
+    the target is among its first ``top_k``. With a class map the old classes are mapped
+    into the new label space (-1: no counterpart) and a sample whose true class no old
+    class maps to is excluded, as :class:`FlipFrame` on the same inputs does.
+    """
+    top_k = check_int("top_k", top_k, low=1)
+    held = min(inputs.old_topk.shape[1], inputs.new_topk.shape[1])
+    if top_k > held:
+        raise InputError(
+            f"Expected argument `top_k` to be at most the {held} ranked predictions the inputs "
+            f"hold, but got {top_k}"
+        )
+    target = np.asarray(inputs.target, dtype=np.int64)
+    old = np.asarray(inputs.old_topk[:, :top_k], dtype=np.int64)
+    new = np.asarray(inputs.new_topk[:, :top_k], dtype=np.int64)
+    n_classes = len(inputs.class_names)
+    included = None
+    if inputs.class_map is not None:
+        lut = np.asarray(inputs.class_map, dtype=np.int64)
+        inside = (old >= 0) & (old < lut.size)
+        old = np.where(inside, lut[np.clip(old, 0, max(lut.size - 1, 0))], -1)
+        reachable = np.zeros(max(n_classes, int(lut.max(initial=-1)) + 1), dtype=bool)
+        reachable[lut[lut >= 0]] = True
+        included = reachable[target]
+    right_old = (old == target[:, None]).any(axis=1)
+    right_new = (new == target[:, None]).any(axis=1)
+    cells = right_old.view(np.uint8) * np.uint8(2) + right_new.view(np.uint8)
+    if included is not None:
+        cells[~included] = CELL_EXCLUDED
+    return FlipFrame.from_cells(
+        cells,
+        target,
+        old[:, 0],
+        new[:, 0],
+        groups=inputs.groups or None,
+        class_names=inputs.class_names,
+        num_classes=n_classes,
+        confidence=confidence,
+    )
+
+
 def compare(
     inputs: ComparisonInputs,
     *,
@@ -436,18 +480,7 @@ def compare(
         A :class:`Comparison`.
     """
     random_state = check_seed("random_state", random_state)
-    frame = FlipFrame(
-        inputs.target,
-        inputs.old_topk,
-        inputs.new_topk,
-        groups=inputs.groups or None,
-        class_names=inputs.class_names,
-        top_k=top_k,
-        class_map=inputs.class_map,
-        num_classes=len(inputs.class_names),
-        ranked=True,  # old_topk / new_topk are ranked label lists, best first
-        confidence=confidence,
-    )
+    frame = _frame(inputs, top_k=top_k, confidence=confidence)
     intervals = metric_intervals(frame.counts, method=interval_method, confidence=confidence)
     intervals["relative_negative_flip_rate"] = bootstrap_cells(
         frame.cells(), n_resamples=n_resamples, confidence=confidence, random_state=random_state

@@ -11,8 +11,9 @@ these keys, all optional except that a useful page needs ``metrics``:
 
 :func:`render_page` renders any other page in the same style (the demo's, the benchmarks'),
 with :func:`graceful.report.html.script_json` and :func:`graceful.report.html.write_page`;
-:mod:`graceful.report.charts` draws the charts as inline SVG. Needs the ``report``
-extra (jinja2, matplotlib).
+:mod:`graceful.report.svg` writes the comparison's charts as inline SVG and
+:mod:`graceful.report.charts` draws the curves of the other pages with matplotlib. Needs
+the ``report`` extra (jinja2, matplotlib).
 
 Example:
     >>> from graceful.report import render_html
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 from graceful._extras import require
 
-require("report", "graceful.report")
+# jinja2 only: the comparison report's charts are written without matplotlib, which the
+# curves of graceful.report.charts import (and require) when they are used.
+require("report", "graceful.report", ("jinja2",))
 
 from graceful.report.html import render_html, render_page, write_html
 

@@ -1,4 +1,8 @@
-"""Charts for the HTML report, drawn with matplotlib and returned as inline SVG strings.
+"""Charts for the HTML pages, drawn with matplotlib and returned as inline SVG strings.
+
+The comparison report's bar chart and heatmap are written without matplotlib
+(:mod:`graceful.report.svg`, re-exported here); the curves of the demo and the benchmark
+pages are drawn here.
 
 The figures are plain :class:`matplotlib.figure.Figure` objects, never pyplot figures: they
 are drawn by matplotlib's non-interactive SVG canvas, touch no global figure registry and
@@ -11,18 +15,21 @@ metadata are removed and every ``id`` is prefixed, so several charts can sit in 
 from __future__ import annotations
 
 import io
-import math
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-import matplotlib
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
-
-from graceful._validation import check_instance, check_int
+from graceful._extras import require
+from graceful._validation import check_instance
 from graceful.errors import InputError
+from graceful.report.svg import finite_or_none, flip_matrix_heatmap, nfr_bar_chart, short_label
+
+require("report", "graceful.report.charts", ("matplotlib",))
+
+import matplotlib  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 __all__ = [
     "GRID",
@@ -81,32 +88,6 @@ def chart_style(salt: str) -> AbstractContextManager[None]:
     return matplotlib.rc_context(rc)
 
 
-def finite_or_none(value: Any) -> float | None:
-    """Return ``value`` as a float, or None when it is missing or not finite.
-
-    Example:
-        >>> finite_or_none("0.5"), finite_or_none(None), finite_or_none(float("nan"))
-        (0.5, None, None)
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def short_label(text: str, limit: int = 28) -> str:
-    """Shorten a label for an axis, keeping its start and end.
-
-    Example:
-        >>> short_label("a" * 40, 12)
-        'aa…aaaaaaaaa'
-    """
-    return text if len(text) <= limit else text[: limit - 10] + "…" + text[-9:]
-
-
 def figure_svg(fig: Figure, prefix: str) -> str:
     """Render ``fig`` to an ``<svg>`` element that can be inlined in HTML.
 
@@ -125,187 +106,6 @@ def figure_svg(fig: Figure, prefix: str) -> str:
     svg = re.sub(r'href="#([^"]+)"', rf'href="#{prefix}-\1"', svg)
     svg = svg.replace("<svg ", f'<svg role="img" class="chart" data-chart="{prefix}" ', 1)
     return svg.strip()
-
-
-def nfr_bar_chart(
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    chart_id: str = "nfr",
-    xlabel: str = "negative flip rate",
-    max_bars: int = 30,
-) -> str | None:
-    r"""Draw each group's negative flip rate as a horizontal bar with its interval.
-
-    Bars keep the order of ``rows`` unless there are more than ``max_bars``, in which case
-    the ``max_bars`` groups with the highest negative flip rate are drawn, highest first.
-    A group whose rate is undefined (``None``) is drawn as an empty row labelled
-    "undefined".
-
-    Args:
-        rows: per-group rows with keys ``group``, ``negative_flip_rate`` and optionally
-            ``negative_flip_rate_low`` / ``negative_flip_rate_high`` (fractions).
-        chart_id: a short identifier, unique within the page, used to prefix SVG ids.
-        xlabel: the label of the value axis.
-        max_bars: the most bars to draw.
-
-    Returns:
-        An ``<svg>`` element as a string, or None when ``rows`` is empty.
-
-    Raises:
-        InputError: if ``max_bars`` is not a positive int.
-
-    Example:
-        >>> svg = nfr_bar_chart([
-        ...     {"group": "cat", "negative_flip_rate": 0.02,
-        ...      "negative_flip_rate_low": 0.01, "negative_flip_rate_high": 0.04},
-        ...     {"group": "dog", "negative_flip_rate": None},
-        ... ])
-        >>> svg.startswith("<svg") and "cat" in svg and "undefined" in svg
-        True
-        >>> nfr_bar_chart([]) is None
-        True
-    """
-    check_int("max_bars", max_bars, low=1)
-    if not rows:
-        return None
-    items = list(rows)
-    if len(items) > max_bars:
-        items.sort(key=lambda r: -(finite_or_none(r.get("negative_flip_rate")) or -1.0))
-        items = items[:max_bars]
-    labels = [short_label(str(r.get("group", ""))) for r in items]
-    values = [finite_or_none(r.get("negative_flip_rate")) for r in items]
-    lows = [finite_or_none(r.get("negative_flip_rate_low")) for r in items]
-    highs = [finite_or_none(r.get("negative_flip_rate_high")) for r in items]
-    top = max([v for v in values + highs if v is not None] + [0.0])
-    top = top if top > 0 else 0.01
-
-    with chart_style(chart_id):
-        height = 0.9 + 0.26 * len(items)
-        fig = Figure(figsize=(7.2, height), layout="constrained")
-        ax = fig.add_subplot()
-        positions = list(range(len(items)))
-        ax.barh(
-            positions,
-            [v if v is not None else 0.0 for v in values],
-            height=0.62,
-            color=_REGRESS_LIGHT,
-            edgecolor=_REGRESS,
-            linewidth=0.6,
-            zorder=2,
-        )
-        for pos, value, low, high in zip(positions, values, lows, highs, strict=True):
-            if value is None:
-                ax.text(top * 0.01, pos, "undefined", va="center", fontsize=8, color=MUTED)
-                continue
-            if low is not None and high is not None:
-                ax.errorbar(
-                    value,
-                    pos,
-                    xerr=[[max(value - low, 0.0)], [max(high - value, 0.0)]],
-                    fmt="none",
-                    ecolor=INK,
-                    elinewidth=0.9,
-                    capsize=2.5,
-                    zorder=3,
-                )
-        ax.set_yticks(positions, labels)
-        ax.invert_yaxis()
-        ax.set_xlim(0, top * 1.08)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x * 100:.3g}%"))
-        ax.set_xlabel(xlabel)
-        ax.grid(axis="x", color=GRID, zorder=0)
-        ax.spines[["top", "right"]].set_visible(False)
-        ax.tick_params(axis="y", length=0, labelcolor=INK)
-        return figure_svg(fig, chart_id)
-
-
-def flip_matrix_heatmap(
-    rows: Sequence[Any],
-    columns: Sequence[Any],
-    counts: Sequence[Sequence[Any]],
-    *,
-    chart_id: str = "flips",
-    max_labels: int = 20,
-) -> str | None:
-    """Draw the old-prediction → new-prediction counts of negative flips as a heatmap.
-
-    When there are more than ``max_labels`` rows or columns, only those with the largest
-    totals are drawn (the page says so next to the chart).
-
-    Args:
-        rows: old predictions (one per matrix row).
-        columns: new predictions (one per matrix column).
-        counts: ``len(rows)`` lists of ``len(columns)`` counts.
-        chart_id: a short identifier, unique within the page, used to prefix SVG ids.
-        max_labels: the most rows and the most columns to draw.
-
-    Returns:
-        An ``<svg>`` element as a string, or None when there are no negative flips.
-
-    Raises:
-        InputError: if ``counts`` does not have the shape of ``rows`` by ``columns``, or
-            ``max_labels`` is not a positive int.
-
-    Example:
-        >>> svg = flip_matrix_heatmap(["1", "8"], ["8", "9"], [[0, 3], [2, 0]])
-        >>> svg.startswith("<svg") and "old prediction" in svg
-        True
-        >>> flip_matrix_heatmap([], [], []) is None
-        True
-    """
-    check_int("max_labels", max_labels, low=1)
-    if len(counts) != len(rows) or any(len(line) != len(columns) for line in counts):
-        shape = [len(line) for line in counts]
-        raise InputError(
-            f"Expected argument `counts` to have {len(rows)} rows of {len(columns)} counts, "
-            f"but got rows of lengths {shape!r}"
-        )
-    matrix = [[finite_or_none(c) or 0.0 for c in line] for line in counts]
-    if not matrix or not any(c > 0 for line in matrix for c in line):
-        return None
-    row_order = sorted(range(len(rows)), key=lambda i: -sum(matrix[i]))[:max_labels]
-    col_order = sorted(range(len(columns)), key=lambda j: -sum(m[j] for m in matrix))
-    col_order = col_order[:max_labels]
-    row_order.sort()
-    col_order.sort()
-    grid = [[matrix[i][j] for j in col_order] for i in row_order]
-    peak = max(max(line) for line in grid) or 1.0
-
-    with chart_style(chart_id):
-        width = 1.6 + 0.42 * len(col_order)
-        height = 1.3 + 0.36 * len(row_order)
-        fig = Figure(figsize=(max(width, 3.4), max(height, 2.2)), layout="constrained")
-        ax = fig.add_subplot()
-        image = ax.imshow(grid, cmap="Reds", vmin=0, vmax=peak, aspect="auto")
-        for r, line in enumerate(grid):
-            for c, value in enumerate(line):
-                if value <= 0:
-                    continue
-                text = f"{value:g}" if value == int(value) else f"{value:.3g}"
-                colour = "white" if value > peak * 0.55 else INK
-                ax.text(c, r, text, ha="center", va="center", fontsize=8, color=colour)
-        ax.set_xticks(range(len(col_order)), [short_label(str(columns[j]), 16) for j in col_order])
-        ax.set_yticks(range(len(row_order)), [short_label(str(rows[i]), 20) for i in row_order])
-        longest = max(len(str(columns[j])) for j in col_order)
-        rotate = len(col_order) * min(longest, 16) > 40
-        ax.tick_params(axis="x", length=0)
-        if rotate:
-            for label in ax.get_xticklabels():
-                label.set(rotation=45, ha="right", rotation_mode="anchor")
-        ax.tick_params(axis="y", length=0)
-        ax.set_xlabel("new prediction")
-        ax.set_ylabel("old prediction")
-        ax.spines[:].set_visible(False)
-        ax.set_xticks([x - 0.5 for x in range(len(col_order) + 1)], minor=True)
-        ax.set_yticks([y - 0.5 for y in range(len(row_order) + 1)], minor=True)
-        ax.grid(which="minor", color="white", linewidth=1.2)
-        ax.tick_params(which="minor", length=0)
-        colorbar = fig.colorbar(image, ax=ax, shrink=0.8, pad=0.02)
-        colorbar.outline.set_visible(False)
-        colorbar.ax.tick_params(labelsize=7)
-        colorbar.ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
-        return figure_svg(fig, chart_id)
 
 
 def mean_std(value: Any) -> tuple[float | None, float]:

@@ -30,8 +30,8 @@ from graceful._validation import check_instance
 from graceful.errors import InputError
 from graceful.io.atomic import atomic_write_text
 from graceful.metrics import METRICS
-from graceful.report.charts import finite_or_none as _number
-from graceful.report.charts import flip_matrix_heatmap, nfr_bar_chart, short_label
+from graceful.report.svg import finite_or_none as _number
+from graceful.report.svg import flip_matrix_heatmap, nfr_bar_chart, short_label
 
 __all__ = [
     "ERROR_HOOK_SCRIPT",
