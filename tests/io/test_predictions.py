@@ -833,3 +833,51 @@ def test_a_column_that_appears_twice_is_refused(tmp_path: Path) -> None:
     )
     (tmp_path / "ok.csv").write_text("id,label,pred,x,x\n1,0,0,5,5\n")  # unused twins: fine
     assert load_comparison(tmp_path / "ok.csv", tmp_path / "ok.csv").n_rows == 1
+
+
+def test_integer_labels_by_lookup_equal_the_hashed_codes():
+    from graceful.io.predictions import _Vocab
+
+    rng = np.random.default_rng(0)
+    for values, names in (
+        (rng.integers(0, 10, 1000), [str(c) for c in range(10)]),  # all known: lookup
+        (np.array([3, 42, 1, 42, -5, 3]), ["0", "1", "2", "3"]),  # new names: hashed
+        (rng.integers(-128, 128, 500).astype(np.int8), [str(c) for c in range(-128, 128)]),
+        (np.array([0, 1, 1 << 40]), ["0", "1"]),  # too wide a range for a table
+    ):
+        fast, slow = _Vocab(names), _Vocab(names)
+        arr = pa.array(values)
+        codes = fast.encode(arr)
+        encoded = pa.compute.dictionary_encode(arr)
+        table = slow.add([str(v) for v in encoded.dictionary.to_pylist()])
+        np.testing.assert_array_equal(codes, table[encoded.indices.to_numpy()])
+        assert fast.names == slow.names
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("classes", [1, 3, 20])
+def test_column_wise_scan_equals_argmax_and_softmax(tmp_path, dtype, classes):
+    from graceful.io.predictions import load_comparison
+
+    rng = np.random.default_rng(classes)
+    n = 3000
+    # integer-valued logits: many rows with tied maxima, which go to the lowest class
+    scores = rng.integers(-3, 4, (2, n, classes)).astype(dtype)
+    y = rng.integers(0, classes, n)
+    for name, s in zip(("old", "new"), scores, strict=True):
+        frame = pd.DataFrame({"id": np.arange(n), "label": y})
+        for c in range(classes):
+            frame[f"logit_{c}"] = s[:, c]
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+    inputs = load_comparison(
+        tmp_path / "old.parquet", tmp_path / "new.parquet", scores="logits", batch_rows=700
+    )
+    for top, conf, s in (
+        (inputs.old_topk, inputs.old_confidence, scores[0]),
+        (inputs.new_topk, inputs.new_confidence, scores[1]),
+    ):
+        np.testing.assert_array_equal(top[:, 0], s.argmax(axis=1))
+        ref = s.astype(np.float64)
+        soft = np.exp(ref - ref.max(axis=1, keepdims=True))
+        np.testing.assert_allclose(conf, (soft / soft.sum(axis=1, keepdims=True)).max(axis=1),
+                                   rtol=1e-6)  # fmt: skip

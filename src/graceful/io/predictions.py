@@ -43,7 +43,7 @@ require("io", "reading prediction and embedding files")
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graceful._ranking import rank_columns, top1_columns
+from graceful._ranking import rank_columns
 from graceful._validation import check_bool, check_choice, check_int, check_optional
 from graceful.errors import InputError
 from graceful.io._readers import Source, open_source, short_reason
@@ -199,12 +199,35 @@ class _Vocab:
         """Codes of a column chunk (no nulls), adding unseen names; vectorised via Arrow."""
         if pa.types.is_dictionary(arr.type):
             table = self.encode(arr.dictionary)
-            indices = arr.indices.to_numpy(zero_copy_only=False)
-        else:
-            encoded = pc.dictionary_encode(arr)
-            table = self.add([_norm_value(v) for v in encoded.dictionary.to_pylist()])
-            indices = encoded.indices.to_numpy(zero_copy_only=False)
-        codes: _IntArray = table[indices]
+            codes: _IntArray = table[arr.indices.to_numpy(zero_copy_only=False)]
+            return codes
+        if pa.types.is_integer(arr.type) and len(arr):
+            known = self._encode_known_ints(arr.to_numpy(zero_copy_only=False))
+            if known is not None:
+                return known
+        encoded = pc.dictionary_encode(arr)
+        table = self.add([_norm_value(v) for v in encoded.dictionary.to_pylist()])
+        hashed: _IntArray = table[encoded.indices.to_numpy(zero_copy_only=False)]
+        return hashed
+
+    #: Widest range of integer values encoded through a lookup table instead of a hash.
+    _LOOKUP_SPAN = 1 << 16
+
+    def _encode_known_ints(self, values: np.ndarray[Any, Any]) -> _IntArray | None:
+        """Codes of integers whose names are all known (class indices), or ``None``.
+
+        A table over ``[min, max]`` replaces hashing every value: the common case of labels
+        ``0..C-1`` naming the score columns' classes. ``None`` (the hashed path, which
+        adds new names in the order they appear) when the range is wide or some value's
+        name is not yet in the vocabulary.
+        """
+        low, high = int(values.min()), int(values.max())
+        if high - low >= self._LOOKUP_SPAN:
+            return None
+        table = np.array([self.index.get(str(v), -1) for v in range(low, high + 1)], np.int64)
+        codes: _IntArray = table[values.astype(np.int64, copy=False) - low]
+        if int(codes.min()) < 0:
+            return None
         return codes
 
 
@@ -392,16 +415,18 @@ def _id_values(src: Source, col: str, arr: pa.Array, offset: int) -> np.ndarray[
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
 
 
-def _score_matrix(
+def _score_columns(
     src: Source,
     plan: _Plan,
     batch: pa.RecordBatch,
     offset: int,
     ids: np.ndarray[Any, Any] | None,
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """The score columns of a batch as a ``(C, B)`` float matrix (finite values), and sums.
+) -> tuple[list[np.ndarray[Any, Any]], np.ndarray[Any, Any]]:
+    """The score columns of a batch as ``C`` float arrays of ``B`` finite values, and sums.
 
-    The ``(B,)`` sums are the matrix's column sums: the row sums of the file.
+    The columns are read in place (no copy for float32 and float64 files) and reduced
+    one at a time: a ``(C, B)`` matrix of a batch does not fit in the cache, its columns
+    do. The ``(B,)`` sums are the row sums of the file, added in class order.
     """
     arrays = [batch.column(c) for c in plan.score_cols]
     dtype: type[np.floating[Any]] = np.float32
@@ -411,12 +436,13 @@ def _score_matrix(
             raise InputError(f"{src.path}: score column {col!r} has dtype {t}, expected numbers")
         if not (pa.types.is_float32(t) or pa.types.is_float16(t)):
             dtype = np.float64
-    mat = np.empty((len(arrays), batch.num_rows), dtype=dtype)
-    for j, arr in enumerate(arrays):
-        mat[j] = arr.to_numpy(zero_copy_only=False)
+    cols = [np.asarray(arr.to_numpy(zero_copy_only=False), dtype=dtype) for arr in arrays]
     with np.errstate(over="ignore", invalid="ignore"):
-        sums = mat.sum(axis=0)
+        sums = cols[0].copy()
+        for c in cols[1:]:
+            sums += c
     if not np.isfinite(sums).all():
+        mat = np.stack(cols)
         bad = ~np.isfinite(mat)
         if bad.any():
             row = _first_true(np.asarray(bad.any(axis=0)))
@@ -425,7 +451,28 @@ def _score_matrix(
                 f"{src.path}: non-finite score {mat[:, row][bad[:, row]][0]} in column "
                 f"{col!r} at {_where(offset, row, ids, plan.id_col)}"
             )
-    return mat, sums
+    return cols, sums
+
+
+def _row_range(cols: list[np.ndarray[Any, Any]]) -> tuple[np.ndarray[Any, Any], ...]:
+    """Each row's lowest and highest score, from the columns."""
+    low, high = cols[0].copy(), cols[0].copy()
+    for c in cols[1:]:
+        np.minimum(low, c, out=low)
+        np.maximum(high, c, out=high)
+    return low, high
+
+
+def _top1(cols: list[np.ndarray[Any, Any]], best: np.ndarray[Any, Any]) -> _IntArray:
+    """Each row's best class: the lowest index among its maxima ``best`` (as ``argmax``)."""
+    index = np.zeros(best.shape[0], dtype=np.int64)
+    hit = np.empty(best.shape[0], dtype=bool)
+    for j in range(len(cols) - 1, 0, -1):  # from the last class down: the lowest wins
+        np.equal(cols[j], best, out=hit)
+        np.copyto(index, j, where=hit)
+    np.equal(cols[0], best, out=hit)
+    np.copyto(index, 0, where=hit)
+    return index
 
 
 def _num(value: object) -> str:
@@ -433,8 +480,10 @@ def _num(value: object) -> str:
 
 
 def _not_a_distribution(
-    mat: np.ndarray[Any, Any],
+    cols: list[np.ndarray[Any, Any]],
     sums: np.ndarray[Any, Any],
+    low: np.ndarray[Any, Any],
+    high: np.ndarray[Any, Any],
     plan: _Plan,
     offset: int,
     ids: np.ndarray[Any, Any] | None,
@@ -442,19 +491,20 @@ def _not_a_distribution(
     """``None`` when every row of the batch is a probability distribution, else why not.
 
     A distribution has every score in [0, 1] and sums to 1 within 1e-3; the text names the
-    first row that is not one and what is wrong with it.
+    first row that is not one and what is wrong with it. ``low`` / ``high``: each row's
+    lowest and highest score.
     """
-    low, high = mat.min(axis=0), mat.max(axis=0)
     bad = (low < 0) | (high > 1) | (np.abs(sums - 1.0) > _PROB_SUM_TOL)
     if not bad.any():
         return None
     row = _first_true(bad)
     where = _where(offset, row, ids, plan.id_col)
+    values = np.array([c[row] for c in cols])
     if low[row] < 0:
-        col = plan.score_cols[int(np.argmin(mat[:, row]))]
+        col = plan.score_cols[int(np.argmin(values))]
         return f"{where} is not a probability distribution: {col!r} is {_num(low[row])} < 0"
     if high[row] > 1:
-        col = plan.score_cols[int(np.argmax(mat[:, row]))]
+        col = plan.score_cols[int(np.argmax(values))]
         return f"{where} is not a probability distribution: {col!r} is {_num(high[row])} > 1"
     return f"{where} is not a probability distribution: its scores sum to {_num(sums[row])}"
 
@@ -524,30 +574,35 @@ class _Scores:
         self.conf_logits: _Accumulator | None = None if scores == "probs" else _Accumulator(n_rows)
 
     def add(self, batch: pa.RecordBatch, offset: int, ids: np.ndarray[Any, Any] | None) -> None:
-        mat, sums = _score_matrix(self.src, self.plan, batch, offset, ids)
+        cols, sums = _score_columns(self.src, self.plan, batch, offset, ids)
+        n = sums.shape[0]
+        low, high = _row_range(cols)
         if self.kind != "logits":
-            why = _not_a_distribution(mat, sums, self.plan, offset, ids)
+            why = _not_a_distribution(cols, sums, low, high, self.plan, offset, ids)
             if why is not None:
                 if self.kind == "probs":
                     raise InputError(f"{self.src.path}: scores='probs' but {why}")
                 self.kind, self.why_logits, self.conf_probs = "logits", why, None
         if self.scores == "auto" and self.in_unit:
-            self.in_unit = bool(mat.min() >= 0 and mat.max() <= 1)
-        n = mat.shape[1]
-        # one ranking rule everywhere (graceful._ranking): ties go to the lower index
+            self.in_unit = bool(low.min() >= 0 and high.max() <= 1)
+        # one ranking rule everywhere (graceful._ranking): ties go to the lower index; the
+        # best class's score is the row's highest
+        best = high
         if self.top_k == 1:
-            top1, best = top1_columns(mat)
-            ranked = top1[:, None]
+            ranked = _top1(cols, best)[:, None]
         else:
-            ranked = rank_columns(mat, self.top_k)
-            best = mat[ranked[:, 0], np.arange(n)]
+            ranked = rank_columns(np.stack(cols), self.top_k)
         self.topk.append(ranked)
         if self.conf_probs is not None:
             self.conf_probs.append(best.astype(np.float32))
         if self.conf_logits is not None:
-            mat -= best
-            np.exp(mat, out=mat)
-            self.conf_logits.append((1.0 / mat.sum(axis=0)).astype(np.float32))
+            total = np.zeros(n, dtype=best.dtype)
+            term = np.empty(n, dtype=best.dtype)
+            for c in cols:  # sum_c exp(s_c - max s), one column at a time, in class order
+                np.subtract(c, best, out=term)
+                np.exp(term, out=term)
+                total += term
+            self.conf_logits.append((1.0 / total).astype(np.float32))
 
     def result(self) -> tuple[str, _IntArray | None, _FloatArray | None]:
         """``(kind, topk, confidence)``: how the scores were read, and what was kept."""
