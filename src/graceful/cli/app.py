@@ -14,6 +14,7 @@ default has changed between versions): a literal ``[`` in them is written ``\[``
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from enum import Enum
@@ -982,8 +983,34 @@ def _demo(out: Path, progress: bool) -> None:
 app.add_typer(gallery_app, name="gallery")
 
 
+def _for_one_pass_over_large_files() -> None:
+    """Memory settings of this process for reading large files once (the command line).
+
+    * NumPy stops asking the kernel for transparent huge pages. It advises them for every
+      array of 4 MB or more; where the kernel then compacts memory to find them (the
+      common ``defrag = madvise`` setting), the first write to fresh memory is about five
+      times slower (0.73 s against 0.14 s for 320 MB on the benchmark machine), and
+      ``graceful compare`` on a large pair fills about 1 GB of new arrays once. The knob
+      is NumPy's own (``NUMPY_MADVISE_HUGEPAGE`` at import time); where this NumPy lacks
+      it, nothing changes.
+    * Arrow allocates from the C library's heap (``ARROW_DEFAULT_MEMORY_POOL=system``, unless
+      set already): its batch buffers are then reused from one batch to the next instead
+      of being returned to the kernel and faulted in again (about 0.4 s less kernel time
+      on the 10M-row pair).
+    """
+    import numpy as np
+
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
+    setter = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
+    if callable(setter):
+        setter(False)
+    if "pyarrow" not in sys.modules:  # read when Arrow makes its default pool
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
+
 def main() -> None:
     """Console entry point."""
+    _for_one_pass_over_large_files()
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover - interactive

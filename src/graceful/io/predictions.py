@@ -43,7 +43,7 @@ require("io", "reading prediction and embedding files")
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graceful._ranking import rank_columns
+from graceful._ranking import _BIT_TRICK_MAX_CLASSES, _lowest_bit_table, rank_columns
 from graceful._validation import check_bool, check_choice, check_int, check_optional
 from graceful.errors import InputError
 from graceful.io._readers import Source, open_source, short_reason
@@ -464,14 +464,27 @@ def _row_range(cols: list[np.ndarray[Any, Any]]) -> tuple[np.ndarray[Any, Any], 
 
 
 def _top1(cols: list[np.ndarray[Any, Any]], best: np.ndarray[Any, Any]) -> _IntArray:
-    """Each row's best class: the lowest index among its maxima ``best`` (as ``argmax``)."""
-    index = np.zeros(best.shape[0], dtype=np.int64)
-    hit = np.empty(best.shape[0], dtype=bool)
-    for j in range(len(cols) - 1, 0, -1):  # from the last class down: the lowest wins
+    """Each row's best class: the lowest index among its maxima ``best`` (as ``argmax``).
+
+    Up to 16 classes, the classes equal to the maximum are packed into a bit mask and the
+    lowest set bit is looked up (three times faster than overwriting an index column
+    class by class, which the wider case does).
+    """
+    n = best.shape[0]
+    hit = np.empty(n, dtype=bool)
+    if len(cols) <= _BIT_TRICK_MAX_CLASSES:
+        mask = np.zeros(n, dtype=np.uint16)
+        bit = np.empty(n, dtype=np.uint16)
+        for j, c in enumerate(cols):
+            np.equal(c, best, out=hit)
+            np.left_shift(hit.view(np.uint8), j, out=bit, dtype=np.uint16)
+            mask |= bit
+        found: _IntArray = _lowest_bit_table(len(cols))[mask]
+        return found
+    index = np.zeros(n, dtype=np.int64)
+    for j in range(len(cols) - 1, -1, -1):  # from the last class down: the lowest wins
         np.equal(cols[j], best, out=hit)
         np.copyto(index, j, where=hit)
-    np.equal(cols[0], best, out=hit)
-    np.copyto(index, 0, where=hit)
     return index
 
 
