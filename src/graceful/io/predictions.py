@@ -454,11 +454,14 @@ def _score_columns(
     return cols, sums
 
 
-def _row_range(cols: list[np.ndarray[Any, Any]]) -> tuple[np.ndarray[Any, Any], ...]:
-    """Each row's lowest and highest score, from the columns."""
-    low, high = cols[0].copy(), cols[0].copy()
+def _row_range(
+    cols: list[np.ndarray[Any, Any]], *, lowest: bool
+) -> tuple[np.ndarray[Any, Any] | None, np.ndarray[Any, Any]]:
+    """Each row's lowest (when ``lowest``, else ``None``) and highest score."""
+    low, high = (cols[0].copy() if lowest else None), cols[0].copy()
     for c in cols[1:]:
-        np.minimum(low, c, out=low)
+        if low is not None:
+            np.minimum(low, c, out=low)
         np.maximum(high, c, out=high)
     return low, high
 
@@ -589,14 +592,17 @@ class _Scores:
     def add(self, batch: pa.RecordBatch, offset: int, ids: np.ndarray[Any, Any] | None) -> None:
         cols, sums = _score_columns(self.src, self.plan, batch, offset, ids)
         n = sums.shape[0]
-        low, high = _row_range(cols)
-        if self.kind != "logits":
+        # the lowest scores are needed while the kind is open: once a file is read as
+        # logits, and has a score outside [0, 1], its batches need only their maxima
+        need_low = self.kind != "logits" or (self.scores == "auto" and self.in_unit)
+        low, high = _row_range(cols, lowest=need_low)
+        if self.kind != "logits" and low is not None:
             why = _not_a_distribution(cols, sums, low, high, self.plan, offset, ids)
             if why is not None:
                 if self.kind == "probs":
                     raise InputError(f"{self.src.path}: scores='probs' but {why}")
                 self.kind, self.why_logits, self.conf_probs = "logits", why, None
-        if self.scores == "auto" and self.in_unit:
+        if self.scores == "auto" and self.in_unit and low is not None:
             self.in_unit = bool(low.min() >= 0 and high.max() <= 1)
         # one ranking rule everywhere (graceful._ranking): ties go to the lower index; the
         # best class's score is the row's highest
