@@ -60,6 +60,12 @@ bench-pct: bench-data
 	  --out benchmarks/results --stem pct_text_larger_head
 	$(BIN)/python -m benchmarks pct --setting image_new_seed --seeds 5 --sweep-seeds 1 \
 	  --out benchmarks/results --stem pct_image_new_seed
+	$(BIN)/python -m benchmarks pct --setting mnist1d_new_seed --seeds 5 --sweep-seeds 1 \
+	  --out benchmarks/results --stem pct_mnist1d_new_seed
+	$(BIN)/python -m benchmarks pct --setting mnist1d_half_data --seeds 5 --sweep-seeds 1 \
+	  --out benchmarks/results --stem pct_mnist1d_half_data
+	$(BIN)/python -m benchmarks pct --setting mnist1d_larger_mlp --seeds 5 --sweep-seeds 1 \
+	  --out benchmarks/results --stem pct_mnist1d_larger_mlp
 
 # A plain-PyTorch control: does distillation from the old model help in each setting (about 20 min)?
 bench-kd-control: bench-data

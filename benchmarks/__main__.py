@@ -35,7 +35,8 @@ def bench_pct(
         list[str] | None,
         typer.Option(
             help="Scenario to run (repeatable): image_new_seed, text_half_data, "
-            "text_larger_head, rotten_tomatoes, digits."
+            "text_larger_head, mnist1d_new_seed, mnist1d_half_data, mnist1d_larger_mlp, "
+            "rotten_tomatoes, digits."
         ),
     ] = None,
     seeds: Annotated[int, typer.Option(help="Number of model seeds (0, 1, ...).")] = 5,

@@ -136,3 +136,20 @@ def test_same_seed_same_table():
     first = run_pct_setting(setting, [3], log=lambda _: None)["per_seed"]
     second = run_pct_setting(setting, [3], log=lambda _: None)["per_seed"]
     assert first == second
+
+
+def test_every_setting_is_named_by_its_key_and_knows_its_methods():
+    from benchmarks.pct_settings import SETTINGS
+
+    for name, factory in SETTINGS.items():
+        setting = factory()  # builds nothing heavy: the data loads lazily
+        assert setting.name == name
+        assert set(setting.methods) <= set(METHODS)
+
+
+def test_mnist1d_models_take_the_signals():
+    import torch
+
+    setting = get_setting("mnist1d_new_seed")
+    x = torch.zeros(4, 40)
+    assert setting.make_old()(x).shape == setting.make_new()(x).shape == (4, 10)
