@@ -49,7 +49,11 @@ unit: $(STAMP) chromium postgres
 
 test: lint typecheck unit
 
+# The metrics and `graceful compare` at 10M rows, against a polars script, a DuckDB query and
+# a pyarrow read of the same files (the baselines are installed here, not in the project).
+BENCH_BASELINES := polars==2.1.0 duckdb==2.0.1
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet $(BENCH_BASELINES)
 	$(BIN)/python benchmarks/bench_metrics.py
 
 # Positive-congruent training on Animal-MNIST and Rotten Tomatoes (about 10 min each).
