@@ -45,7 +45,7 @@ postgres:
 	      postgresql >/dev/null; }
 
 unit: $(STAMP) chromium postgres
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 --dist loadgroup -q
 
 test: lint typecheck unit
 

@@ -19,6 +19,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "io": ("pyarrow",),
     "gallery": ("faiss", "pyarrow"),
     "postgres": ("psycopg",),
+    "ray": ("ray",),
     "report": ("jinja2", "matplotlib"),
     "cli": ("typer", "pyarrow", "jinja2", "matplotlib"),
     "mlflow": ("mlflow",),

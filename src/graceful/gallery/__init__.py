@@ -37,6 +37,7 @@ from .backfill import (
 )
 from .gallery import Gallery, IncompatibleVersionsError, SearchResult
 from .index import VersionIndex
+from .on_ray import BackfillFailedError, ray_backfill
 from .persist import IndexSource
 from .postgres import PostgresStore
 from .store import (
@@ -50,6 +51,7 @@ from .store import (
 )
 
 __all__ = [
+    "BackfillFailedError",
     "BackfillPolicy",
     "BackfillReport",
     "BatchInfo",
@@ -70,5 +72,6 @@ __all__ = [
     "VersionInfo",
     "backfill",
     "balanced_order",
+    "ray_backfill",
     "uncertainty_scores",
 ]

@@ -370,6 +370,15 @@ def _cut(where: Mapping[str, str], ids: Sequence[str], to_version: str, left: in
     return len(ids)
 
 
+def _check_policy(policy: object) -> None:
+    if not (
+        callable(getattr(policy, "order", None)) and callable(getattr(policy, "describe", None))
+    ):
+        raise InputError(
+            f"Expected argument `policy` to be a backfill policy, but got {type(policy).__name__}"
+        )
+
+
 def backfill(
     gallery: Gallery,
     *,
@@ -425,12 +434,7 @@ def backfill(
     check_str("job", job)
     check_callable("embed", embed)
     left = None if limit is None else check_int("limit", limit, low=1)
-    if not (
-        callable(getattr(policy, "order", None)) and callable(getattr(policy, "describe", None))
-    ):
-        raise InputError(
-            f"Expected argument `policy` to be a backfill policy, but got {type(policy).__name__}"
-        )
+    _check_policy(policy)
     gallery.refresh()
     if to_version not in {v.name for v in gallery.versions()}:
         raise fail("to_version", "a registered version", to_version)

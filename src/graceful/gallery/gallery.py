@@ -817,14 +817,76 @@ class Gallery:
         if len(positions) != len(id_list):
             raise fail("positions", f"{len(id_list)} plan positions (one per id)", positions)
         check_callable("embed", embed)
-        where = self.store.versions_of(id_list)
-        todo = [r for r, i in enumerate(id_list) if where.get(i, info.name) != info.name]
-        vectors = np.full((len(id_list), info.dim), np.nan, dtype=np.float32)  # NaN: not embedded
+        todo = self.backfill_todo(id_list, to_version=info.name)
+        vectors = {}
         if todo:
-            got = embed([id_list[r] for r in todo])
-            vectors[todo] = self._check_x(got, info, len(todo), "embed(ids)")
+            got = self._check_x(embed(todo), info, len(todo), "embed(ids)")
+            vectors = dict(zip(todo, got, strict=True))
+        return self.commit_backfill_batch(job, positions, id_list, vectors, to_version=info.name)
+
+    def backfill_todo(self, ids: Sequence[str], *, to_version: str) -> list[str]:
+        """The ids among ``ids`` that exist and are not under ``to_version`` (in order).
+
+        What a backfill batch embeds; :meth:`commit_backfill_batch` commits the vectors.
+
+        Example:
+            >>> import numpy as np
+            >>> g = Gallery(":memory:")
+            >>> g.register_version("old", dim=2)
+            >>> g.register_version("new", dim=2, compatible_with=["old"])
+            >>> g.add_with_ids(np.eye(2), ["a", "b"], version="old")
+            >>> g.add_with_ids(np.eye(2), ["c", "d"], version="new")
+            >>> g.backfill_todo(["a", "c", "gone", "b"], to_version="new")
+            ['a', 'b']
+        """
+        info = self._version(to_version, "to_version")
+        id_list = _check_ids(ids)
+        where = self.store.versions_of(id_list)
+        return [i for i in id_list if where.get(i, info.name) != info.name]
+
+    def commit_backfill_batch(
+        self,
+        job: str,
+        positions: Sequence[int],
+        ids: Sequence[str],
+        vectors: Mapping[str, npt.ArrayLike],
+        *,
+        to_version: str,
+    ) -> tuple[int, int]:
+        """Commit one batch of ``job``'s plan with vectors computed elsewhere, in one transaction.
+
+        For a backfill whose model runs in other processes (:func:`~graceful.gallery.
+        ray_backfill`): ``vectors`` maps the ids that were embedded (those of
+        :meth:`backfill_todo`) to their vectors under ``to_version``. An item that needs
+        moving but has no vector (another process moved it back meanwhile) keeps its plan
+        position pending; items gone or already there are skipped, as in
+        :meth:`backfill_batch`.
+
+        Returns:
+            ``(moved, skipped)``.
+
+        Raises:
+            InputError: a bad argument (a vector of another dimension, an id not in
+                ``ids``); nothing is written.
+        """
+        info = self._version(to_version, "to_version")
+        check_str("job", job)
+        id_list = _check_ids(ids)
+        if len(positions) != len(id_list):
+            raise fail("positions", f"{len(id_list)} plan positions (one per id)", positions)
+        if not isinstance(vectors, Mapping):
+            raise fail("vectors", "a mapping of id -> vector", vectors)
+        row = {item: r for r, item in enumerate(id_list)}
+        stray = [item for item in vectors if item not in row]
+        if stray:
+            raise fail("vectors", "vectors of ids of the batch only", stray[:5])
+        out = np.full((len(id_list), info.dim), np.nan, dtype=np.float32)  # NaN: not embedded
+        if vectors:
+            keys = list(vectors)
+            got = self._check_x([vectors[k] for k in keys], info, len(keys), "vectors")
+            out[[row[k] for k in keys]] = got
         changes, moved, skipped = self.store.commit_batch(
-            job, [int(p) for p in positions], id_list, vectors, info.name
+            job, [int(p) for p in positions], id_list, out, info.name
         )
         self._apply(changes)
         return moved, skipped
