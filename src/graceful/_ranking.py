@@ -19,6 +19,7 @@ for the ``(C, B)`` NumPy matrices the streaming reader builds, one column per sa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -130,13 +131,18 @@ def _lowest_bit_table(n_classes: int) -> _IntArray:
     return table
 
 
-def top1_columns(mat: np.ndarray[Any, Any]) -> tuple[_IntArray, np.ndarray[Any, Any]]:
+def top1_columns(
+    mat: np.ndarray[Any, Any] | Sequence[np.ndarray[Any, Any]],
+    best: np.ndarray[Any, Any] | None = None,
+) -> tuple[_IntArray, np.ndarray[Any, Any]]:
     """Best class and best score of each column of a ``(C, B)`` score matrix.
 
-    The best class is the lowest index among the maxima, as :func:`numpy.argmax`. ``argmax``
-    along the first axis of a ``(C, B)`` matrix is slow in NumPy; for up to 16 classes the
-    classes equal to the column maximum are packed into a bit mask and the lowest set bit
-    is looked up, which is about four times faster and follows the same rule.
+    ``mat`` may also be the ``C`` rows as separate ``(B,)`` arrays (a file's score columns,
+    read in place), and ``best`` their maximum when the caller has it. The best class is
+    the lowest index among the maxima, as :func:`numpy.argmax`. ``argmax`` along the first
+    axis of a ``(C, B)`` matrix is slow in NumPy; for up to 16 classes the classes equal to
+    the column maximum are packed into a bit mask, row by row, and the lowest set bit is
+    looked up, which follows the same rule several times faster.
 
     Returns:
         ``(index, best)``: ``(B,)`` int64 class indices and ``(B,)`` scores.
@@ -145,15 +151,31 @@ def top1_columns(mat: np.ndarray[Any, Any]) -> tuple[_IntArray, np.ndarray[Any, 
         >>> index, best = top1_columns(np.array([[0.5, 1.0], [0.5, 2.0], [0.1, 2.0]]))
         >>> index.tolist(), best.tolist()
         ([0, 1], [0.5, 2.0])
+        >>> top1_columns([np.array([0.5, 1.0]), np.array([0.5, 2.0])])[0].tolist()
+        [0, 1]
     """
-    best = mat.max(axis=0)
-    n_classes = mat.shape[0]
-    if n_classes > _BIT_TRICK_MAX_CLASSES:
-        return np.asarray(mat.argmax(axis=0), dtype=np.int64), best
-    weights = (np.uint16(1) << np.arange(n_classes, dtype=np.uint16))[:, None]
-    mask = np.bitwise_or.reduce((mat == best) * weights, axis=0)
-    index: _IntArray = _lowest_bit_table(n_classes)[mask]
-    return index, best
+    rows = list(mat)
+    if best is None:
+        best = rows[0].copy()
+        for row in rows[1:]:
+            np.maximum(best, row, out=best)
+    n = best.shape[0]
+    if len(rows) > _BIT_TRICK_MAX_CLASSES:
+        if isinstance(mat, np.ndarray):
+            return np.asarray(mat.argmax(axis=0), dtype=np.int64), best
+        index = np.zeros(n, dtype=np.int64)
+        for j in range(len(rows) - 1, -1, -1):  # from the last class down: the lowest wins
+            np.copyto(index, j, where=rows[j] == best)
+        return index, best
+    hit = np.empty(n, dtype=bool)
+    bit = np.empty(n, dtype=np.uint16)
+    mask = np.zeros(n, dtype=np.uint16)
+    for j, row in enumerate(rows):
+        np.equal(row, best, out=hit)
+        np.left_shift(hit.view(np.uint8), j, out=bit, dtype=np.uint16)
+        mask |= bit
+    found: _IntArray = _lowest_bit_table(len(rows))[mask]
+    return found, best
 
 
 def rank_columns(mat: np.ndarray[Any, Any], k: int) -> _IntArray:

@@ -43,7 +43,7 @@ require("io", "reading prediction and embedding files")
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graceful._ranking import _BIT_TRICK_MAX_CLASSES, _lowest_bit_table, rank_columns
+from graceful._ranking import rank_columns, top1_columns
 from graceful._validation import check_bool, check_choice, check_int, check_optional
 from graceful.errors import InputError
 from graceful.io._readers import Source, open_source, short_reason
@@ -466,31 +466,6 @@ def _row_range(
     return low, high
 
 
-def _top1(cols: list[np.ndarray[Any, Any]], best: np.ndarray[Any, Any]) -> _IntArray:
-    """Each row's best class: the lowest index among its maxima ``best`` (as ``argmax``).
-
-    Up to 16 classes, the classes equal to the maximum are packed into a bit mask and the
-    lowest set bit is looked up (three times faster than overwriting an index column
-    class by class, which the wider case does).
-    """
-    n = best.shape[0]
-    hit = np.empty(n, dtype=bool)
-    if len(cols) <= _BIT_TRICK_MAX_CLASSES:
-        mask = np.zeros(n, dtype=np.uint16)
-        bit = np.empty(n, dtype=np.uint16)
-        for j, c in enumerate(cols):
-            np.equal(c, best, out=hit)
-            np.left_shift(hit.view(np.uint8), j, out=bit, dtype=np.uint16)
-            mask |= bit
-        found: _IntArray = _lowest_bit_table(len(cols))[mask]
-        return found
-    index = np.zeros(n, dtype=np.int64)
-    for j in range(len(cols) - 1, -1, -1):  # from the last class down: the lowest wins
-        np.equal(cols[j], best, out=hit)
-        np.copyto(index, j, where=hit)
-    return index
-
-
 def _num(value: object) -> str:
     return f"{float(value):.6g}"  # type: ignore[arg-type]
 
@@ -608,7 +583,7 @@ class _Scores:
         # best class's score is the row's highest
         best = high
         if self.top_k == 1:
-            ranked = _top1(cols, best)[:, None]
+            ranked = top1_columns(cols, best)[0][:, None]
         else:
             ranked = rank_columns(np.stack(cols), self.top_k)
         self.topk.append(ranked)
