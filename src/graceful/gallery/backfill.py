@@ -379,6 +379,29 @@ def _check_policy(policy: object) -> None:
         )
 
 
+def _open_job(gallery: Gallery, job: str, to_version: str) -> bool:
+    """Refresh, check ``to_version`` and the job's stored plan; whether the job resumes."""
+    gallery.refresh()
+    if to_version not in {v.name for v in gallery.versions()}:
+        raise fail("to_version", "a registered version", to_version)
+    plan = gallery.store.plan_info(job)
+    if plan is not None and plan.to_version != to_version:
+        raise InputError(
+            f"Expected argument `job` {job!r} to re-embed under {plan.to_version!r} (its stored "
+            f"plan), but got to_version={to_version!r}"
+        )
+    return plan is not None
+
+
+def _extend_plan(
+    gallery: Gallery, job: str, to_version: str, policy: BackfillPolicy, extra: list[str]
+) -> None:
+    """Append ``extra`` (items not at ``to_version`` and not pending) to the job's plan."""
+    current = gallery.store.plan_info(job)
+    segment = 0 if current is None else current.total
+    gallery.store.extend_plan(job, to_version, policy.describe(), policy.order(extra, segment))
+
+
 def backfill(
     gallery: Gallery,
     *,
@@ -435,22 +458,12 @@ def backfill(
     check_callable("embed", embed)
     left = None if limit is None else check_int("limit", limit, low=1)
     _check_policy(policy)
-    gallery.refresh()
-    if to_version not in {v.name for v in gallery.versions()}:
-        raise fail("to_version", "a registered version", to_version)
+    resumed = _open_job(gallery, job, to_version)
     store = gallery.store
-    plan = store.plan_info(job)
-    if plan is not None and plan.to_version != to_version:
-        raise InputError(
-            f"Expected argument `job` {job!r} to re-embed under {plan.to_version!r} (its stored "
-            f"plan), but got to_version={to_version!r}"
-        )
-    resumed = plan is not None
     done = skipped = batches = 0
     limited = False
     with progress_bar(disable=not progress) as bar:
         task = bar.add_task(f"backfill {job!r} -> {to_version}", total=None)
-        segment = 0
         while True:
             positions, ids = store.pending(job)
             if not len(ids):
@@ -461,9 +474,7 @@ def backfill(
                 if left == 0:
                     limited = True
                     break
-                current = store.plan_info(job)
-                segment = 0 if current is None else current.total
-                store.extend_plan(job, to_version, policy.describe(), policy.order(extra, segment))
+                _extend_plan(gallery, job, to_version, policy, extra)
                 continue
             if left == 0:
                 limited = True

@@ -811,11 +811,7 @@ class Gallery:
             ...                  to_version="new"), g.status()
             ((2, 0), {'old': 0, 'new': 2})
         """
-        info = self._version(to_version, "to_version")
-        check_str("job", job)
-        id_list = _check_ids(ids)
-        if len(positions) != len(id_list):
-            raise fail("positions", f"{len(id_list)} plan positions (one per id)", positions)
+        info, id_list = self._check_batch(job, positions, ids, to_version)
         check_callable("embed", embed)
         todo = self.backfill_todo(id_list, to_version=info.name)
         vectors = {}
@@ -823,6 +819,17 @@ class Gallery:
             got = self._check_x(embed(todo), info, len(todo), "embed(ids)")
             vectors = dict(zip(todo, got, strict=True))
         return self.commit_backfill_batch(job, positions, id_list, vectors, to_version=info.name)
+
+    def _check_batch(
+        self, job: object, positions: Sequence[int], ids: object, to_version: object
+    ) -> tuple[VersionInfo, list[str]]:
+        """The checked version and ids of one batch of a backfill plan."""
+        info = self._version(to_version, "to_version")
+        check_str("job", job)
+        id_list = _check_ids(ids)
+        if len(positions) != len(id_list):
+            raise fail("positions", f"{len(id_list)} plan positions (one per id)", positions)
+        return info, id_list
 
     def backfill_todo(self, ids: Sequence[str], *, to_version: str) -> list[str]:
         """The ids among ``ids`` that exist and are not under ``to_version`` (in order).
@@ -869,11 +876,7 @@ class Gallery:
             InputError: a bad argument (a vector of another dimension, an id not in
                 ``ids``); nothing is written.
         """
-        info = self._version(to_version, "to_version")
-        check_str("job", job)
-        id_list = _check_ids(ids)
-        if len(positions) != len(id_list):
-            raise fail("positions", f"{len(id_list)} plan positions (one per id)", positions)
+        info, id_list = self._check_batch(job, positions, ids, to_version)
         if not isinstance(vectors, Mapping):
             raise fail("vectors", "a mapping of id -> vector", vectors)
         row = {item: r for r, item in enumerate(id_list)}

@@ -36,10 +36,16 @@ import numpy as np
 import numpy.typing as npt
 
 from graceful._extras import require
-from graceful._validation import check_callable, check_int, check_str, fail
-from graceful.errors import InputError
+from graceful._validation import check_callable, check_int, check_real, check_str, fail
 
-from .backfill import BackfillPolicy, BackfillReport, BatchInfo, _check_policy
+from .backfill import (
+    BackfillPolicy,
+    BackfillReport,
+    BatchInfo,
+    _check_policy,
+    _extend_plan,
+    _open_job,
+)
 from .gallery import Gallery
 
 __all__ = ["BackfillFailedError", "ray_backfill"]
@@ -230,24 +236,12 @@ def ray_backfill(
     attempts = check_int("retries", retries, low=0) + 1
     check_str("job", job)
     check_callable("make_embed", make_embed)
-    if isinstance(cpus_per_worker, bool) or not isinstance(cpus_per_worker, int | float):
-        raise fail("cpus_per_worker", "a number > 0", cpus_per_worker)
-    if not cpus_per_worker > 0:
-        raise fail("cpus_per_worker", "a number > 0", cpus_per_worker)
+    cpus = check_real("cpus_per_worker", cpus_per_worker, low=0.0, low_open=True)
     _check_policy(policy)
     (ray,) = require("ray", "graceful.gallery.ray_backfill", ("ray",))
     require("ray", "graceful.gallery.ray_backfill", ("ray.data",))
-    gallery.refresh()
-    if to_version not in {v.name for v in gallery.versions()}:
-        raise fail("to_version", "a registered version", to_version)
+    resumed = _open_job(gallery, job, to_version)
     store = gallery.store
-    plan = store.plan_info(job)
-    if plan is not None and plan.to_version != to_version:
-        raise InputError(
-            f"Expected argument `job` {job!r} to re-embed under {plan.to_version!r} (its stored "
-            f"plan), but got to_version={to_version!r}"
-        )
-    resumed = plan is not None
     done = skipped = committed = 0
     failures = 0
     while True:
@@ -256,9 +250,7 @@ def ray_backfill(
             extra = store.ids_not_at(to_version)
             if not extra:
                 break
-            current = store.plan_info(job)
-            segment = 0 if current is None else current.total
-            store.extend_plan(job, to_version, policy.describe(), policy.order(extra, segment))
+            _extend_plan(gallery, job, to_version, policy, extra)
             continue
         info = store.plan_info(job)
         total = 0 if info is None else info.total
@@ -276,7 +268,7 @@ def ray_backfill(
                     on_batch(
                         BatchInfo(committed - 1, batch.ids, moved, passed, total - pending, total)
                     )
-            results = _results(ray, batches, make_embed, workers, cpus_per_worker)
+            results = _results(ray, batches, make_embed, workers, cpus)
             errors: dict[int, str] = {}
             for number, vectors, error in _closing(results):
                 batch = by_number[number]
