@@ -511,7 +511,22 @@ def backfill(
                         )
                     )
                 start += len(batch_ids)
-    final = store.plan_info(job)
+    return _report(gallery, job, to_version, done, skipped, batches, started, resumed, limited)
+
+
+def _report(
+    gallery: Gallery,
+    job: str,
+    to_version: str,
+    done: int,
+    skipped: int,
+    batches: int,
+    started: float,
+    resumed: bool,
+    limited: bool = False,
+) -> BackfillReport:
+    """The :class:`BackfillReport` of a call that started at ``started`` (``perf_counter``)."""
+    final = gallery.store.plan_info(job)
     return BackfillReport(
         job=job,
         to_version=to_version,

@@ -45,6 +45,7 @@ from .backfill import (
     _check_policy,
     _extend_plan,
     _open_job,
+    _report,
 )
 from .gallery import Gallery
 
@@ -315,17 +316,7 @@ def ray_backfill(
                 "the batches committed stay, run the job again to resume"
             )
     gc.collect()  # release the finished executions' actors (and their CPUs) now
-    final = store.plan_info(job)
-    return BackfillReport(
-        job=job,
-        to_version=to_version,
-        planned=0 if final is None else final.total,
-        done=done,
-        skipped=skipped,
-        batches=committed,
-        seconds=time.perf_counter() - started,
-        resumed=resumed,
-    )
+    return _report(gallery, job, to_version, done, skipped, committed, started, resumed)
 
 
 def _is_ray_error(ray: Any, exc: BaseException) -> bool:
