@@ -1,19 +1,26 @@
 """Benchmark: items per second of a backfill in one process and on 1 and 2 Ray workers.
 
-One SQLite gallery of N items under v0 is backfilled to v1 three times, each from a fresh
-copy of the same file: by :func:`graceful.gallery.backfill` in this process, and by
+One SQLite gallery of N items under v0 is backfilled to v1 three times per repeat, each
+from a fresh copy of the same file: by :func:`graceful.gallery.backfill` in this process, and by
 :func:`graceful.gallery.ray_backfill` on a local Ray cluster of 2 CPUs with one and with
 two actors (one CPU each). The embedding is CPU-bound and the same everywhere: a small
 MLP in NumPy (float32, one BLAS thread) run on a deterministic input per id, costing
-about ``--ms-per-item`` milliseconds of one core per item. The vectors committed by the
-three runs are checked equal. Throughput is items / wall time of the backfill call (the
-Ray cluster is started before and its start is not counted; each Ray run does start its
-actors, which load the model, and that is counted).
+about ``--ms-per-item`` milliseconds of one core per item (calibrated on the whole model),
+defined in :mod:`benchmarks._cpu_embedding` so that an actor imports NumPy and not
+graceful. The vectors committed by the runs are checked equal. Two throughputs: the
+*whole call* (items / wall time of the backfill call; the Ray cluster is started before
+and not counted, the actors' start and model load are), and the *steady* rate (items
+committed after the first batch / time from the first commit to the last), which is what
+a long backfill runs at once its actors are up.
 
-Target (issue 17): two workers >= 1.6x the items per second of one, on 2 cores.
+Target (issue 17): two workers >= 1.6x the items per second of one, on 2 cores (checked
+on both rates).
 
-Usage: python benchmarks/bench_ray_backfill.py [--items 3000] [--batch 50]
+Usage: python benchmarks/bench_ray_backfill.py [--items 20000] [--batch 256]
        [--ms-per-item 4] [--repeats 2] [--out benchmarks/results]
+About 7 minutes on 2 cores. Batches of 256 are the library's default; at small sizes the
+actors' start (about 5 s) weighs on the whole-call rate (6,000 items in batches of 50:
+1.64x steady, 1.49x whole call).
 Writes OUT/bench_ray_backfill.json and OUT/bench_ray_backfill.md. Needs the ``ray``
 extra (installed by ``make test``'s environment).
 """
@@ -21,7 +28,6 @@ extra (installed by ``make test``'s environment).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -30,7 +36,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,61 +45,11 @@ import graceful
 from graceful.gallery import Gallery, RandomOrder, backfill, ray_backfill
 from graceful.io.atomic import atomic_write_text
 
-DIM_IN, HIDDEN, DIM_OUT = 256, 512, 64
-
-
-class MakeMLP:
-    """Builds the CPU-bound 'new model' (picklable: Ray ships it to each actor).
-
-    ``layers`` dense layers of ``HIDDEN`` units, tanh, on a deterministic input per id;
-    the cost per item grows linearly with ``layers``.
-    """
-
-    def __init__(self, layers: int) -> None:
-        self.layers = layers
-
-    def __call__(self) -> Callable[[list[str]], np.ndarray]:
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
-        try:  # one BLAS thread per worker: the benchmark measures cores, not BLAS threads
-            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-
-            threadpool_limits(1)
-        except ImportError:
-            pass
-        rng = np.random.default_rng(0)
-        w_in = (rng.standard_normal((DIM_IN, HIDDEN)) / np.sqrt(DIM_IN)).astype(np.float32)
-        hidden = [
-            (rng.standard_normal((HIDDEN, HIDDEN)) / np.sqrt(HIDDEN)).astype(np.float32)
-            for _ in range(self.layers)
-        ]
-        w_out = (rng.standard_normal((HIDDEN, DIM_OUT)) / np.sqrt(HIDDEN)).astype(np.float32)
-
-        def embed(ids: list[str]) -> np.ndarray:
-            x = np.stack([_input(i) for i in ids])
-            h = np.tanh(x @ w_in)
-            for w in hidden:
-                h = np.tanh(h @ w)
-            out: np.ndarray = h @ w_out
-            return out
-
-        return embed
-
-
-def _input(item_id: str) -> np.ndarray:
-    seed = int.from_bytes(hashlib.blake2b(item_id.encode(), digest_size=8).digest())
-    return np.random.default_rng(seed).standard_normal(DIM_IN).astype(np.float32)
-
-
-def calibrate(ms_per_item: float, batch: int) -> int:
-    """The number of hidden layers for which one item costs about ``ms_per_item`` ms."""
-    ids = [f"cal{i}" for i in range(batch)]
-    one = MakeMLP(1)()
-    one(ids)
-    start = time.perf_counter()
-    for _ in range(5):
-        one(ids)
-    per_layer = (time.perf_counter() - start) / 5 / batch * 1000
-    return max(1, round(ms_per_item / per_layer))
+try:  # run as a script (python benchmarks/bench_ray_backfill.py) or as a module
+    from ._cpu_embedding import DIM_OUT, MakeMLP, calibrate
+except ImportError:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks._cpu_embedding import DIM_OUT, MakeMLP, calibrate
 
 
 def make_gallery(path: Path, n: int) -> None:
@@ -121,10 +76,19 @@ def moved_vectors(path: Path, n: int) -> np.ndarray:
         g.close()
 
 
+def _rates(items: int, seconds: float, stamps: list[tuple[float, int]]) -> dict[str, float]:
+    """Whole-call items/s, and the steady rate: items committed after the first batch over
+    the time from the first commit to the last (the actors' start-up left out)."""
+    (first, _), (last, _) = stamps[0], stamps[-1]
+    after_first = sum(n for _, n in stamps[1:])
+    steady = after_first / (last - first) if last > first else float("nan")
+    return {"whole_call": items / seconds, "steady": steady, "first_batch_s": first}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
-    layers = calibrate(args.ms_per_item, args.batch)
+    layers, measured_ms = calibrate(args.ms_per_item, args.batch)
     work = Path(tempfile.mkdtemp(prefix="bench_ray_"))
     template = work / "template.sqlite"
     make_gallery(template, args.items)
@@ -141,15 +105,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
         },
     )
-    runs: dict[str, list[float]] = {"single_process": [], "ray_1_worker": [], "ray_2_workers": []}
+    names = ("single_process", "ray_1_worker", "ray_2_workers")
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     reference = None
     try:
         for repeat in range(args.repeats):
-            for name in runs:
+            for name in names:
                 path = work / f"{name}_{repeat}.sqlite"
                 shutil.copyfile(template, path)
                 g = Gallery(str(path))
+                stamps: list[tuple[float, int]] = []
                 start = time.perf_counter()
+
+                def stamp(info: Any, start: float = start, stamps: list = stamps) -> None:
+                    stamps.append((time.perf_counter() - start, info.embedded))
+
                 if name == "single_process":
                     backfill(
                         g,
@@ -158,6 +128,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         policy=RandomOrder(0),
                         batch_size=args.batch,
                         progress=False,
+                        on_batch=stamp,
                     )
                 else:
                     ray_backfill(
@@ -167,6 +138,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         policy=RandomOrder(0),
                         batch_size=args.batch,
                         num_workers=1 if name == "ray_1_worker" else 2,
+                        on_batch=stamp,
                     )
                 seconds = time.perf_counter() - start
                 g.close()
@@ -175,14 +147,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     reference = vectors
                 elif not np.allclose(vectors, reference, atol=1e-5):
                     raise RuntimeError(f"{name} committed other vectors than the first run")
-                runs[name].append(args.items / seconds)
+                rates = _rates(args.items, seconds, stamps)
+                runs[name].append(rates)
                 path.unlink()
-                print(f"{name} (repeat {repeat}): {args.items / seconds:.0f} items/s", flush=True)
+                print(
+                    f"{name} (repeat {repeat}): {rates['whole_call']:.0f} items/s whole call, "
+                    f"{rates['steady']:.0f} steady, first batch after "
+                    f"{rates['first_batch_s']:.1f} s",
+                    flush=True,
+                )
     finally:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
-    best = {name: max(values) for name, values in runs.items()}
-    ratio = best["ray_2_workers"] / best["ray_1_worker"]
+    best = {
+        name: {key: max(r[key] for r in values) for key in ("whole_call", "steady")}
+        for name, values in runs.items()
+    }
+    steady = best["ray_2_workers"]["steady"] / best["ray_1_worker"]["steady"]
+    whole = best["ray_2_workers"]["whole_call"] / best["ray_1_worker"]["whole_call"]
     return {
         "benchmark": "bench_ray_backfill",
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
@@ -194,23 +176,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": args.batch,
         "hidden_layers": layers,
         "ms_per_item_target": args.ms_per_item,
-        "items_per_second": runs,
-        "best_items_per_second": best,
-        "ray_1_worker_over_single_process": best["ray_1_worker"] / best["single_process"],
-        "ray_2_over_1_worker": ratio,
+        "ms_per_item_measured": measured_ms,
+        "runs": runs,
+        "best": best,
+        "ray_1_worker_over_single_process_steady": (
+            best["ray_1_worker"]["steady"] / best["single_process"]["steady"]
+        ),
+        "ray_2_over_1_worker_steady": steady,
+        "ray_2_over_1_worker_whole_call": whole,
         "targets": [
             {
-                "name": "two Ray workers >= 1.6x the items/s of one (2 cores)",
-                "value": round(ratio, 3),
+                "name": "two Ray workers >= 1.6x the items/s of one (2 cores), steady rate",
+                "value": round(steady, 3),
                 "threshold": 1.6,
-                "passed": bool(ratio >= 1.6),
-            }
+                "passed": bool(steady >= 1.6),
+            },
+            {
+                "name": "two Ray workers >= 1.6x the items/s of one (2 cores), whole call",
+                "value": round(whole, 3),
+                "threshold": 1.6,
+                "passed": bool(whole >= 1.6),
+            },
         ],
     }
 
 
 def markdown(r: dict[str, Any]) -> str:
-    best = r["best_items_per_second"]
+    best = r["best"]
     lines = [
         "# Backfill throughput: one process, 1 and 2 Ray workers",
         "",
@@ -218,22 +210,28 @@ def markdown(r: dict[str, Any]) -> str:
         f"Command: `{r['command']}`.",
         "",
         f"{r['items']} items, batches of {r['batch_size']}, a NumPy MLP of "
-        f"{r['hidden_layers']} hidden layers ({r['ms_per_item_target']} ms of one core per "
-        "item aimed at), SQLite store; best of the repeats, items per second.",
+        f"{r['hidden_layers']} hidden layers ({r['ms_per_item_measured']:.2f} ms of one core "
+        f"per item, {r['ms_per_item_target']} aimed at), SQLite store. *Whole call*: items "
+        "over the wall time of the backfill call, the actors' start included. *Steady*: the "
+        "items committed after the first batch over the time from the first commit to the "
+        "last. Best of the repeats.",
         "",
-        "| run | items/s (best) | all repeats |",
-        "|---|---|---|",
+        "| run | items/s whole call | items/s steady | first batch after (s) |",
+        "|---|---|---|---|",
     ]
-    for name, values in r["items_per_second"].items():
+    for name, values in r["runs"].items():
         lines.append(
-            f"| {name.replace('_', ' ')} | {best[name]:.0f} | "
-            + ", ".join(f"{v:.0f}" for v in values)
+            f"| {name.replace('_', ' ')} | {best[name]['whole_call']:.0f} | "
+            f"{best[name]['steady']:.0f} | "
+            + ", ".join(f"{v['first_batch_s']:.1f}" for v in values)
             + " |"
         )
     lines += [
         "",
-        f"Ray, 1 worker / single process: {r['ray_1_worker_over_single_process']:.2f}x. "
-        f"Ray, 2 workers / 1 worker: {r['ray_2_over_1_worker']:.2f}x.",
+        f"Ray, 1 worker / single process (steady): "
+        f"{r['ray_1_worker_over_single_process_steady']:.2f}x. Ray, 2 workers / 1 worker: "
+        f"{r['ray_2_over_1_worker_steady']:.2f}x steady, "
+        f"{r['ray_2_over_1_worker_whole_call']:.2f}x whole call.",
         "",
         "| target | value | met |",
         "|---|---|---|",
@@ -245,8 +243,8 @@ def markdown(r: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=3000)
-    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--items", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--ms-per-item", type=float, default=4.0)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
