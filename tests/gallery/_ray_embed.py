@@ -72,3 +72,24 @@ class Slow:
 class WrongShape:
     def __call__(self):
         return lambda ids: np.zeros((len(ids) + 1, DIM), dtype=np.float32)
+
+
+class Recording:
+    """Builds an embed that notes its worker's pid in ``folder`` and spends ``seconds`` a batch.
+
+    The Ray crash test picks the workers to kill from those files.
+    """
+
+    def __init__(self, folder: str, seconds: float) -> None:
+        self.folder, self.seconds = folder, seconds
+
+    def __call__(self):
+        import time
+
+        Path(self.folder, str(os.getpid())).write_text("")
+
+        def embed(ids):
+            time.sleep(self.seconds)
+            return new_vector(ids)
+
+        return embed

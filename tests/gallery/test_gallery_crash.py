@@ -1,11 +1,8 @@
 """Kill -9 a backfilling, adding process at 20 random moments; nothing acknowledged is lost."""
 
-import os
 import signal
 import sqlite3
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -17,6 +14,7 @@ from graceful.gallery import Gallery
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from _crash_child import DIM, new_vector  # noqa: E402
+from _crash_common import ChildProcess, check_rows  # noqa: E402
 
 N_ITEMS = 3000
 KILLS = 20
@@ -33,28 +31,9 @@ def setup_gallery(db):
     g.close()
 
 
-class Child:
+class Child(ChildProcess):
     def __init__(self, db, run):
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "_crash_child.py"), db, str(run)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        self.lines = []
-        self.ready = threading.Event()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for raw in self.proc.stdout:
-            if not raw.endswith(b"\n"):
-                break  # a line cut by the kill: not acknowledged
-            line = raw.decode().rstrip("\n")
-            self.lines.append(line)
-            if line == "ready":
-                self.ready.set()
+        super().__init__(str(HERE / "_crash_child.py"), db, str(run))
 
     def finish(self, kill_after=None, while_waiting=None):
         if kill_after is not None:
@@ -65,10 +44,7 @@ class Child:
             time.sleep(max(0.0, deadline - time.perf_counter()))
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(120)
-        self.reader.join(30)
-        err = self.proc.stderr.read().decode()
-        return self.proc.returncode, err
+        return self.wait()
 
 
 def check_store(db, acked, done):
@@ -77,28 +53,12 @@ def check_store(db, acked, done):
     try:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         rows = con.execute("SELECT id, version, vector FROM items").fetchall()
-        ids = [r[0] for r in rows]
-        assert len(ids) == len(set(ids))  # one row, hence one version, per item
-        assert {r[1] for r in rows} <= {"v0", "v1"}
-        by_id = {r[0]: r for r in rows}
-        missing = acked - by_id.keys()
-        assert not missing, f"acknowledged items lost: {sorted(missing)[:5]}"
-        for i in done:
-            _, version, blob = by_id[i]
-            assert version == "v1"
-            np.testing.assert_array_equal(np.frombuffer(blob, np.float32), new_vector([i])[0])
         plan = con.execute(
             "SELECT pos, id, done_seq, outcome FROM plan_items WHERE job='crash'"
         ).fetchall()
-        planned = [p[1] for p in plan]
-        assert len(planned) == len(set(planned))  # no item planned twice
-        # a position is done iff its item was moved (in the same transaction)
-        for _, id_, done_seq, outcome in plan:
-            if done_seq is not None:
-                assert outcome == "embedded" and by_id[id_][1] == "v1"
-        return len(rows), sum(p[2] is not None for p in plan)
     finally:
         con.close()
+    return check_rows(rows, plan, acked, done, new_vector)
 
 
 @pytest.mark.slow
@@ -129,20 +89,15 @@ def test_kill_minus_nine_during_backfill_and_adds(tmp_path):
         )
         assert code in (-signal.SIGKILL, 0), err
         killed += code == -signal.SIGKILL
-        for line in child.lines:
-            if line.startswith("ack "):
-                acked.update(line.split()[1:])
-            elif line.startswith("done "):
-                done.update(line.split()[1:])
+        acked |= child.ids("ack")
+        done |= child.ids("done")
         progress.append(check_store(db, acked, done)[1])
     assert progress == sorted(progress)  # committed plan positions never go back
     child = Child(db, KILLS)
     code, err = child.finish()
     assert code == 0, err
     assert child.lines[-1] == "finished"
-    for line in child.lines:
-        if line.startswith("ack "):
-            acked.update(line.split()[1:])
+    acked |= child.ids("ack")
     n_items, n_done = check_store(db, acked, done)
 
     assert searches == sorted(searches) and len(searches) > KILLS  # saw the backfill advance
