@@ -17,7 +17,7 @@ Writes OUT/bench_gallery.json and OUT/bench_gallery.md.
 With --reopen, times only reopening a gallery (flat and IVF): from its saved indexes
 (`Gallery(path, index_dir=...)`, best of 3) against `faiss.read_index` of the same saved
 file (best of 3) and a rebuild from SQLite (once), and prints the ratios; writes
-OUT/bench_gallery_reopen.json.
+OUT/bench_gallery_reopen.json and .md (target, issue 17: <= 1.5x read_index at 1M x 128).
 """
 
 from __future__ import annotations
@@ -205,7 +205,40 @@ def reopen(args):
         "cpus": os.cpu_count(),
         "faiss": faiss.__version__,
         "results": rows,
+        "targets": [
+            {
+                "name": f"reopen {row['index']} from saved indexes <= 1.5x faiss.read_index",
+                "value": round(row["saved_over_read_index"], 3),
+                "threshold": 1.5,
+                "passed": bool(row["saved_over_read_index"] <= 1.5),
+            }
+            for row in rows
+        ],
     }
+
+
+def reopen_markdown(r):
+    lines = [
+        f"# bench_gallery --reopen: {r['n']:,} items, dim {r['dim']}",
+        "",
+        f"`{r['command']}`",
+        "",
+        f"faiss {r['faiss']}, {r['cpus']} CPU cores. Best of 3 opens (the rebuild: one).",
+        "",
+        "| index | faiss.read_index | reopen from saved indexes | ratio | rebuild from SQLite "
+        "| index file |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in r["results"]:
+        lines.append(
+            f"| {row['index']} | {row['read_index_s']:.3f} s | {row['saved_reopen_s']:.3f} s | "
+            f"**{row['saved_over_read_index']:.2f}x** | {row['rebuild_s']:.2f} s | "
+            f"{row['index_mb']:,.0f} MB |"
+        )
+    lines += ["", "| target | value | met |", "|---|---|---|"]
+    for t in r["targets"]:
+        lines.append(f"| {t['name']} | {t['value']} | {'yes' if t['passed'] else '**no**'} |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(r):
@@ -264,6 +297,8 @@ def main():
         atomic_write_text(
             args.out / "bench_gallery_reopen.json", json.dumps(result, indent=2) + "\n"
         )
+        atomic_write_text(args.out / "bench_gallery_reopen.md", reopen_markdown(result))
+        print(reopen_markdown(result))
         return
     result = run(args)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ import json
 import shutil
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from graceful.errors import InputError
@@ -82,6 +83,30 @@ def test_current_indexes_are_read_back_without_a_rebuild(backend, tmp_path, monk
     assert len(list(folder.glob("snap-*"))) == 1
     with Gallery(store=backend.store()) as rebuilt:  # a rebuild holds the same items
         assert rebuilt.status() == before["status"] and rebuilt.seq == before["seq"]
+
+
+def test_writes_after_an_open_from_saved_indexes(backend, tmp_path):
+    """The ids read back are used as read until the first write, then written as usual."""
+    folder = tmp_path / "indexes"
+    g = Gallery(store=backend.store(), index_dir=folder)
+    x = fill(g)
+    g.close()
+    h, _ = reopen(backend, folder)
+    assert h.index_source.kind == "saved"
+    assert isinstance(h._id_of, pa.ChunkedArray)  # not made Python strings at the open
+    first = results(h)
+    h.add_with_ids(x[:6] + 3, ids_of(6, "new"), version="flat")
+    h.remove_ids(ids_of(4, "v") + ids_of(2, "new"))
+    h.replace(x[:3] * 2, ["h0011", "h0012", "f0007"], version="hnsw")
+    after = results(h)
+    assert after != first
+    with Gallery(store=backend.store()) as rebuilt:
+        assert results(rebuilt) == after
+    h.close()  # saved again, with the written ids
+    k, _ = reopen(backend, folder)
+    assert (k.index_source.kind, k.index_source.caught_up) == ("saved", 0)
+    assert results(k) == after
+    k.close()
 
 
 def test_indexes_behind_the_store_are_caught_up_from_the_change_log(backend, tmp_path, monkeypatch):

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from graceful._validation import (
     check_callable,
@@ -232,7 +233,9 @@ class Gallery:
         self._indexes: dict[str, VersionIndex] = {}
         self._codes: dict[str, int] = {}
         self._names = np.array([None], dtype=object)  # code -> name; last slot: None
-        self._id_of = np.empty(0, dtype=object)  # label -> item id
+        # label -> item id; after an open from saved indexes, the Arrow column read (made
+        # Python strings on the first write, looked up by take() until then)
+        self._id_of: npt.NDArray[np.object_] | pa.ChunkedArray = np.empty(0, dtype=object)
         self._code_of = np.empty(0, dtype=np.int32)  # label -> version code (-1: none)
         self.index_dir = None if index_dir is None else Path(index_dir)
         self.index_source = IndexSource("rebuilt")
@@ -965,18 +968,19 @@ class Gallery:
                 self._load_registry()
             info = self._versions[version]
             top = int(labels.max()) + 1
-            if top > len(self._id_of):
-                size = max(top, 2 * len(self._id_of), 1024)
-                id_of = np.empty(size, dtype=object)
-                id_of[: len(self._id_of)] = self._id_of
+            id_of = self._writable_ids()
+            if top > len(id_of):
+                size = max(top, 2 * len(id_of), 1024)
+                grown = np.empty(size, dtype=object)
+                grown[: len(id_of)] = id_of
                 code_of = np.full(size, -1, dtype=np.int32)
                 code_of[: len(self._code_of)] = self._code_of
-                self._id_of, self._code_of = id_of, code_of
+                self._id_of, self._code_of = id_of, code_of = grown, code_of
             self._drop(labels)
             if info.metric == "cosine":
                 vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
             self._indexes[version].add_with_ids(vectors, labels)
-            self._id_of[labels] = ids
+            id_of[labels] = ids
             self._code_of[labels] = self._codes[version]
         self._seq = changes.seq
 
@@ -989,7 +993,22 @@ class Gallery:
             if len(mine):
                 self._indexes[name].remove_ids(mine)
         self._code_of[labels] = -1
-        self._id_of[labels] = None
+        self._writable_ids()[labels] = None
+
+    def _writable_ids(self) -> npt.NDArray[np.object_]:
+        """The label -> id table as a NumPy object array (made from the Arrow column once)."""
+        if isinstance(self._id_of, pa.ChunkedArray):
+            self._id_of = np.array(self._id_of.to_numpy(zero_copy_only=False), dtype=object)
+        return self._id_of
+
+    def _ids_at(self, labels: npt.NDArray[np.int64]) -> npt.NDArray[np.object_]:
+        """The ids of ``labels`` (valid labels), in their shape."""
+        if isinstance(self._id_of, pa.ChunkedArray):
+            taken = self._id_of.take(pa.array(labels.ravel()))
+            return np.array(taken.to_numpy(zero_copy_only=False), dtype=object).reshape(
+                labels.shape
+            )
+        return self._id_of[labels]
 
     # -- search ---------------------------------------------------------------------------
 
@@ -1086,7 +1105,7 @@ class Gallery:
             labels = np.take_along_axis(labels, order, axis=1)
         missing = labels < 0  # faiss's -1; its distance is already faiss's pad
         safe = np.where(missing, 0, labels) if missing.any() else labels
-        ids = self._id_of[safe]
+        ids = self._ids_at(safe)
         versions = self._names[self._code_of[safe]]
         if missing.any():
             ids[missing] = None

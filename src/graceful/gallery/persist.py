@@ -84,14 +84,16 @@ class Snapshot:
         seq: the store's ``seq`` the snapshot is at.
         versions: the versions it holds, in registration order.
         indexes: each version's index.
-        id_of: label -> item id (``None`` where no item is).
+        id_of: label -> item id (null where no item is), as read: an Arrow string array,
+            turned into Python strings only where they are needed (a million of them cost
+            about as much as reading the index).
         code_of: label -> position of its version in ``versions`` (-1: none).
     """
 
     seq: int
     versions: list[VersionInfo]
     indexes: list[VersionIndex]
-    id_of: npt.NDArray[np.object_]
+    id_of: pa.ChunkedArray
     code_of: npt.NDArray[np.int32]
 
 
@@ -136,7 +138,7 @@ def write_snapshot(
     seq: int,
     versions: Sequence[VersionInfo],
     indexes: Sequence[VersionIndex],
-    id_of: npt.NDArray[np.object_],
+    id_of: npt.NDArray[np.object_] | pa.ChunkedArray,
     code_of: npt.NDArray[np.int32],
 ) -> Path:
     """Save one snapshot into ``folder`` (created if missing); return its manifest's path.
@@ -178,7 +180,9 @@ def write_snapshot(
                 )
             table = pa.table(
                 {
-                    "id": pa.array(id_of, type=pa.string()),
+                    "id": id_of
+                    if isinstance(id_of, pa.ChunkedArray)
+                    else pa.array(id_of, type=pa.string()),
                     "code": pa.array(np.asarray(code_of, dtype=np.int32)),
                 }
             )
@@ -271,7 +275,9 @@ def _read(
     table = pa.ipc.open_file(pa.memory_map(str(snap / manifest["labels"]["file"]))).read_all()
     if table.num_rows != int(manifest["labels"]["rows"]):
         raise StaleSnapshotError("the saved indexes are damaged (the label table is short)")
-    id_of = np.array(table.column("id").to_numpy(zero_copy_only=False), dtype=object)
+    id_of = table.column("id")
+    if not pa.types.is_string(id_of.type):
+        raise StaleSnapshotError("the saved indexes are damaged (the ids are not strings)")
     code_of = np.array(table.column("code").to_numpy(), dtype=np.int32)  # a writable copy
     held = np.bincount(code_of[code_of >= 0], minlength=len(entries))
     if len(held) > len(entries):
