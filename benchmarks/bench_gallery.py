@@ -18,6 +18,12 @@ With --reopen, times only reopening a gallery (flat and IVF): from its saved ind
 (`Gallery(path, index_dir=...)`, best of 3) against `faiss.read_index` of the same saved
 file (best of 3) and a rebuild from SQLite (once), and prints the ratios; writes
 OUT/bench_gallery_reopen.json and .md (target, issue 17: <= 1.5x read_index at 1M x 128).
+
+With --add, times adding to a SQLite gallery (flat, cosine) against raw faiss plus one
+``executemany`` of the same rows into a plain SQLite table (target >= 0.7x the throughput),
+and search through a PostgreSQL-backed gallery against the raw index (target >= 0.8x; a
+throwaway server is started as the tests do, or --postgres CONNINFO); writes
+OUT/bench_gallery_add.json and .md.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import math
 import os
 import platform
 import shlex
+import sqlite3
 import sys
 import tempfile
 import time
@@ -217,6 +224,140 @@ def reopen(args):
     }
 
 
+def _raw_add(x, ids, path):
+    """The baseline of an add: normalise, a raw faiss flat index's add, and one
+    ``executemany`` of the same rows (id, float32 vector) into a plain SQLite table, committed."""
+    tic = time.perf_counter()
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(normalise(x))
+    con = sqlite3.connect(path)
+    try:
+        con.execute("CREATE TABLE items (id TEXT, vector BLOB)")
+        with con:
+            con.executemany(
+                "INSERT INTO items VALUES (?, ?)",
+                zip(ids, (row.tobytes() for row in x), strict=False),
+            )
+    finally:
+        con.close()
+    return time.perf_counter() - tic, index
+
+
+def add_and_postgres(args):
+    """Adding to the SQLite gallery vs raw faiss + one executemany; search through a
+    PostgreSQL-backed gallery vs the raw index."""
+    from graceful.gallery import PostgresStore
+
+    rng = np.random.default_rng(0)
+    x = clustered(rng, args.n, args.dim, 1000)
+    q = clustered(rng, args.queries, args.dim, 1000)
+    ids = [f"doc{i:08d}" for i in range(args.n)]
+    server = None
+    conninfo = args.postgres
+    if conninfo is None:  # a throwaway server, as the tests start one
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "gallery"))
+        from _postgres_server import Server
+
+        server = Server()
+        server.start()
+        conninfo = server.conninfo()
+    try:
+        with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+            raws, adds = [], []
+            for repeat in range(args.repeats):
+                raw_s, raw = _raw_add(x, ids, os.path.join(tmp, f"raw{repeat}.sqlite"))
+                raws.append(raw_s)
+                g = Gallery(os.path.join(tmp, f"gallery{repeat}.sqlite"))
+                g.register_version("v0", dim=args.dim, metric="cosine")
+                tic = time.perf_counter()
+                g.add_with_ids(x, ids, version="v0")
+                adds.append(time.perf_counter() - tic)
+                g.close()
+                print(f"add: raw {raw_s:.2f} s, gallery {adds[-1]:.2f} s", flush=True)
+            raw_search_s, (_, raw_i) = best_of(lambda: raw.search(normalise(q), args.k))
+            schema = "bench_gallery"
+            pg = Gallery(store=PostgresStore(conninfo, schema=schema))
+            try:
+                pg.register_version("v0", dim=args.dim, metric="cosine")
+                tic = time.perf_counter()
+                pg.add_with_ids(x, ids, version="v0")
+                pg_add_s = time.perf_counter() - tic
+                pg_search_s, (_, pg_i) = best_of(lambda: pg.search(q, args.k, version="v0"))
+                same = float(np.mean(pg_i == np.array(ids, dtype=object)[raw_i]))
+            finally:
+                pg.close()
+                import psycopg
+
+                with psycopg.connect(conninfo, autocommit=True) as con:
+                    con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        if server is not None:
+            server.remove()
+    add_ratio = min(raws) / min(adds)
+    search_ratio = raw_search_s / pg_search_s
+    return {
+        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "n": args.n,
+        "dim": args.dim,
+        "queries": args.queries,
+        "k": args.k,
+        "cpus": os.cpu_count(),
+        "faiss": faiss.__version__,
+        "raw_add_s": raws,
+        "gallery_add_s": adds,
+        "add_items_per_s": {"raw": args.n / min(raws), "gallery": args.n / min(adds)},
+        "postgres_add_s": pg_add_s,
+        "raw_search_qps": args.queries / raw_search_s,
+        "postgres_gallery_search_qps": args.queries / pg_search_s,
+        "postgres_same_ids_as_raw": same,
+        "targets": [
+            {
+                "name": "SQLite gallery add >= 0.7x the throughput of raw faiss + one executemany",
+                "value": round(add_ratio, 3),
+                "threshold": 0.7,
+                "passed": bool(add_ratio >= 0.7),
+            },
+            {
+                "name": "search through the PostgreSQL-backed gallery >= 0.8x raw faiss",
+                "value": round(search_ratio, 3),
+                "threshold": 0.8,
+                "passed": bool(search_ratio >= 0.8),
+            },
+        ],
+    }
+
+
+def add_markdown(r):
+    rate = r["add_items_per_s"]
+    lines = [
+        f"# bench_gallery --add: {r['n']:,} items, dim {r['dim']}, flat, cosine",
+        "",
+        f"`{r['command']}`",
+        "",
+        f"faiss {r['faiss']}, {r['cpus']} CPU cores. Add: best of {len(r['raw_add_s'])}; the "
+        "baseline normalises, adds to a raw `IndexFlatIP` and inserts the same (id, vector) "
+        "rows with one `executemany` into a plain SQLite table, committed. Search: "
+        f"{r['queries']:,} queries, k={r['k']}, best of 3.",
+        "",
+        "| | raw | gallery | ratio |",
+        "|---|---|---|---|",
+        f"| add (items/s, SQLite) | {rate['raw']:,.0f} | {rate['gallery']:,.0f} | "
+        f"**{rate['gallery'] / rate['raw']:.2f}x** |",
+        f"| search (queries/s, PostgreSQL store) | {r['raw_search_qps']:,.0f} | "
+        f"{r['postgres_gallery_search_qps']:,.0f} | "
+        f"**{r['postgres_gallery_search_qps'] / r['raw_search_qps']:.2f}x** |",
+        "",
+        f"Adding the same items to the PostgreSQL-backed gallery took {r['postgres_add_s']:.1f} s; "
+        f"its hits equal the raw index's on {r['postgres_same_ids_as_raw']:.4f} of them.",
+        "",
+        "| target | value | met |",
+        "|---|---|---|",
+    ]
+    for t in r["targets"]:
+        lines.append(f"| {t['name']} | {t['value']} | {'yes' if t['passed'] else '**no**'} |")
+    return "\n".join(lines) + "\n"
+
+
 def reopen_markdown(r):
     lines = [
         f"# bench_gallery --reopen: {r['n']:,} items, dim {r['dim']}",
@@ -286,11 +427,30 @@ def main():
         action="store_true",
         help="only time reopening: saved indexes (index_dir) vs rebuild vs faiss.read_index",
     )
+    p.add_argument(
+        "--add",
+        action="store_true",
+        help="only time adding (SQLite) vs raw faiss + executemany, and search through a "
+        "PostgreSQL-backed gallery",
+    )
+    p.add_argument(
+        "--postgres",
+        default=None,
+        help="with --add: a libpq connection string (default: a throwaway local server)",
+    )
+    p.add_argument("--repeats", type=int, default=2, help="with --add: add repeats")
     args = p.parse_args()
-    for name in ("n", "dim", "queries", "k"):
+    for name in ("n", "dim", "queries", "k", "repeats"):
         if getattr(args, name) < 1:
             print(f"error: --{name} must be a positive int", file=sys.stderr)
             sys.exit(2)
+    if args.add:
+        result = add_and_postgres(args)
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out / "bench_gallery_add.json", json.dumps(result, indent=2) + "\n")
+        atomic_write_text(args.out / "bench_gallery_add.md", add_markdown(result))
+        print(add_markdown(result))
+        return
     if args.reopen:
         result = reopen(args)
         args.out.mkdir(parents=True, exist_ok=True)

@@ -237,6 +237,24 @@ def check_str(name: str, value: object) -> str:
     raise fail(name, "a non-empty str", value)
 
 
+def check_names(name: str, values: Sequence[str]) -> None:
+    r"""Refuse an empty string or one with control characters among ``values`` (all ``str``).
+
+    :func:`check_name` for many at once (one pass over their concatenation); the message
+    names the first bad one.
+
+    Example:
+        >>> check_names("ids", ["a", "b"])
+        >>> check_names("ids", ["a", "b\tc"])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        graceful.errors.InputError: Expected argument `ids` to hold no control ..., but got 'b\tc'
+    """
+    if not all(values) or _CONTROL.search("".join(values)):
+        for value in values:
+            check_name(name, value)
+
+
 def check_vectors(
     name: str,
     value: object,
@@ -273,7 +291,9 @@ def check_vectors(
         raise InputError(
             f"Expected {subject(name)} to have shape {want}{where}, but got shape {arr.shape}"
         )
-    finite = np.isfinite(arr).all(axis=1)
+    # a row is finite iff its float64 sum is (no overflow there; NaN and inf carry over)
+    with np.errstate(invalid="ignore"):  # inf - inf is the NaN that tells
+        finite = np.isfinite(arr.sum(axis=1, dtype=np.float64))
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
         raise InputError(f"Expected {subject(name)} to be finite, but row {row} holds NaN or inf")

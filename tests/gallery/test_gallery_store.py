@@ -99,6 +99,13 @@ def test_refresh_sees_another_gallerys_writes(filled, backend):
     assert a.status() == b.status()
 
 
+def test_large_finite_vectors_are_accepted(filled):
+    """Rows whose float32 sum would overflow are finite all the same."""
+    g, _ = filled
+    g.add_with_ids(np.full((2, 6), 3e38, np.float32), ["big1", "big2"], version="v0")
+    assert g.get(["big1"])[0].vector[0] == np.float32(3e38)
+
+
 def snapshot_errors(g, backend, call, match):
     before = backend.dump()
     status, seq = g.status(), g.seq
@@ -122,6 +129,19 @@ def test_bad_input_raises_and_changes_nothing(filled, backend):
             lambda: g.add_with_ids(np.array([[np.inf] * 6, [1] * 6]), ["a", "b"], version="v0"),
             "`x`.*finite",
         ),
+        (
+            lambda: g.add_with_ids(
+                np.array([[np.inf, -np.inf, 1, 1, 1, 1], [1] * 6]), ["a", "b"], version="v0"
+            ),
+            "`x`.*finite.*row 0",
+        ),
+        (
+            lambda: g.add_with_ids(
+                np.array([[1] * 6, [1, 2, 3, 4, 5, -np.inf]]), ["a", "b"], version="v0"
+            ),
+            "`x`.*finite.*row 1",
+        ),
+        (lambda: g.add_with_ids(ok, ["a", ""], version="v0"), "`ids`.*non-empty"),
         (lambda: g.add_with_ids(ok, ["a", "b"], version="v9"), "`version`.*'v9'"),
         (lambda: g.add_with_ids(ok, ["a", "a"], version="v0"), "`ids`.*'a' appears twice"),
         (lambda: g.add_with_ids(ok, ["a", "i00150"], version="v0"), "`ids`.*'i00150' is already"),

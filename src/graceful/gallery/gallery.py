@@ -54,6 +54,7 @@ from graceful._validation import (
     check_instance,
     check_int,
     check_name,
+    check_names,
     check_str,
     check_vectors,
     fail,
@@ -137,6 +138,13 @@ class SearchResult(tuple[npt.NDArray[np.float32], npt.NDArray[np.object_]]):
 
     def __repr__(self) -> str:
         return f"SearchResult(distances={self[0]!r}, ids={self[1]!r}, versions={self.versions!r})"
+
+
+def _unit_rows(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """``x`` with each row divided by its L2 norm (a new array; rows are non-zero)."""
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    out: npt.NDArray[np.float32] = x / norms[:, None]
+    return out
 
 
 def _check_ids(ids: object, name: str = "ids") -> list[str]:
@@ -711,8 +719,7 @@ class Gallery:
             graceful.errors.InputError: Expected argument `ids` to hold new ids, but 'a' is ...
         """
         id_list, info, arr, meta = self._check_items(x, ids, version, metadata)
-        for item in id_list:
-            check_name("ids", item)
+        check_names("ids", id_list)
         if id_list:
             self._apply(self.store.insert(id_list, info.name, arr, meta))
 
@@ -978,7 +985,7 @@ class Gallery:
                 self._id_of, self._code_of = id_of, code_of = grown, code_of
             self._drop(labels)
             if info.metric == "cosine":
-                vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+                vectors = _unit_rows(vectors)
             self._indexes[version].add_with_ids(vectors, labels)
             id_of[labels] = ids
             self._code_of[labels] = self._codes[version]

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -363,6 +363,19 @@ def _primary(exc: BaseException) -> int:
     if isinstance(code, int):
         return code & 0xFF
     return _CODE_OF_TEXT.get(str(exc).strip(), -1)
+
+
+def _row_bytes(vectors: npt.NDArray[np.float32]) -> list[bytes]:
+    """Each row of a C-contiguous float32 ``(n, d)`` array as its raw bytes.
+
+    Example:
+        >>> _row_bytes(np.array([[1.0, 0.0]], np.float32)) == [np.float32([1, 0]).tobytes()]
+        True
+    """
+    if vectors.size == 0:
+        return [b""] * len(vectors)
+    rows = vectors.view(np.dtype((np.void, vectors.shape[1] * 4))).ravel().tolist()
+    return cast(list[bytes], rows)
 
 
 def _changes(
@@ -881,7 +894,7 @@ class SQLiteStore:
                         labels.tolist(),
                         ids,
                         [version] * len(ids),
-                        [row.tobytes() for row in vectors],
+                        _row_bytes(vectors),
                         meta,
                         [seq] * len(ids),
                         strict=True,
@@ -941,7 +954,7 @@ class SQLiteStore:
     ) -> None:
         """Move items to ``version`` with new vectors; ``metadata=None`` keeps theirs."""
         n = len(labels)
-        columns: list[Sequence[Any]] = [[version] * n, [row.tobytes() for row in vectors]]
+        columns: list[Sequence[Any]] = [[version] * n, _row_bytes(vectors)]
         sets = "version=?, vector=?"
         if metadata is not None:
             columns.append(SQLiteStore._meta_json(metadata, n))
