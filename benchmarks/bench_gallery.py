@@ -47,6 +47,12 @@ import graceful
 from graceful.gallery import Gallery
 from graceful.io.atomic import atomic_write_text
 
+try:  # run as a script (python benchmarks/bench_gallery.py) or as a module
+    from ._markdown import targets_table
+except ImportError:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks._markdown import targets_table
+
 
 def best_of(fn, repeats=3):
     times = []
@@ -350,11 +356,8 @@ def add_markdown(r):
         f"Adding the same items to the PostgreSQL-backed gallery took {r['postgres_add_s']:.1f} s; "
         f"its hits equal the raw index's on {r['postgres_same_ids_as_raw']:.4f} of them.",
         "",
-        "| target | value | met |",
-        "|---|---|---|",
+        *targets_table(r["targets"]),
     ]
-    for t in r["targets"]:
-        lines.append(f"| {t['name']} | {t['value']} | {'yes' if t['passed'] else '**no**'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -376,9 +379,7 @@ def reopen_markdown(r):
             f"**{row['saved_over_read_index']:.2f}x** | {row['rebuild_s']:.2f} s | "
             f"{row['index_mb']:,.0f} MB |"
         )
-    lines += ["", "| target | value | met |", "|---|---|---|"]
-    for t in r["targets"]:
-        lines.append(f"| {t['name']} | {t['value']} | {'yes' if t['passed'] else '**no**'} |")
+    lines += ["", *targets_table(r["targets"])]
     return "\n".join(lines) + "\n"
 
 

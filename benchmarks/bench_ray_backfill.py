@@ -47,9 +47,11 @@ from graceful.io.atomic import atomic_write_text
 
 try:  # run as a script (python benchmarks/bench_ray_backfill.py) or as a module
     from ._cpu_embedding import DIM_OUT, MakeMLP, calibrate
+    from ._markdown import targets_table
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from benchmarks._cpu_embedding import DIM_OUT, MakeMLP, calibrate
+    from benchmarks._markdown import targets_table
 
 
 def make_gallery(path: Path, n: int) -> None:
@@ -233,11 +235,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['ray_2_over_1_worker_steady']:.2f}x steady, "
         f"{r['ray_2_over_1_worker_whole_call']:.2f}x whole call.",
         "",
-        "| target | value | met |",
-        "|---|---|---|",
+        *targets_table(r["targets"]),
     ]
-    for t in r["targets"]:
-        lines.append(f"| {t['name']} | {t['value']} | {'yes' if t['passed'] else '**no**'} |")
     return "\n".join(lines) + "\n"
 
 

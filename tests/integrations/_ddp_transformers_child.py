@@ -19,28 +19,18 @@ import datasets
 import torch
 import transformers
 
+sys.path.insert(0, str(Path(__file__).parent))
+import _tiny_bert
+from _tiny_bert import VOCAB
+
 from graceful.integrations.transformers import RegressionAwareTrainer, UpdateMetrics
 from graceful.losses import recommended_pct_loss
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film", "very", "not"]
 TEXTS = ["good film", "bad film", "very good film", "not good", "very bad", "film", "not bad"]
 
 
 def tiny_bert(seed):
-    config = transformers.BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=8,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=16,
-        max_position_embeddings=16,
-        num_labels=2,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        initializer_range=0.5,  # old and new predictions that differ from the start
-    )
-    torch.manual_seed(seed)
-    return transformers.BertForSequenceClassification(config)
+    return _tiny_bert.tiny_bert(seed, initializer_range=0.5)  # predictions that differ
 
 
 def tables(out):

@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import datasets
 import numpy as np
 import pytest
 import torch
 import transformers
 
-from graceful.errors import InputError
-from graceful.integrations.transformers import (
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from _tiny_bert import VOCAB, tiny_bert  # noqa: E402
+
+from graceful.errors import InputError  # noqa: E402
+from graceful.integrations.transformers import (  # noqa: E402
     RegressionAwareTrainer,
     UpdateMetrics,
     cache_old_logits,
 )
-from graceful.losses import FocalDistillationLoss, PositiveCongruentLoss
-from graceful.metrics import model_update_metrics
-
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film", "very", "not"]
-
-
-def tiny_bert(seed: int) -> torch.nn.Module:
-    config = transformers.BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=8,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=16,
-        max_position_embeddings=16,
-        num_labels=2,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    torch.manual_seed(seed)
-    return transformers.BertForSequenceClassification(config)
+from graceful.losses import FocalDistillationLoss, PositiveCongruentLoss  # noqa: E402
+from graceful.metrics import model_update_metrics  # noqa: E402
 
 
 @pytest.fixture(scope="module")
