@@ -823,12 +823,13 @@ class Gallery:
         """
         info, id_list = self._check_batch(job, positions, ids, to_version)
         check_callable("embed", embed)
-        todo = self.backfill_todo(id_list, to_version=info.name)
-        vectors = {}
+        todo = self._todo(id_list, info)
+        out = np.full((len(id_list), info.dim), np.nan, dtype=np.float32)  # NaN: not embedded
         if todo:
             got = self._check_x(embed(todo), info, len(todo), "embed(ids)")
-            vectors = dict(zip(todo, got, strict=True))
-        return self.commit_backfill_batch(job, positions, id_list, vectors, to_version=info.name)
+            row = {item: r for r, item in enumerate(id_list)}
+            out[[row[k] for k in todo]] = got
+        return self._commit(job, positions, id_list, out, info)
 
     def _check_batch(
         self, job: object, positions: Sequence[int], ids: object, to_version: object
@@ -856,10 +857,11 @@ class Gallery:
             >>> g.backfill_todo(["a", "c", "gone", "b"], to_version="new")
             ['a', 'b']
         """
-        info = self._version(to_version, "to_version")
-        id_list = _check_ids(ids)
-        where = self.store.versions_of(id_list)
-        return [i for i in id_list if where.get(i, info.name) != info.name]
+        return self._todo(_check_ids(ids), self._version(to_version, "to_version"))
+
+    def _todo(self, ids: list[str], info: VersionInfo) -> list[str]:
+        where = self.store.versions_of(ids)
+        return [i for i in ids if where.get(i, info.name) != info.name]
 
     def commit_backfill_batch(
         self,
@@ -898,8 +900,19 @@ class Gallery:
             keys = list(vectors)
             got = self._check_x([vectors[k] for k in keys], info, len(keys), "vectors")
             out[[row[k] for k in keys]] = got
+        return self._commit(job, positions, id_list, out, info)
+
+    def _commit(
+        self,
+        job: str,
+        positions: Sequence[int],
+        ids: list[str],
+        vectors: npt.NDArray[np.float32],
+        info: VersionInfo,
+    ) -> tuple[int, int]:
+        """Commit a checked batch (NaN rows: not embedded) and apply it to the indexes."""
         changes, moved, skipped = self.store.commit_batch(
-            job, [int(p) for p in positions], id_list, out, info.name
+            job, [int(p) for p in positions], ids, vectors, info.name
         )
         self._apply(changes)
         return moved, skipped
