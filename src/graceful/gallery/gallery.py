@@ -141,7 +141,10 @@ class SearchResult(tuple[npt.NDArray[np.float32], npt.NDArray[np.object_]]):
 
 
 def _unit_rows(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """``x`` with each row divided by its L2 norm (a new array; rows are non-zero)."""
+    """``x`` with each row divided by its L2 norm (a new array; rows are non-zero).
+
+    The one normalisation of cosine versions: of the indexed vectors and of the queries.
+    """
     norms = np.sqrt(np.einsum("ij,ij->i", x, x))
     out: npt.NDArray[np.float32] = x / norms[:, None]
     return out
@@ -587,8 +590,7 @@ class Gallery:
             return self._adapted(entry[1], q, info, target.name)
         if info.metric != "cosine":
             return q
-        unit: npt.NDArray[np.float32] = q / np.linalg.norm(q, axis=1, keepdims=True)
-        return unit
+        return _unit_rows(q)
 
     def versions(self) -> list[VersionInfo]:
         """The registered versions, in registration order.
@@ -1018,16 +1020,15 @@ class Gallery:
     def _writable_ids(self) -> npt.NDArray[np.object_]:
         """The label -> id table as a NumPy object array (made from the Arrow column once)."""
         if isinstance(self._id_of, pa.ChunkedArray):
-            self._id_of = np.array(self._id_of.to_numpy(zero_copy_only=False), dtype=object)
+            self._id_of = self._id_of.to_numpy(zero_copy_only=False)  # a new object array
         return self._id_of
 
     def _ids_at(self, labels: npt.NDArray[np.int64]) -> npt.NDArray[np.object_]:
         """The ids of ``labels`` (valid labels), in their shape."""
         if isinstance(self._id_of, pa.ChunkedArray):
             taken = self._id_of.take(pa.array(labels.ravel()))
-            return np.array(taken.to_numpy(zero_copy_only=False), dtype=object).reshape(
-                labels.shape
-            )
+            ids: npt.NDArray[np.object_] = taken.to_numpy(zero_copy_only=False)
+            return ids.reshape(labels.shape)
         return self._id_of[labels]
 
     # -- search ---------------------------------------------------------------------------
@@ -1102,7 +1103,7 @@ class Gallery:
                     f"query version {info.name!r} to gallery version {name!r}; record one or "
                     "backfill those items"
                 )
-        native = q / np.linalg.norm(q, axis=1, keepdims=True) if info.metric == "cosine" else q
+        native = _unit_rows(q) if info.metric == "cosine" else q
         parts = []
         for name in allowed:
             if not self._indexes[name].ntotal:

@@ -55,6 +55,7 @@ from .store import (
     VersionInfo,
     _changes,
     _missing,
+    _row_bytes,
 )
 
 if TYPE_CHECKING:
@@ -526,8 +527,7 @@ class PostgresStore:
 
     @staticmethod
     def _blobs(vectors: npt.NDArray[np.float32]) -> list[bytes]:
-        little = np.ascontiguousarray(vectors, dtype="<f4")
-        return [row.tobytes() for row in little]
+        return _row_bytes(np.ascontiguousarray(vectors, dtype="<f4"))
 
     def _move(
         self,
