@@ -242,7 +242,7 @@ def _raw_add(x, ids, path):
         with con:
             con.executemany(
                 "INSERT INTO items VALUES (?, ?)",
-                zip(ids, (row.tobytes() for row in x), strict=False),
+                zip(ids, (row.tobytes() for row in x), strict=True),
             )
     finally:
         con.close()
@@ -280,7 +280,8 @@ def add_and_postgres(args):
                 adds.append(time.perf_counter() - tic)
                 g.close()
                 print(f"add: raw {raw_s:.2f} s, gallery {adds[-1]:.2f} s", flush=True)
-            raw_search_s, (_, raw_i) = best_of(lambda: raw.search(normalise(q), args.k))
+            qn = normalise(q)  # raw faiss gets prepared queries, as in run()
+            raw_search_s, (_, raw_i) = best_of(lambda: raw.search(qn, args.k))
             schema = "bench_gallery"
             pg = Gallery(store=PostgresStore(conninfo, schema=schema))
             try:
