@@ -70,6 +70,7 @@ bench-pct: bench-data
 	  --out benchmarks/results --stem pct_mnist1d_half_data
 	$(BIN)/python -m benchmarks pct --setting mnist1d_larger_mlp --seeds 5 --sweep-seeds 1 \
 	  --out benchmarks/results --stem pct_mnist1d_larger_mlp
+	$(BIN)/python -m benchmarks pct-cost --out benchmarks/results --stem pct_teacher_cost
 
 # A plain-PyTorch control: does distillation from the old model help in each setting (about 20 min)?
 bench-kd-control: bench-data

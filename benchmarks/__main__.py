@@ -74,6 +74,45 @@ def bench_pct(
     typer.echo(f"results: {out / (stem + '.md')}  {out / (stem + '.html')}")
 
 
+@app.command("pct-cost")
+def bench_pct_cost(
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(help="Scenario to time (repeatable); default: the six of issue 14."),
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="Pairs of runs (plain, default) per scenario.")] = 7,
+    epochs: Annotated[int, typer.Option(help="Epochs per run.")] = 3,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
+    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "pct_teacher_cost",
+) -> None:
+    """The cached teacher's cost per epoch, plain and default-recipe runs interleaved."""
+    from benchmarks.pct_cost import run_teacher_cost
+
+    names = setting or [
+        "image_new_seed",
+        "mnist1d_new_seed",
+        "mnist1d_half_data",
+        "mnist1d_larger_mlp",
+        "text_half_data",
+        "text_larger_head",
+    ]
+    try:
+        results = run_teacher_cost(
+            names,
+            out_dir=out,
+            stem=stem,
+            rounds=rounds,
+            epochs=epochs,
+            command="python -m benchmarks pct-cost " + " ".join(sys.argv[2:]),
+            log=lambda line: typer.echo(line, err=True),
+        )
+    except InputError as exc:
+        fail("pct-cost", str(exc))
+    for row in results["settings"]:
+        typer.echo(f"{row['name']}: {row['ratio']:.3f}x")
+    typer.echo(f"results: {out / (stem + '.md')}")
+
+
 @app.command("bct")
 def bench_bct(
     setting: Annotated[

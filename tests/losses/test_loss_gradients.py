@@ -39,6 +39,18 @@ FUNCTIONS: dict[str, Loss] = {
     "fd_lm_old_correct": lambda n, o, t: focal_distillation_loss(
         n, o, t, distance="logit_matching"
     ),
+    "fd_lm_negative_flip_sum": lambda n, o, t: focal_distillation_loss(
+        n, o, t, distance="logit_matching", filter="negative_flip", reduction="sum"
+    ),
+    "fd_slm_mean": lambda n, o, t: focal_distillation_loss(
+        n, o, t, distance="scaled_logit_matching"
+    ),
+    "fd_slm_none": lambda n, o, t: focal_distillation_loss(
+        n, o, t, distance="scaled_logit_matching", alpha=0.5, beta=2.0, reduction="none"
+    ),
+    "fd_slm_all_sum": lambda n, o, t: focal_distillation_loss(
+        n, o, t, distance="scaled_logit_matching", filter="all", reduction="sum"
+    ),
     "ldi_p2": lambda n, o, t: logit_difference_inhibition_loss(n, o, t, margin=0.1),
     "ldi_p1": lambda n, o, t: logit_difference_inhibition_loss(
         n, o, t, margin=0.2, p=1, reduction="none"
@@ -104,3 +116,52 @@ def test_old_right_mask_carries_no_gradient(make_case):
     x = new.detach().clone().requires_grad_(True)
     (weight * distillation_loss(x, old, reduction="none")).sum().backward()
     torch.testing.assert_close(new.grad, x.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("distance", ["logit_matching", "scaled_logit_matching"])
+@pytest.mark.parametrize("filter_", ["old_correct", "negative_flip", "all"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_fused_logit_matching_equals_the_plain_autograd_expression(
+    make_case, distance, filter_, reduction
+):
+    # The one-kernel gradient of focal logit matching against the expression written out.
+    new, old, target = make_case(seed=7, n=16, c=5)
+    new.requires_grad_(True)
+    out = focal_distillation_loss(
+        new,
+        old,
+        target,
+        alpha=0.7,
+        beta=3.0,
+        distance=distance,
+        filter=filter_,
+        reduction=reduction,
+    )
+    x = new.detach().clone().requires_grad_(True)
+    with torch.no_grad():
+        chosen = torch.ones(16, dtype=torch.bool)
+        if filter_ != "all":
+            chosen = old.argmax(1) == target
+        if filter_ == "negative_flip":
+            chosen &= x.argmax(1) != target
+        weight = 0.7 + 3.0 * chosen.double()
+        spread = old.var(dim=1, unbiased=False).mean()
+    squared = (x - old).pow(2)
+    dist = 0.5 * squared.sum(1) if distance == "logit_matching" else 0.5 * squared.mean(1) / spread
+    per_sample = weight * dist
+    ref = {"mean": per_sample.mean(), "sum": per_sample.sum(), "none": per_sample}[reduction]
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    upstream = torch.linspace(0.5, 1.5, 16, dtype=torch.float64) if reduction == "none" else None
+    (out if upstream is None else out * upstream).sum().backward()
+    (ref if upstream is None else ref * upstream).sum().backward()
+    torch.testing.assert_close(new.grad, x.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_logit_matching_refuses_a_second_derivative(make_case):
+    new, old, target = make_case(seed=8)
+    new.requires_grad_(True)
+    loss = focal_distillation_loss(new, old, target, distance="scaled_logit_matching")
+    (grad,) = torch.autograd.grad(loss, new, create_graph=True)
+    assert not grad.requires_grad  # backward ran once: the gradient has no graph of its own
+    with pytest.raises(RuntimeError):
+        grad.sum().backward()
