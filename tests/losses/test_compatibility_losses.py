@@ -113,6 +113,33 @@ def test_compatible_loss_is_the_weighted_sum(data):
     )
 
 
+def test_several_influence_terms_add_up_one_per_earlier_classifier(data):
+    # A chain's growing set of constraints: one frozen classifier per earlier version.
+    g = torch.Generator().manual_seed(1)
+    older = BCTInfluenceLoss(torch.randn(C, D, generator=g, dtype=torch.float64))
+    newer = BCTInfluenceLoss(data["weight"], data["bias"])
+    logits = data["logits"][:, :C]
+    out = EmbeddingOutput(logits, data["emb"])
+    both = CompatibleEmbeddingLoss(influence=[older, newer], lam_influence=0.4)
+    expected = (
+        F.cross_entropy(logits, data["target"])
+        + 0.4 * older(data["emb"], data["target"])
+        + 0.4 * newer(data["emb"], data["target"])
+    )
+    torch.testing.assert_close(both(out, None, data["target"]), expected)
+    assert isinstance(both.influence, torch.nn.ModuleList) and len(both.influence) == 2
+    assert len(list(both.buffers())) == len(list(older.buffers())) + len(list(newer.buffers()))
+    one = CompatibleEmbeddingLoss(influence=[newer], lam_influence=0.4)
+    single = CompatibleEmbeddingLoss(influence=newer, lam_influence=0.4)
+    assert single.influence is newer
+    torch.testing.assert_close(one(out, None, data["target"]), single(out, None, data["target"]))
+    from_modules = CompatibleEmbeddingLoss(influence=torch.nn.ModuleList([older, newer]))
+    torch.testing.assert_close(
+        from_modules(out, None, data["target"]),
+        CompatibleEmbeddingLoss(influence=[older, newer])(out, None, data["target"]),
+    )
+
+
 def test_synthesize_classifier_keeps_trained_rows_and_fills_new_classes():
     weight = torch.tensor([[3.0, 0.0], [0.0, 1.0]])  # row norms 3 and 1: mean 2
     bias = torch.tensor([1.0, 3.0])
@@ -164,6 +191,19 @@ def test_synthesize_classifier_keeps_trained_rows_and_fills_new_classes():
             "regression",
         ),
         (lambda d: CompatibleEmbeddingLoss(lam_influence=-1.0), "lam_influence"),
+        (lambda d: CompatibleEmbeddingLoss(influence=[]), "at least one"),
+        (
+            lambda d: CompatibleEmbeddingLoss(
+                influence=[BCTInfluenceLoss(d["weight"]), EmbeddingRegressionLoss()]
+            ),
+            r"influence\[1\]",
+        ),
+        (
+            lambda d: CompatibleEmbeddingLoss(
+                influence=[BCTInfluenceLoss(d["weight"], reduction="sum")]
+            ),
+            r"influence\[0\]",
+        ),
         (
             lambda d: synthesize_classifier(d["weight"], None, d["emb"], d["target"] * 0, C + 1),
             "class 4",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
+from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from graceful._validation import check_instance
@@ -23,7 +25,7 @@ class CompatibleEmbeddingLoss(_Configured):
     r"""Cross-entropy of the new head plus compatibility terms on the embedding.
 
     .. math:: L = w_{ce}\,\mathrm{CE}(z^{new}, y)
-              + \lambda_{inf}\, \mathrm{CE}(W^{old} e^{new} + b^{old}, y)
+              + \lambda_{inf} \sum_k \mathrm{CE}(W^{(k)} e^{new} + b^{(k)}, y)
               + \lambda_{reg}\, \lVert e^{new} - e^{old} \rVert^2
 
     Called as ``loss(outputs, old_embeddings, target)`` where ``outputs`` is an
@@ -34,8 +36,14 @@ class CompatibleEmbeddingLoss(_Configured):
     the BCT paper: independent training (no term), L2 (``regression`` only), BCT
     (``influence`` only), or both.
 
+    Several influence terms, one per earlier version's frozen classifier (the sum over
+    ``k``), keep a model compatible with each of them at once: the growing set of
+    constraints of a chain v1 -> v2 -> v3, where v3 trained against v2's classifier alone
+    reaches v1 only through v2.
+
     Args:
-        influence: a :class:`~graceful.losses.BCTInfluenceLoss`, or ``None``.
+        influence: a :class:`~graceful.losses.BCTInfluenceLoss`, a non-empty sequence of
+            them (each weighted ``lam_influence``), or ``None``.
         regression: an :class:`~graceful.losses.EmbeddingRegressionLoss`, or ``None``.
         lam_influence: weight of the influence term, ``>= 0``.
         lam_regression: weight of the regression term, ``>= 0``.
@@ -59,7 +67,7 @@ class CompatibleEmbeddingLoss(_Configured):
     def __init__(
         self,
         *,
-        influence: BCTInfluenceLoss | None = None,
+        influence: BCTInfluenceLoss | Sequence[BCTInfluenceLoss] | None = None,
         regression: EmbeddingRegressionLoss | None = None,
         lam_influence: float = 1.0,
         lam_regression: float = 1.0,
@@ -72,14 +80,41 @@ class CompatibleEmbeddingLoss(_Configured):
             ce_weight=ce_weight,
             reduction=reduction,
         )
-        for term, name, kind in (
-            (influence, "influence", BCTInfluenceLoss),
-            (regression, "regression", EmbeddingRegressionLoss),
-        ):
-            if term is not None:
-                check_instance(name, term, kind, f"a {kind.__name__} or None")
-            _check_regression_reduction(term, name, self.reduction)
-        self.influence = influence
+        several = isinstance(influence, (Sequence, nn.ModuleList)) and not isinstance(
+            influence, (str, bytes)
+        )
+        terms: list[BCTInfluenceLoss] = []
+        if several:
+            given = list(cast(Sequence[BCTInfluenceLoss], influence))
+            if not given:
+                raise InputError(
+                    "Expected argument `influence` to hold at least one BCTInfluenceLoss,"
+                    " but got an empty sequence"
+                )
+            for k, term in enumerate(given):
+                check_instance(f"influence[{k}]", term, BCTInfluenceLoss, "a BCTInfluenceLoss")
+                _check_regression_reduction(term, f"influence[{k}]", self.reduction)
+            terms = given
+        elif influence is not None:
+            check_instance("influence", influence, BCTInfluenceLoss, "a BCTInfluenceLoss or None")
+            _check_regression_reduction(influence, "influence", self.reduction)
+            terms = [cast(BCTInfluenceLoss, influence)]
+        if regression is not None:
+            check_instance(
+                "regression",
+                regression,
+                EmbeddingRegressionLoss,
+                "an EmbeddingRegressionLoss or None",
+            )
+        _check_regression_reduction(regression, "regression", self.reduction)
+        # ``loss.influence``: the one term as given, or a ModuleList of several (registered,
+        # so ``.to(device)`` moves their classifiers).
+        self.influence: BCTInfluenceLoss | nn.ModuleList | None
+        if several:
+            self.influence = nn.ModuleList(terms)
+        else:
+            self.influence = terms[0] if terms else None
+        self._influences = tuple(terms)
         self.regression = regression
 
     def forward(
@@ -107,8 +142,8 @@ class CompatibleEmbeddingLoss(_Configured):
             )
         labels = check_target(target, logits.shape[0])
         loss = self.ce_weight * F.cross_entropy(logits, labels, reduction=self.reduction)
-        if self.influence is not None:
-            loss = loss + self.lam_influence * self.influence(embedding, labels)
+        for term in self._influences:
+            loss = loss + self.lam_influence * term(embedding, labels)
         if self.regression is not None:
             if old_embeddings is None:
                 raise InputError(
