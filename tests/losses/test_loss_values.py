@@ -223,3 +223,17 @@ def test_hand_computed_values():
     # LDI margin 0.25, p 2: (1 - 0.25)^2 / 2
     check(logit_difference_inhibition_loss(new, old, margin=0.25), np.array(0.28125))
     check(new_error_loss(new, old, target), np.array(np.log1p(np.exp(-2.0))))
+
+
+def test_ldi_without_the_target_on_two_classes_warns_that_it_holds_no_decision():
+    import warnings
+
+    new, old = torch.tensor([[2.0, 0.5], [0.0, 1.0]]), torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    target = torch.tensor([0, 1])
+    with pytest.warns(UserWarning, match="leaves the decision"):
+        logit_difference_inhibition_loss(new, old, target, exclude_target=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # three classes, or the target kept: no warning
+        logit_difference_inhibition_loss(new, old, target)
+        three = torch.zeros(2, 3)
+        logit_difference_inhibition_loss(three, three, target, exclude_target=True)

@@ -18,6 +18,7 @@ function always agree.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -212,6 +213,14 @@ def _logit_difference_inhibition(
     labels = None if target is None else check_target(target, new.shape[0])
     if exclude_target and labels is None:
         raise InputError("Expected argument `target` to be a tensor with exclude_target=True")
+    if exclude_target and new.shape[1] == 2:
+        warnings.warn(
+            "logit difference inhibition with exclude_target=True on 2 classes holds one logit"
+            " and leaves the decision (target logit minus the other) free: it cannot prevent a"
+            " flip; use exclude_target=False",
+            UserWarning,
+            stacklevel=3,
+        )
     excess = torch.relu((new - old).abs() - margin).pow(p)
     n = new.shape[0]
     keep = torch.ones_like(excess, dtype=torch.bool)

@@ -103,7 +103,9 @@ def elodi_loss(top_k: int | None = None, lam: float = 0.8) -> PositiveCongruentL
     """ELODI: ``CE + 0.8 LDI`` (margin 0, p = 2, target class excluded) against an ensemble.
 
     Train with an :class:`~graceful.training.EnsembleTeacher` of models of the new
-    architecture trained from different seeds (ELODI uses 8).
+    architecture trained from different seeds (ELODI uses 8). On two classes the excluded
+    target leaves one logit to hold and the decision free, so it cannot prevent a flip
+    there (the loss warns).
 
     Example:
         >>> elodi_loss().regression.exclude_target
