@@ -23,9 +23,13 @@ def _data(ids: torch.Tensor) -> TensorDataset:
 
 SPARSE_IDS = 1000 + 3 * torch.randperm(N, generator=torch.Generator().manual_seed(1))
 DENSE_IDS = torch.randperm(N, generator=torch.Generator().manual_seed(2))
+SCATTERED_IDS = 10**6 * torch.randperm(N, generator=torch.Generator().manual_seed(4))
+"""Sparse ids span 3N: a position table; scattered ones 10^6 N: a binary search."""
+ID_SETS = [SPARSE_IDS, DENSE_IDS, SCATTERED_IDS]
+ID_NAMES = ["sparse", "dense", "scattered"]
 
 
-@pytest.mark.parametrize("ids", [SPARSE_IDS, DENSE_IDS], ids=["sparse", "dense"])
+@pytest.mark.parametrize("ids", ID_SETS, ids=ID_NAMES)
 def test_cached_equals_online(ids):
     model = _model(0).train()
     data = _data(ids)
@@ -34,6 +38,7 @@ def test_cached_equals_online(ids):
     online = OnlineTeacher(model)
     assert not model.training
     assert cached._dense == (ids is DENSE_IDS)
+    assert (cached._positions is not None) == (ids is SPARSE_IDS)
     x, _, batch_ids = data.tensors
     order = torch.randperm(N, generator=torch.Generator().manual_seed(3))
     for rows in order.split(10):
@@ -55,7 +60,7 @@ def test_online_teacher_is_detached_under_grad():
     assert torch.equal(OnlineTeacher(model)(x, torch.arange(3)), out)
 
 
-@pytest.mark.parametrize("ids", [SPARSE_IDS, DENSE_IDS], ids=["sparse", "dense"])
+@pytest.mark.parametrize("ids", ID_SETS, ids=ID_NAMES)
 def test_missing_id_names_it(ids):
     cached = CachedTeacher.build(_model(0), _data(ids))
     absent = int(ids.max()) + 1
@@ -63,6 +68,11 @@ def test_missing_id_names_it(ids):
         cached(torch.zeros(2, D), torch.tensor([int(ids[0]), absent]))
     with pytest.raises(InputError, match="id -1 is missing"):
         cached(torch.zeros(1, D), torch.tensor([-1]))
+    if ids is not DENSE_IDS:  # a gap between cached ids
+        gap = int(ids.min()) + 1
+        with pytest.raises(InputError, match=f"id {gap} is missing"):
+            cached(torch.zeros(2, D), torch.tensor([int(ids[0]), gap]))
+    assert cached(torch.zeros(0, D), torch.zeros(0, dtype=torch.int64)).shape == (0, C)
 
 
 def test_save_load_round_trip(tmp_path):

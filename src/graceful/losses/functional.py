@@ -89,49 +89,6 @@ def _teacher_spread(old: torch.Tensor) -> torch.Tensor:
     return torch.where(spread > 0, spread, torch.ones_like(spread))
 
 
-class _WeightedLogitMatching(torch.autograd.Function):
-    """``w_i * scale * 1/2 ||z_new_i - z_old_i||^2``, reduced, with its gradient in one kernel.
-
-    Focal distillation with a logit-matching distance is a weighted squared difference whose
-    weights (from the old model's correctness) and scale (the teacher's spread) carry no
-    gradient: the gradient is ``w_i * scale * (z_new_i - z_old_i)`` times the upstream one,
-    a single multiply instead of the half dozen autograd nodes of the plain expression.
-    The old logits are detached (``check_pair``), so they get no gradient. Backward runs
-    once (no gradients of gradients).
-    """
-
-    @staticmethod
-    def forward(
-        ctx: torch.autograd.function.FunctionCtx,
-        new: torch.Tensor,
-        old: torch.Tensor,
-        weight: torch.Tensor,
-        scale: torch.Tensor,
-        reduction: str,
-    ) -> torch.Tensor:
-        diff = new - old
-        coef = weight * scale
-        per_sample = diff.square().sum(dim=1) * (0.5 * coef)
-        ctx.save_for_backward(diff, coef)
-        ctx.reduction = reduction  # type: ignore[attr-defined]
-        if reduction == "mean":
-            return per_sample.mean()
-        if reduction == "sum":
-            return per_sample.sum()
-        return per_sample
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(
-        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
-    ) -> tuple[torch.Tensor | None, ...]:
-        diff, coef = ctx.saved_tensors  # type: ignore[attr-defined]
-        reduction = ctx.reduction  # type: ignore[attr-defined]
-        # "sum" and "none": the upstream gradient is a scalar or one value per sample
-        rows = coef * (grad / diff.shape[0] if reduction == "mean" else grad)
-        return diff * rows.unsqueeze(1), None, None, None, None
-
-
 def _logit_matching_per_sample(
     new: torch.Tensor, old: torch.Tensor, *, scaled: bool = False
 ) -> torch.Tensor:
@@ -141,7 +98,7 @@ def _logit_matching_per_sample(
     of the teacher's logits, the batch mean of each sample's variance over the classes
     (detached; 1 when the teacher's logits are constant): the term no longer grows with
     the teacher's logit scale, so a memorised, confident teacher does not swamp the
-    cross-entropy. The reference for :class:`_WeightedLogitMatching`'s fast path.
+    cross-entropy.
     """
     squared = (new - old).pow(2)
     if not scaled:
@@ -188,15 +145,10 @@ def _focal_distillation(
                 mask = mask & ~in_top_k(new.detach(), labels, 1)
             weight = mask.to(new.dtype) * beta + alpha
     if distance == "kl":
-        return reduce(weight * _kd_per_sample(new, old, temperature), reduction)
-    if distance == "scaled_logit_matching":
-        scale = 1.0 / (_teacher_spread(old) * new.shape[1])
+        dist = _kd_per_sample(new, old, temperature)
     else:
-        scale = torch.ones((), dtype=new.dtype, device=new.device)
-    result: torch.Tensor = _WeightedLogitMatching.apply(  # type: ignore[no-untyped-call]
-        new, old, weight, scale, reduction
-    )
-    return result
+        dist = _logit_matching_per_sample(new, old, scaled=distance == "scaled_logit_matching")
+    return reduce(weight * dist, reduction)
 
 
 def _logit_difference_inhibition(
@@ -425,10 +377,6 @@ def focal_distillation_loss(
       the cross-entropy. Its per-sample values depend on the batch through :math:`s^2`.
 
     With ``alpha=1, beta=0, distance="kl"`` this is :func:`distillation_loss`.
-
-    With a logit-matching distance the gradient with respect to ``new_logits`` is computed
-    in one fused step (the weights and the spread carry none); it cannot be differentiated
-    again: ``torch.autograd.grad(..., create_graph=True)`` returns a gradient without a graph.
 
     Args:
         new_logits: ``(N, C)`` logits of the model being trained.

@@ -134,6 +134,15 @@ class CachedTeacher:
         self._logits = logits.detach().to("cpu", torch.float32)[order].contiguous()
         n = sorted_ids.shape[0]
         self._dense = bool(sorted_ids[0] == 0) and bool(sorted_ids[-1] == n - 1)
+        # Ids within a span of at most 4n (+1024), e.g. a split's subset of row numbers: a
+        # position table (-1 where no id) makes a lookup one gather instead of a binary search.
+        self._first = int(sorted_ids[0]) if n else 0
+        span = int(sorted_ids[-1]) - self._first + 1 if n else 0
+        self._positions: Tensor | None = None
+        if not self._dense and 0 < span <= 4 * n + 1024:
+            positions = torch.full((span,), -1, dtype=torch.int64)
+            positions[sorted_ids - self._first] = torch.arange(n, dtype=torch.int64)
+            self._positions = positions
 
     @property
     def ids(self) -> Tensor:
@@ -254,6 +263,8 @@ class CachedTeacher:
         if self._ids.device != device:
             self._ids = self._ids.to(device)
             self._logits = self._logits.to(device)
+            if self._positions is not None:
+                self._positions = self._positions.to(device)
 
     @torch.no_grad()
     def __call__(self, x: Tensor, ids: Tensor) -> Tensor:
@@ -261,9 +272,22 @@ class CachedTeacher:
         self._to(x.device)
         ids = ids.to(self._ids.device, torch.int64)
         n = self._ids.shape[0]
+        if ids.numel() == 0:
+            return self._logits[:0]
         if self._dense:
             found = (ids >= 0) & (ids < n)
             rows = ids.clamp(0, n - 1)
+        elif self._positions is not None:
+            span = self._positions.shape[0]
+            offsets = ids - self._first
+            low, high = (int(v) for v in torch.aminmax(offsets))
+            if low < 0 or high >= span:
+                outside = ids[(offsets < 0) | (offsets >= span)]
+                raise InputError(
+                    f"Expected every id in `ids` to be cached, but id {int(outside[0])} is missing"
+                )
+            rows = self._positions[offsets]
+            found = rows >= 0
         else:
             rows = torch.searchsorted(self._ids, ids).clamp_(max=n - 1)
             found = self._ids[rows] == ids
