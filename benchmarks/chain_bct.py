@@ -27,35 +27,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from graceful.data import load_digits
 from graceful.embedding import WithEmbedding
 from graceful.losses import BCTInfluenceLoss, CompatibleEmbeddingLoss
 from graceful.models import SmallCNN
-from graceful.retrieval import is_compatible, retrieval_metrics
+from graceful.retrieval import is_compatible
 from graceful.training import TrainConfig, seed_everything
 
 from ._common import embed, results_header, setting_named, stat, train, write_json_and_markdown
-from .adapters import animal_mnist
+from .clusters_chain import CHAIN_SETTINGS, _map_top1
 
 __all__ = ["CHAIN_BCT_SETTINGS", "chain_bct_markdown", "run_chain_bct"]
 
 EMBEDDING_DIM = 32
 
-CHAIN_BCT_SETTINGS: dict[str, tuple[str, Callable[[], Any], tuple[int, int, int], int]] = {
-    "image": (
-        "Animal-MNIST: CNN width 8 (v1) -> 16 (v2, BCT on v1) -> 32 (v3), gallery under v1",
-        animal_mnist,
-        (8, 16, 32),
-        4,
-    ),
-    "digits": (
-        "Digits smoke test: CNN widths 2 -> 3 -> 4, one epoch (not a result)",
-        load_digits,
-        (2, 3, 4),
-        1,
-    ),
-}
-"""Setting -> (title, data loader, the three versions' CNN widths, epochs)."""
+CHAIN_BCT_SETTINGS = CHAIN_SETTINGS
+"""The chain's settings (``python -m benchmarks chain``): the same data, widths and epochs."""
 
 _VARIANTS = ("independent", "bct_v2", "bct_v1_v2")
 _LABELS = {
@@ -63,11 +49,6 @@ _LABELS = {
     "bct_v2": "v3 trained with BCT on v2 alone",
     "bct_v1_v2": "v3 trained with BCT on v1 and v2",
 }
-
-
-def _map_top1(q: torch.Tensor, ql: np.ndarray, g: torch.Tensor, gl: np.ndarray) -> dict[str, float]:
-    out = retrieval_metrics(q, ql, g, gl, leave_one_out=False, top_k=1)
-    return {"map": float(out["map"]), "top1": float(out["top1"])}
 
 
 def _influence(model: SmallCNN) -> BCTInfluenceLoss:
@@ -83,7 +64,7 @@ def _seed_vectors(
     epochs: int,
     seed: int,
     log: Callable[[str], None],
-) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], np.ndarray, np.ndarray]:
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
     """Each model's (gallery, queries) embeddings for one seed, and both label arrays."""
     data = load()
     n_classes = len(data.train.classes)
@@ -93,9 +74,9 @@ def _seed_vectors(
         seed_everything(1000 * seed + offset)
         return SmallCNN(width=width, num_classes=n_classes, embedding_dim=EMBEDDING_DIM)
 
-    def vectors(m: SmallCNN) -> tuple[torch.Tensor, torch.Tensor]:
+    def vectors(m: SmallCNN) -> tuple[np.ndarray, np.ndarray]:
         gallery = torch.cat([embed(m, data.train), embed(m, data.val)])
-        return gallery, embed(m, data.test)
+        return gallery.numpy(), embed(m, data.test).numpy()
 
     def fit(m: SmallCNN, offset: int, influence: list[BCTInfluenceLoss] | None) -> SmallCNN:
         loss = None if influence is None else CompatibleEmbeddingLoss(influence=influence)
