@@ -34,7 +34,7 @@ from graceful.retrieval import is_compatible
 from graceful.training import TrainConfig, seed_everything
 
 from ._common import embed, results_header, setting_named, stat, train, write_json_and_markdown
-from .clusters_chain import CHAIN_SETTINGS, _map_top1
+from .clusters_chain import CHAIN_SETTINGS, _map_top1, _put
 
 __all__ = ["CHAIN_BCT_SETTINGS", "chain_bct_markdown", "run_chain_bct"]
 
@@ -117,24 +117,20 @@ def run_chain_bct(
         raw: dict[str, dict[str, list[float]]] = {}
         compatible: dict[str, list[bool]] = {v: [] for v in _VARIANTS}
 
-        def put(key: str, values: dict[str, float], raw: dict[str, Any] = raw) -> None:
-            for metric, value in values.items():
-                raw.setdefault(key, {}).setdefault(metric, []).append(value)
-
         for seed in seeds:
             vec, gl, ql = _seed_vectors(load, widths, epochs, seed, log)
             (g1, q1), (g2, q2) = vec["v1"], vec["v2"]
             base = _map_top1(q1, ql, g1, gl)
-            put("v1 / v1 (no update)", base)
-            put("v2 / v2", _map_top1(q2, ql, g2, gl))
-            put("v2 -> v1", _map_top1(q2, ql, g1, gl))
+            _put(raw, "v1 / v1 (no update)", base)
+            _put(raw, "v2 / v2", _map_top1(q2, ql, g2, gl))
+            _put(raw, "v2 -> v1", _map_top1(q2, ql, g1, gl))
             for variant in _VARIANTS:
                 g3, q3 = vec[variant]
                 label = _LABELS[variant]
-                put(f"{label}: v3 / v3", _map_top1(q3, ql, g3, gl))
-                put(f"{label}: v3 -> v2", _map_top1(q3, ql, g2, gl))
+                _put(raw, f"{label}: v3 / v3", _map_top1(q3, ql, g3, gl))
+                _put(raw, f"{label}: v3 -> v2", _map_top1(q3, ql, g2, gl))
                 to_v1 = _map_top1(q3, ql, g1, gl)
-                put(f"{label}: v3 -> v1", to_v1)
+                _put(raw, f"{label}: v3 -> v1", to_v1)
                 compatible[variant].append(is_compatible(to_v1["map"], base["map"]))
             log(
                 f"[chain-bct {name}] seed {seed}: v3 -> v1 mAP "

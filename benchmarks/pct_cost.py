@@ -30,17 +30,13 @@ from graceful.training import CachedTeacher, Trainer, seed_everything
 
 from ._common import results_header, write_json_and_markdown
 from ._markdown import targets_table
-from .pct import PCTSetting
+from .pct import PCTSetting, _epoch_seconds
 from .pct_settings import get_setting
 
 __all__ = ["TARGET_RATIO", "measure_teacher_cost", "run_teacher_cost", "teacher_cost_markdown"]
 
 TARGET_RATIO = 1.15
 """Issue 14: the default recipe with the cached teacher <= 1.15 x plain time per epoch."""
-
-
-def _median_epoch(trainer: Trainer) -> float:
-    return float(np.median([h["seconds"] for h in trainer.history]))
 
 
 def measure_teacher_cost(
@@ -93,7 +89,7 @@ def measure_teacher_cost(
             old_val_logits=old_val_logits,
         )
         trainer.fit(new_train, new_val)
-        return _median_epoch(trainer)
+        return _epoch_seconds(trainer.history)
 
     plain: list[float] = []
     default: list[float] = []

