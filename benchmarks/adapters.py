@@ -45,7 +45,9 @@ from ._common import embed, results_header, setting_named, stat, train, write_js
 
 __all__ = [
     "ADAPTER_SETTINGS",
+    "TARGET_ADAPTER",
     "Embedded",
+    "adapter_targets",
     "adapters_markdown",
     "animal_mnist",
     "cnn_versions",
@@ -302,25 +304,41 @@ def run_adapters(
             "torch_threads": torch_threads,
             "targets": [],
         }
-        if spec.name in ("text", "text_l3"):
-            tenth = [k for k in rows if k.endswith("| N=10%")]
-            best = max(tenth, key=lambda k: rows[k]["recovery"]["mean"])
-            value = rows[best]["recovery"]["mean"]
-            setting["targets"].append(
-                {
-                    "name": "adapter mAP >= 0.95 x full re-embed mAP, 10 % of the gallery paired",
-                    "value": value,
-                    "threshold": 0.95,
-                    "passed": bool(value >= 0.95),
-                    "detail": best.split(" | ")[0],
-                }
-            )
+        setting["targets"] = adapter_targets(spec.name, rows)
         results["settings"].append(setting)
     if out_dir is not None:
         write_json_and_markdown(
             results, out_dir, stem, [adapters_markdown(s) for s in results["settings"]]
         )
     return results
+
+
+TARGET_ADAPTER = _SELECTED[0][0]
+"""The adapter the recovery target is judged on, named before any run: Procrustes with its
+centring and removed directions chosen by 5-fold CV over the paired items' class mAP (their
+labels; no test query is looked at). Taking the best row of the table instead would pick
+the adapter on the test queries."""
+
+
+def adapter_targets(name: str, rows: dict[str, Any]) -> list[dict[str, Any]]:
+    """The text settings' target: :data:`TARGET_ADAPTER`'s recovery with 10 % of the gallery paired.
+
+    The label-free selection's recovery is given in the detail, for reference.
+    """
+    if name not in ("text", "text_l3"):
+        return []
+    value = rows[f"{TARGET_ADAPTER} | N=10%"]["recovery"]["mean"]
+    label_free = rows[f"{_SELECTED[1][0]} | N=10%"]["recovery"]["mean"]
+    return [
+        {
+            "name": "adapter mAP >= 0.95 x full re-embed mAP, 10 % of the gallery paired",
+            "value": value,
+            "threshold": 0.95,
+            "passed": bool(value >= 0.95),
+            "detail": f"{TARGET_ADAPTER}, fixed before the run; label-free selection"
+            f" {label_free:.3f}",
+        }
+    ]
 
 
 def adapters_markdown(setting: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks.__main__ import app
-from benchmarks.adapters import _size, run_adapters
+from benchmarks.adapters import TARGET_ADAPTER, _size, adapter_targets, run_adapters
 
 
 @pytest.mark.slow
@@ -42,3 +42,18 @@ def test_unknown_setting_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(app, ["adapters", "--setting", "imagenet", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "imagenet" in result.output
     assert not list(tmp_path.iterdir())
+
+
+def test_the_target_reads_the_adapter_named_before_the_run_not_the_best_row():
+    def row(recovery):
+        return {"recovery": {"mean": recovery}}
+
+    rows = {
+        "affine | N=10%": row(0.99),  # better on the test queries: must not be picked
+        f"{TARGET_ADAPTER} | N=10%": row(0.949),
+        "procrustes, selected on pairs (label-free) | N=10%": row(0.93),
+    }
+    (target,) = adapter_targets("text", rows)
+    assert target["value"] == 0.949 and target["passed"] is False
+    assert TARGET_ADAPTER in target["detail"] and "0.930" in target["detail"]
+    assert adapter_targets("image", rows) == []
