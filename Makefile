@@ -102,10 +102,13 @@ bench-hetero: bench-data
 	  --out benchmarks/results --stem hetero
 
 # Linearized fine-tuning (LQF) vs nonlinear fine-tuning: MNIST CNN and EfficientNet-Lite0 on
-# Animal-MNIST, 10/50/all per class, 3 seeds, with the hyperparameters chosen by --tune.
+# Animal-MNIST (far from pre-training) and the MNIST CNN on scikit-learn's digits (near),
+# 10/50/all per class, 5 seeds, with the hyperparameters chosen by --tune.
 bench-lqf: bench-data
-	$(BIN)/python -m benchmarks lqf --setting mnist_cnn --setting efficientnet --seeds 3 \
+	$(BIN)/python -m benchmarks lqf --setting mnist_cnn --setting efficientnet --seeds 5 \
 	  --out benchmarks/results --stem lqf
+	$(BIN)/python -m benchmarks lqf --setting mnist_cnn_digits --seeds 5 \
+	  --out benchmarks/results --stem lqf_near
 
 # Regression-aware fine-tuning of MiniLM-L6 through the Hugging Face Trainer (about 10 min).
 bench-hf-pct: bench-data

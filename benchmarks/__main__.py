@@ -149,7 +149,9 @@ def bench_hetero(
 def bench_lqf(
     setting: Annotated[
         list[str] | None,
-        typer.Option(help="Setting to run (repeatable): mnist_cnn, efficientnet."),
+        typer.Option(
+            help="Setting to run (repeatable): mnist_cnn, mnist_cnn_digits, efficientnet."
+        ),
     ] = None,
     seeds: Annotated[int, typer.Option(help="Number of seeds (0, 1, ...), at least 2.")] = 3,
     tune: Annotated[

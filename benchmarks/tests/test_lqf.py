@@ -17,10 +17,12 @@ from benchmarks.lqf import (
     LQFSetting,
     Prepared,
     TailNet,
+    _digits_as_mnist,
     _pair_stats,
     _subsets,
     _train_one,
     lqf_markdown,
+    lqf_targets,
     run_lqf,
 )
 from graceful.errors import InputError
@@ -128,9 +130,9 @@ def test_bad_cli_input_is_one_line(tmp_path):
 def test_the_real_settings_carry_tuned_values_for_every_method_and_the_committed_tuning():
     from pathlib import Path
 
-    tuning = json.loads(
-        (Path(__file__).parents[2] / "benchmarks/results/lqf_tuning.json").read_text()
-    )
+    tuning = {}  # every committed tuning file: {setting: {method: {size: ...}}}
+    for path in sorted((Path(__file__).parents[2] / "benchmarks/results").glob("lqf*_tuning.json")):
+        tuning.update(json.loads(path.read_text()))
     for name, setting in LQF_SETTINGS.items():
         assert set(setting.tuned) == set(LQF_METHODS), name
         for method, by_size in setting.tuned.items():
@@ -139,4 +141,66 @@ def test_the_real_settings_carry_tuned_values_for_every_method_and_the_committed
 
 
 def test_module_names_its_settings():
-    assert set(bench_lqf.LQF_SETTINGS) >= {"mnist_cnn", "efficientnet"}
+    assert set(bench_lqf.LQF_SETTINGS) >= {"mnist_cnn", "mnist_cnn_digits", "efficientnet"}
+    assert LQF_SETTINGS["mnist_cnn_digits"].near and not LQF_SETTINGS["mnist_cnn"].near
+
+
+def test_digits_are_framed_as_mnist_digits():
+    splits = _digits_as_mnist()
+    assert (len(splits.val), len(splits.test)) == (bench_lqf.DIGITS_VAL, bench_lqf.DIGITS_TEST)
+    x = splits.train.x
+    assert x.shape[1:] == (1, 28, 28) and x.dtype == np.float32
+    assert x.min() >= 0.0 and x.max() <= 1.0
+    assert not x[:, :, :4].any() and not x[:, :, -4:].any()  # MNIST's 4-pixel frame
+    assert not x[..., :4].any() and not x[..., -4:].any()
+    assert x[:, :, 4:24, 4:24].any(axis=(1, 2, 3)).all()
+
+
+def _summary(errors, disagreement, update):
+    """A summary with the given error / disagreement per (method, size) and update NFR."""
+
+    def cell(value):
+        return {"mean": value}
+
+    methods = {}
+    for key, method in LQF_METHODS.items():
+        methods[key] = {
+            "label": method.label,
+            "sizes": {
+                s: {"error": cell(errors[key][s]), "disagreement": cell(disagreement[key][s])}
+                for s in SIZES
+            },
+            "update_nfr": cell(update[key]),
+        }
+    return {"methods": methods}
+
+
+def test_targets_are_exact_and_the_ten_per_class_one_is_asked_near_the_domain_only():
+    base = {"10": 0.10, "50": 0.05, "all": 0.02}
+    errors = {k: dict(base) for k in LQF_METHODS}
+    errors["lqf"] = {"10": 0.09, "50": 0.05, "all": 0.031}  # +1.1 pt at all: missed
+    for ablation in ("leaky_only", "squared_only", "kfac_only"):
+        errors[ablation] = {"10": 0.2, "50": 0.2, "all": 0.2}
+    errors["kfac_only"]["50"] = 0.04  # better than LQF at 50: that ablation is missed
+    dis = {k: {"10": 0.05, "50": 0.04, "all": 0.02} for k in LQF_METHODS}
+    dis["lqf"] = {"10": 0.01, "50": 0.01, "all": 0.03}
+    update = {k: 0.02 for k in LQF_METHODS}
+    update["lqf"] = 0.01
+    summary = _summary(errors, dis, update)
+    far = {t["name"]: t for t in lqf_targets(summary, near=False)}
+    near = {t["name"]: t for t in lqf_targets(summary, near=True)}
+    assert set(near) - set(far) == {
+        "LQF at least as good as nonlinear fine-tuning with 10 per class (near domain)"
+    }
+    assert all({"name", "value", "threshold", "passed"} <= set(t) for t in near.values())
+    gap = near["LQF within 1 pt of nonlinear fine-tuning with all samples"]
+    assert gap["value"] == pytest.approx(1.1) and not gap["passed"]
+    few = near["LQF at least as good as nonlinear fine-tuning with 10 per class (near domain)"]
+    assert few["value"] == pytest.approx(-1.0) and few["passed"]
+    assert near["Linearized + K-FAC only worse than LQF"]["value"] == 2
+    assert not near["Linearized + K-FAC only worse than LQF"]["passed"]
+    assert near["Linearized + leaky-ReLU only worse than LQF"]["passed"]
+    spread = near["LQF's seed-to-seed disagreement lower than nonlinear fine-tuning's"]
+    assert spread["value"] == 2 and not spread["passed"]
+    upd = near["LQF's 50 -> all update NFR lower than nonlinear fine-tuning's"]
+    assert (upd["value"], upd["threshold"], upd["passed"]) == (1.0, 2.0, True)
