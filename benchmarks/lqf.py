@@ -5,10 +5,12 @@ pre-trained network, linearized around its weights with leaky-ReLU activations, 
 with a squared loss and K-FAC preconditioning, fine-tune as well as the network itself,
 and are its updates more predictable?
 
-Each setting fine-tunes the last blocks of a pre-trained network on Animal-MNIST with 10,
-50 and all (700) training images per class (nested subsets drawn once with a fixed seed,
-so seeds change only the data order and the new head's initialization). The earlier
-blocks are a frozen feature extractor whose outputs are computed once. Methods:
+Each setting fine-tunes the last blocks of a pre-trained network on Animal-MNIST (far from
+the pre-training data) or, for ``mnist_cnn_digits``, the MNIST CNN on scikit-learn's digits
+framed as MNIST digits are (near it), with 10, 50 and all training images per class
+(nested subsets drawn once with a fixed seed, so seeds change only the data order and the
+new head's initialization). The earlier blocks are a frozen feature extractor whose
+outputs are computed once. Methods:
 
 - ``linear_probe``: only a new linear head, on the frozen features (cross-entropy).
 - ``finetune``: the last blocks and the head, nonlinear, cross-entropy (SGD or Adam).
@@ -210,7 +212,7 @@ def _digits_as_mnist() -> Splits:
 
 
 def _prepare_mnist_cnn(
-    log: Callable[[str], None], load: Callable[[], Splits] | None = None, name: str = ""
+    log: Callable[[str], None], load: Callable[[], Splits] | None = None, input_text: str = ""
 ) -> Prepared:
     """The MNIST CNN's frozen block 1 and fresh tails, on Animal-MNIST or ``load``'s splits."""
     net = _pretrained_cnn(log)
@@ -245,7 +247,7 @@ def _prepare_mnist_cnn(
             "frozen": "block 1 of 3",
             "trained": "blocks 2-3 (4 conv layers, batch norm in eval mode when linearized)"
             " and a new 10-class head",
-            "input": name or "28x28 grey",
+            "input": input_text or "28x28 grey",
             "mnist_accuracy": mnist_acc,
         },
     )
