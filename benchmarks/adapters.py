@@ -302,9 +302,8 @@ def run_adapters(
             "raw": raw,
             "latency": latency,
             "torch_threads": torch_threads,
-            "targets": [],
+            "targets": adapter_targets(spec.name, rows),
         }
-        setting["targets"] = adapter_targets(spec.name, rows)
         results["settings"].append(setting)
     if out_dir is not None:
         write_json_and_markdown(
