@@ -35,6 +35,7 @@ from graceful.training import TrainConfig, seed_everything
 
 from ._common import embed, results_header, setting_named, stat, train, write_json_and_markdown
 from .clusters_chain import CHAIN_SETTINGS, _map_top1, _put
+from .output import _cell
 
 __all__ = ["CHAIN_BCT_SETTINGS", "chain_bct_markdown", "run_chain_bct"]
 
@@ -169,12 +170,6 @@ def run_chain_bct(
             results, out_dir, stem, [chain_bct_markdown(s) for s in results["settings"]]
         )
     return results
-
-
-def _cell(value: dict[str, Any]) -> str:
-    """``mean ± std`` in %; the mean alone for one seed (no std)."""
-    mean = f"{100 * value['mean']:.2f}"
-    return mean if value.get("std") is None else f"{mean} ± {100 * value['std']:.2f}"
 
 
 def chain_bct_markdown(setting: dict[str, Any]) -> str:
