@@ -155,3 +155,92 @@ def test_focal_logit_matching_equals_the_written_out_expression(
     (out if upstream is None else out * upstream).sum().backward()
     (ref if upstream is None else ref * upstream).sum().backward()
     torch.testing.assert_close(new.grad, x.grad, rtol=1e-12, atol=1e-12)
+
+
+# The training step's fused objective (one autograd node) against the unfused graph.
+
+
+@pytest.mark.parametrize("distance", ["kl", "logit_matching", "scaled_logit_matching"])
+@pytest.mark.parametrize("filter_", ["old_correct", "negative_flip", "all"])
+@pytest.mark.parametrize("mixing", ["add", "convex"])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("reduction_", ["mean", "sum"])
+def test_fused_objective_matches_the_graph(
+    case, distance, filter_, mixing, label_smoothing, reduction_
+):
+    new, old, target = case
+    regression = FocalDistillationLoss(
+        alpha=0.7,
+        beta=3.0,
+        distance=distance,
+        temperature=2.5,
+        filter=filter_,
+        reduction=reduction_,
+    )
+    module = PositiveCongruentLoss(
+        regression, lam=0.4, label_smoothing=label_smoothing, reduction=reduction_, mixing=mixing
+    )
+    leaf = new.detach().clone().requires_grad_(True)
+    fused = module(leaf, old, target)
+    assert fused.grad_fn is not None and "Fused" in type(fused.grad_fn).__name__
+    (fused_grad,) = torch.autograd.grad(fused, leaf)
+    leaf2 = new.detach().clone().requires_grad_(True)
+    # the functional form with a plain callable builds the unfused graph
+    graph = positive_congruent_loss(
+        leaf2,
+        old,
+        target,
+        lambda n, o, t: regression(n, o, t),
+        lam=0.4,
+        label_smoothing=label_smoothing,
+        reduction=reduction_,
+        mixing=mixing,
+    )
+    (graph_grad,) = torch.autograd.grad(graph, leaf2)
+    torch.testing.assert_close(fused, graph, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fused_grad, graph_grad, rtol=1e-12, atol=1e-12)
+    assert gradcheck(lambda n: module(n, old, target), (leaf,))
+
+
+def test_fused_objective_float32_empty_and_nonfinite():
+    torch.manual_seed(0)
+    module = PositiveCongruentLoss(FocalDistillationLoss(distance="scaled_logit_matching"))
+    new = torch.randn(16, 5, requires_grad=True)
+    old, target = torch.randn(16, 5) * 3, torch.randint(0, 5, (16,))
+    loss = module(new, old, target)
+    assert loss.dtype == torch.float32
+    loss.backward()
+    assert new.grad is not None and new.grad.dtype == torch.float32
+    # with no gradient wanted the unfused path runs, with the same value
+    with torch.no_grad():
+        torch.testing.assert_close(module(new, old, target), loss.detach())
+    empty = torch.zeros(0, 5, requires_grad=True)
+    summed = PositiveCongruentLoss(FocalDistillationLoss(reduction="sum"), reduction="sum")
+    assert summed(empty, torch.zeros(0, 5), torch.zeros(0, dtype=torch.int64)).item() == 0.0
+    bad = new.detach().clone()
+    bad[0, 0] = float("nan")
+    assert torch.isnan(module(bad.requires_grad_(True), old, target))
+
+
+def test_fused_objective_second_derivatives_match_the_graph():
+    torch.manual_seed(0)
+    x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    old, target = torch.randn(6, 3, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2])
+    module = PositiveCongruentLoss(FocalDistillationLoss(distance="scaled_logit_matching"))
+
+    def penalty(fused: bool) -> tuple[torch.Tensor, ...]:
+        logits = x @ w
+        if fused:
+            loss = module(logits, old, target)
+        else:
+            loss = positive_congruent_loss(
+                logits, old, target, lambda n, o, t: module.regression(n, o, t)
+            )
+        (gx,) = torch.autograd.grad(loss, x, create_graph=True)  # a gradient penalty
+        return torch.autograd.grad(gx.square().sum(), (x, w))
+
+    for got, expected in zip(penalty(True), penalty(False), strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    logits = (x @ w).detach().requires_grad_(True)
+    assert torch.autograd.gradgradcheck(lambda n: module(n, old, target), (logits,))
