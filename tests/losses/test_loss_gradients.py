@@ -202,6 +202,29 @@ def test_fused_objective_matches_the_graph(
     assert gradcheck(lambda n: module(n, old, target), (leaf,))
 
 
+@pytest.mark.parametrize("filter_", ["old_correct", "all"])
+def test_fused_objective_with_a_constant_teacher(filter_):
+    # every old row constant: the teacher's spread is 0 and the scaled distance's unit is 1
+    torch.manual_seed(3)
+    new = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    old = torch.full((6, 4), 2.0, dtype=torch.float64)
+    target = torch.tensor([0, 1, 2, 3, 0, 1])
+    regression = FocalDistillationLoss(distance="scaled_logit_matching", filter=filter_)
+    fused = PositiveCongruentLoss(regression, lam=0.5)(new, old, target)
+    (fused_grad,) = torch.autograd.grad(fused, new)
+    weight = torch.full((6,), 1.0 + 5.0 if filter_ == "all" else 1.0, dtype=torch.float64)
+    weight[0] = 6.0  # the old model's argmax (ties: the lowest class) is right on sample 0
+    weight[4] = 6.0
+    leaf = new.detach().clone().requires_grad_(True)
+    expected = (
+        torch.nn.functional.cross_entropy(leaf, target)
+        + 0.5 * (weight * 0.5 * (leaf - old).pow(2).mean(dim=1)).mean()
+    )
+    (expected_grad,) = torch.autograd.grad(expected, leaf)
+    torch.testing.assert_close(fused, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fused_grad, expected_grad, rtol=1e-12, atol=1e-12)
+
+
 def test_fused_objective_float32_empty_and_nonfinite():
     torch.manual_seed(0)
     module = PositiveCongruentLoss(FocalDistillationLoss(distance="scaled_logit_matching"))

@@ -86,7 +86,7 @@ def _teacher_spread(old: torch.Tensor) -> torch.Tensor:
     """
     centred = old - old.mean(dim=1, keepdim=True)
     spread = centred.square().mean()
-    return torch.where(spread > 0, spread, torch.ones_like(spread))
+    return torch.where(spread > 0, spread, 1.0)
 
 
 def _logit_matching_per_sample(
@@ -277,24 +277,32 @@ class _FusedFocalObjective(torch.autograd.Function):
         spec: tuple[float, str, str],
     ) -> torch.Tensor:
         n, n_classes = new.shape
-        log_p = F.log_softmax(new, dim=1)
+        scale = 1.0 / n if mean else 1.0  # folded into the scalar factors: fewer kernels
+        ce_scale = scale
+        # softmax and log-softmax from one exp (cheaper than the log_softmax kernel on
+        # a few classes)
+        log_p = new - new.amax(dim=1, keepdim=True)
         grad = log_p.exp()
+        total_exp = grad.sum(dim=1, keepdim=True)
+        grad /= total_exp
+        log_p -= total_exp.log_()
         picked = labels.unsqueeze(1)
-        ce = log_p.gather(1, picked).sum()
+        ce = log_p.gather(1, picked).sum()  # minus the summed cross-entropy
         if label_smoothing > 0:
-            ce = (1.0 - label_smoothing) * ce + label_smoothing * log_p.sum() / n_classes
+            ce = ce.mul_(1.0 - label_smoothing).add_(log_p.sum(), alpha=label_smoothing / n_classes)
             grad -= label_smoothing / n_classes
         grad.scatter_add_(
-            1, picked, torch.full_like(picked, label_smoothing - 1.0, dtype=new.dtype)
+            1, picked, torch.full((n, 1), label_smoothing - 1.0, dtype=new.dtype, device=new.device)
         )
         alpha, beta = float(hp["alpha"]), float(hp["beta"])  # type: ignore[arg-type]
         filter_, distance = hp["filter"], hp["distance"]
+        weight: torch.Tensor | float
         if filter_ == "all":
-            weight = torch.full((n,), alpha + beta, dtype=new.dtype, device=new.device)
+            weight = alpha + beta
         else:
             mask = _old_right(old, labels)
             if filter_ == "negative_flip":
-                mask = mask & (new.argmax(dim=1) != labels)
+                mask &= new.argmax(dim=1) != labels
             weight = mask.to(new.dtype).mul_(beta).add_(alpha)
         if distance == "kl":
             t = float(hp["temperature"])  # type: ignore[arg-type]
@@ -302,22 +310,27 @@ class _FusedFocalObjective(torch.autograd.Function):
             log_q_old = F.log_softmax(old / t, dim=1)
             q_old = log_q_old.exp()
             dist = (q_old * (log_q_old - log_q_new)).sum(dim=1)
-            coef = weight * (fd_weight * t)
-            grad.mul_(ce_weight).addcmul_(log_q_new.exp() - q_old, coef.unsqueeze(1))
-            fd = torch.dot(weight, dist) * (t * t)
+            step = log_q_new.exp_().sub_(q_old)
+            if isinstance(weight, torch.Tensor):
+                step.mul_(weight.unsqueeze(1))
+                fd = torch.dot(weight, dist)
+            else:
+                step.mul_(weight)
+                fd = dist.sum().mul_(weight)
+            grad.mul_(ce_weight * ce_scale).add_(step, alpha=fd_weight * t * scale)
+            total = ce.mul_(-ce_weight * ce_scale).add_(fd, alpha=fd_weight * t * t * scale)
         else:
             diff = new - old
-            if distance == "scaled_logit_matching":
-                unit = _teacher_spread(old) * n_classes
-            else:
-                unit = torch.ones((), dtype=new.dtype, device=new.device)
-            coef = weight / unit
-            grad.mul_(ce_weight).addcmul_(diff, coef.unsqueeze(1), value=fd_weight)
-            fd = 0.5 * torch.dot(coef, diff.square().sum(dim=1))
-        total = fd * fd_weight - ce * ce_weight
-        if mean:
-            total = total / n
-            grad /= n
+            coef = weight
+            if distance == "scaled_logit_matching":  # in units of the teacher's spread
+                coef = weight / _teacher_spread(old)
+                scale /= n_classes  # the mean over the classes
+            if isinstance(coef, torch.Tensor) and coef.ndim == 1:
+                coef = coef.unsqueeze(1)
+            weighted = diff * coef
+            fd = torch.dot(weighted.view(-1), diff.view(-1))  # sum of coef * diff^2
+            grad.mul_(ce_weight * ce_scale).add_(weighted, alpha=fd_weight * scale)
+            total = ce.mul_(-ce_weight * ce_scale).add_(fd, alpha=0.5 * fd_weight * scale)
         ctx.save_for_backward(grad, new, old, labels)
         ctx.graph = (hp, label_smoothing, *spec)  # type: ignore[attr-defined]
         return total

@@ -33,8 +33,8 @@ class PositiveCongruentLoss(_Configured):
     With a :class:`~graceful.losses.FocalDistillationLoss` term, ``reduction`` ``"mean"``
     or ``"sum"`` and a gradient to compute, the whole objective is one autograd node that
     returns its closed-form gradient (the same value and gradient as the unfused graph,
-    about a sixth less time per call on small models; higher derivatives go through the
-    unfused graph).
+    about a third less time per forward and backward on small models; higher derivatives
+    go through the unfused graph).
 
     Args:
         regression: the regression term, or ``None``.
