@@ -277,8 +277,10 @@ class _FusedFocalObjective(torch.autograd.Function):
         spec: tuple[float, str, str],
     ) -> torch.Tensor:
         n, n_classes = new.shape
-        scale = 1.0 / n if mean else 1.0  # folded into the scalar factors: fewer kernels
-        ce_scale = scale
+        # the reduction's 1/N (and the class mean of the scaled distance) are folded into
+        # the scalar factors below: fewer kernels
+        ce_scale = 1.0 / n if mean else 1.0
+        fd_scale = ce_scale
         # softmax and log-softmax from one exp (cheaper than the log_softmax kernel on
         # a few classes)
         log_p = new - new.amax(dim=1, keepdim=True)
@@ -296,41 +298,39 @@ class _FusedFocalObjective(torch.autograd.Function):
         )
         alpha, beta = float(hp["alpha"]), float(hp["beta"])  # type: ignore[arg-type]
         filter_, distance = hp["filter"], hp["distance"]
-        weight: torch.Tensor | float
+        weight: torch.Tensor | float  # per sample, or one number for every sample
+        column: torch.Tensor | float  # the weight against the (N, C) terms
         if filter_ == "all":
-            weight = alpha + beta
+            weight = column = alpha + beta
         else:
             mask = _old_right(old, labels)
             if filter_ == "negative_flip":
                 mask &= new.argmax(dim=1) != labels
             weight = mask.to(new.dtype).mul_(beta).add_(alpha)
+            column = weight.unsqueeze(1)
         if distance == "kl":
             t = float(hp["temperature"])  # type: ignore[arg-type]
             log_q_new = F.log_softmax(new / t, dim=1)
             log_q_old = F.log_softmax(old / t, dim=1)
             q_old = log_q_old.exp()
             dist = (q_old * (log_q_old - log_q_new)).sum(dim=1)
-            step = log_q_new.exp_().sub_(q_old)
+            step = log_q_new.exp_().sub_(q_old).mul_(column)
             if isinstance(weight, torch.Tensor):
-                step.mul_(weight.unsqueeze(1))
                 fd = torch.dot(weight, dist)
             else:
-                step.mul_(weight)
                 fd = dist.sum().mul_(weight)
-            grad.mul_(ce_weight * ce_scale).add_(step, alpha=fd_weight * t * scale)
-            total = ce.mul_(-ce_weight * ce_scale).add_(fd, alpha=fd_weight * t * t * scale)
+            grad.mul_(ce_weight * ce_scale).add_(step, alpha=fd_weight * t * fd_scale)
+            total = ce.mul_(-ce_weight * ce_scale).add_(fd, alpha=fd_weight * t * t * fd_scale)
         else:
             diff = new - old
-            coef = weight
+            coef = column
             if distance == "scaled_logit_matching":  # in units of the teacher's spread
-                coef = weight / _teacher_spread(old)
-                scale /= n_classes  # the mean over the classes
-            if isinstance(coef, torch.Tensor) and coef.ndim == 1:
-                coef = coef.unsqueeze(1)
+                coef = column / _teacher_spread(old)
+                fd_scale /= n_classes  # the mean over the classes
             weighted = diff * coef
             fd = torch.dot(weighted.view(-1), diff.view(-1))  # sum of coef * diff^2
-            grad.mul_(ce_weight * ce_scale).add_(weighted, alpha=fd_weight * scale)
-            total = ce.mul_(-ce_weight * ce_scale).add_(fd, alpha=0.5 * fd_weight * scale)
+            grad.mul_(ce_weight * ce_scale).add_(weighted, alpha=fd_weight * fd_scale)
+            total = ce.mul_(-ce_weight * ce_scale).add_(fd, alpha=0.5 * fd_weight * fd_scale)
         ctx.save_for_backward(grad, new, old, labels)
         ctx.graph = (hp, label_smoothing, *spec)  # type: ignore[attr-defined]
         return total
