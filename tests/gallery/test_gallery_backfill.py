@@ -72,6 +72,27 @@ def test_random_order_commits_in_plan_order(backend):
         np.testing.assert_array_equal(item.vector, new_vector([item.id])[0])
 
 
+def test_a_stale_list_never_plans_an_item_twice(backend):
+    # two workers read the ids not at v1 at once; one plans and moves them, then the
+    # other extends the plan from its stale list: moved and removed items stay out
+    g = make(backend, n=10)
+    stale = g.store.ids_not_at("v1")
+    g.store.extend_plan("job", "v1", {}, stale[:6])
+    positions, ids = g.store.pending("job")
+    g.backfill_batch("job", positions.tolist(), ids, new_vector, to_version="v1")
+    g.remove_ids([stale[0]])
+    g.store.extend_plan("job", "v1", {}, stale)
+    _, plan_ids, _ = g.store.plan("job")
+    assert plan_ids == stale[:6] + stale[6:]
+    g.store.extend_plan("job", "v1", {}, stale)  # the pending ones are not appended again
+    assert g.store.plan("job")[1] == plan_ids
+    # an item removed after it was done and added again under v0 is planned again
+    g.remove_ids([stale[1]])
+    g.add_with_ids(np.ones((1, DIM)), [stale[1]], version="v0")
+    g.store.extend_plan("job", "v1", {}, stale)
+    assert g.store.plan("job")[1] == [*plan_ids, stale[1]]
+
+
 def test_score_order_most_uncertain_first(backend):
     g = make(backend, n=60)
     rng = np.random.default_rng(5)

@@ -55,6 +55,7 @@ from .store import (
     VersionInfo,
     _changes,
     _missing,
+    _plan_additions,
     _row_bytes,
 )
 
@@ -782,7 +783,7 @@ class PostgresStore:
     def extend_plan(
         self, job: str, to_version: str, policy: Mapping[str, Any], ids: Sequence[str]
     ) -> int:
-        """Create the plan of ``job`` or append ``ids`` (those not pending there); its seq."""
+        """Create the plan of ``job`` or append ``ids`` (see SQLiteStore's); its seq."""
         with self._write("plan", len(ids)) as (cur, seq):
             self._require_version(cur, to_version, "to_version")
             row = cur.execute("SELECT to_version FROM plans WHERE job = %s", (job,)).fetchone()
@@ -800,13 +801,13 @@ class PostgresStore:
                 "SELECT COALESCE(MAX(pos) + 1, 0) FROM plan_items WHERE job = %s", (job,)
             ).fetchone()
             start = int(top[0]) if top else 0
-            pending = {
-                r[0]
-                for r in cur.execute(
-                    "SELECT id FROM plan_items WHERE job = %s AND done_seq IS NULL", (job,)
-                )
-            }
-            new = [i for i in ids if i not in pending]
+            planned: dict[str, bool] = {}
+            for id_, waiting in cur.execute(
+                "SELECT id, done_seq IS NULL FROM plan_items WHERE job = %s", (job,)
+            ):
+                planned[id_] = planned.get(id_, False) or bool(waiting)
+            stored = {i: v for i, (_, v) in self._labels_of(cur, ids).items()}
+            new = _plan_additions(ids, to_version, stored, planned)
             with cur.copy("COPY plan_items (job, pos, id) FROM STDIN") as copy:
                 for i, id_ in enumerate(new):
                     copy.write_row((job, start + i, id_))

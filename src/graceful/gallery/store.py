@@ -300,7 +300,7 @@ class GalleryStore(Protocol):
     def extend_plan(
         self, job: str, to_version: str, policy: Mapping[str, Any], ids: Sequence[str]
     ) -> int:
-        """Create the plan of ``job`` or append ``ids`` (not pending there) to it; its seq."""
+        """Create the plan of ``job`` or append ``ids`` (not pending, not yet moved); its seq."""
         ...
 
     def plan(self, job: str) -> tuple[npt.NDArray[np.int64], list[str], npt.NDArray[np.int64]]:
@@ -386,6 +386,26 @@ def _changes(
     obj[:] = list(ids)
     upserts = {version: (labels, obj, vectors)} if len(ids) else {}
     return Changes(seq, np.zeros(0, np.int64), upserts)
+
+
+def _plan_additions(
+    ids: Sequence[str], to_version: str, stored: Mapping[str, str], planned: Mapping[str, bool]
+) -> list[str]:
+    """The ``ids`` a plan extension appends, judged inside the write that appends them.
+
+    ``stored``: each stored id's version; ``planned``: each id already in the plan, ``True``
+    when one of its positions is still pending. An id is left out when it is pending, when
+    it is already under ``to_version``, or when it was planned before and is gone since: a
+    caller's list may be stale (read before another worker planned and moved the same
+    items), and appending those would plan an item twice.
+    """
+    return [
+        i
+        for i in ids
+        if not planned.get(i, False)
+        and stored.get(i) != to_version
+        and not (i in planned and i not in stored)
+    ]
 
 
 def _missing(ids: Sequence[str], found: Mapping[str, Any]) -> None:
@@ -1098,8 +1118,9 @@ class SQLiteStore:
     ) -> int:
         """Create the plan of ``job`` or append ``ids`` to it; return the write's seq.
 
-        Ids already pending in the plan are not appended again, so that two workers that
-        extend one plan at once never plan an item twice.
+        Ids already pending in the plan, already under ``to_version``, or planned before and
+        removed since are not appended, so that two workers that extend one plan from
+        stale lists never plan an item twice.
 
         Example:
             >>> s = SQLiteStore(":memory:")
@@ -1126,13 +1147,13 @@ class SQLiteStore:
             start = cur.execute(
                 "SELECT COALESCE(MAX(pos) + 1, 0) FROM plan_items WHERE job=?", (job,)
             ).fetchone()[0]
-            pending = {
-                r[0]
-                for r in cur.execute(
-                    "SELECT id FROM plan_items WHERE job=? AND done_seq IS NULL", (job,)
-                )
-            }
-            new = [i for i in ids if i not in pending]
+            planned: dict[str, bool] = {}
+            for id_, waiting in cur.execute(
+                "SELECT id, done_seq IS NULL FROM plan_items WHERE job=?", (job,)
+            ):
+                planned[id_] = planned.get(id_, False) or bool(waiting)
+            stored = {i: v for i, (_, v) in self._labels_of(cur, ids).items()}
+            new = _plan_additions(ids, to_version, stored, planned)
             cur.executemany(
                 "INSERT INTO plan_items (job, pos, id) VALUES (?, ?, ?)",
                 ((job, start + i, id_) for i, id_ in enumerate(new)),
