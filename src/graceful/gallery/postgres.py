@@ -801,13 +801,11 @@ class PostgresStore:
                 "SELECT COALESCE(MAX(pos) + 1, 0) FROM plan_items WHERE job = %s", (job,)
             ).fetchone()
             start = int(top[0]) if top else 0
-            planned: dict[str, bool] = {}
-            for id_, waiting in cur.execute(
-                "SELECT id, done_seq IS NULL FROM plan_items WHERE job = %s", (job,)
-            ):
-                planned[id_] = planned.get(id_, False) or bool(waiting)
             stored = {i: v for i, (_, v) in self._labels_of(cur, ids).items()}
-            new = _plan_additions(ids, to_version, stored, planned)
+            rows = cur.execute(
+                "SELECT id, done_seq IS NULL FROM plan_items WHERE job = %s", (job,)
+            ).fetchall()
+            new = _plan_additions(ids, to_version, stored, rows)
             with cur.copy("COPY plan_items (job, pos, id) FROM STDIN") as copy:
                 for i, id_ in enumerate(new):
                     copy.write_row((job, start + i, id_))

@@ -22,7 +22,7 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -389,16 +389,22 @@ def _changes(
 
 
 def _plan_additions(
-    ids: Sequence[str], to_version: str, stored: Mapping[str, str], planned: Mapping[str, bool]
+    ids: Sequence[str],
+    to_version: str,
+    stored: Mapping[str, str],
+    plan_rows: Iterable[tuple[str, Any]],
 ) -> list[str]:
     """The ``ids`` a plan extension appends, judged inside the write that appends them.
 
-    ``stored``: each stored id's version; ``planned``: each id already in the plan, ``True``
-    when one of its positions is still pending. An id is left out when it is pending, when
-    it is already under ``to_version``, or when it was planned before and is gone since: a
+    ``stored``: each stored id's version; ``plan_rows``: ``(id, pending)`` for each of the
+    plan's positions. An id is left out when one of its positions is pending, when it is
+    already under ``to_version``, or when it was planned before and is gone since: a
     caller's list may be stale (read before another worker planned and moved the same
     items), and appending those would plan an item twice.
     """
+    planned: dict[str, bool] = {}
+    for id_, waiting in plan_rows:
+        planned[id_] = planned.get(id_, False) or bool(waiting)
     return [
         i
         for i in ids
@@ -1147,13 +1153,9 @@ class SQLiteStore:
             start = cur.execute(
                 "SELECT COALESCE(MAX(pos) + 1, 0) FROM plan_items WHERE job=?", (job,)
             ).fetchone()[0]
-            planned: dict[str, bool] = {}
-            for id_, waiting in cur.execute(
-                "SELECT id, done_seq IS NULL FROM plan_items WHERE job=?", (job,)
-            ):
-                planned[id_] = planned.get(id_, False) or bool(waiting)
             stored = {i: v for i, (_, v) in self._labels_of(cur, ids).items()}
-            new = _plan_additions(ids, to_version, stored, planned)
+            rows = cur.execute("SELECT id, done_seq IS NULL FROM plan_items WHERE job=?", (job,))
+            new = _plan_additions(ids, to_version, stored, rows)
             cur.executemany(
                 "INSERT INTO plan_items (job, pos, id) VALUES (?, ?, ?)",
                 ((job, start + i, id_) for i, id_ in enumerate(new)),
