@@ -801,7 +801,7 @@ class PostgresStore:
                 "SELECT COALESCE(MAX(pos) + 1, 0) FROM plan_items WHERE job = %s", (job,)
             ).fetchone()
             start = int(top[0]) if top else 0
-            stored = {i: v for i, (_, v) in self._labels_of(cur, ids).items()}
+            stored = self._labels_of(cur, ids)
             rows = cur.execute(
                 "SELECT id, done_seq IS NULL FROM plan_items WHERE job = %s", (job,)
             ).fetchall()

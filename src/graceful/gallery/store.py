@@ -391,16 +391,16 @@ def _changes(
 def _plan_additions(
     ids: Sequence[str],
     to_version: str,
-    stored: Mapping[str, str],
+    stored: Mapping[str, tuple[int, str]],
     plan_rows: Iterable[tuple[str, Any]],
 ) -> list[str]:
     """The ``ids`` a plan extension appends, judged inside the write that appends them.
 
-    ``stored``: each stored id's version; ``plan_rows``: ``(id, pending)`` for each of the
-    plan's positions. An id is left out when one of its positions is pending, when it is
-    already under ``to_version``, or when it was planned before and is gone since: a
-    caller's list may be stale (read before another worker planned and moved the same
-    items), and appending those would plan an item twice.
+    ``stored``: ``(label, version)`` of each stored id (``_labels_of``); ``plan_rows``:
+    ``(id, pending)`` for each of the plan's positions. An id is left out when one of its
+    positions is pending, when it is already under ``to_version``, or when it was planned
+    before and is gone since: a caller's list may be stale (read before another worker
+    planned and moved the same items), and appending those would plan an item twice.
     """
     planned: dict[str, bool] = {}
     for id_, waiting in plan_rows:
@@ -409,7 +409,7 @@ def _plan_additions(
         i
         for i in ids
         if not planned.get(i, False)
-        and stored.get(i) != to_version
+        and (i not in stored or stored[i][1] != to_version)
         and not (i in planned and i not in stored)
     ]
 
@@ -1153,7 +1153,7 @@ class SQLiteStore:
             start = cur.execute(
                 "SELECT COALESCE(MAX(pos) + 1, 0) FROM plan_items WHERE job=?", (job,)
             ).fetchone()[0]
-            stored = {i: v for i, (_, v) in self._labels_of(cur, ids).items()}
+            stored = self._labels_of(cur, ids)
             rows = cur.execute("SELECT id, done_seq IS NULL FROM plan_items WHERE job=?", (job,))
             new = _plan_additions(ids, to_version, stored, rows)
             cur.executemany(
