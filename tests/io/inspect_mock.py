@@ -1,7 +1,7 @@
 """Real Inspect logs written by inspect-ai's built-in ``mockllm/model``, offline.
 
-:func:`write_logs` needs inspect-ai (not a dependency of graceful: install it to run the
-test that uses it, ``pip install inspect-ai``); :func:`right` does not. The mock model
+:func:`write_logs` needs inspect-ai (not a dependency of graceful's reader, but part of
+the ``dev`` install that ``make test`` uses); :func:`right` does not. The mock model
 answers item ``i`` right when a hash of ``(version, i)`` says so, so an old and a new run
 differ item by item; the
 ``partial`` scorer gives Inspect's partial credit ``"P"``; with ``fail`` the new model fails

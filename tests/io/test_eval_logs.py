@@ -221,7 +221,7 @@ def test_a_zstd_log_without_zstandard_names_the_extra(monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["eval", "json"])
 def test_logs_written_now_by_inspect_ai_mockllm(tmp_path, kind):
-    pytest.importorskip("inspect_ai")
+    pytest.importorskip("inspect_ai", reason="inspect-ai is part of make test's install (dev)")
     from tests.io.inspect_mock import write_logs
 
     n = 30
